@@ -1,0 +1,54 @@
+"""Exceptions raised by bregmod.
+
+Every error carries a message that says what was wrong and, where possible, what to change.
+"""
+
+from __future__ import annotations
+
+
+class BregmodError(Exception):
+    """Base class of all bregmod-specific errors."""
+
+
+class ShapeError(BregmodError, ValueError):
+    """Inconsistent shapes (between layers, between data and network, ...)."""
+
+
+class DomainError(BregmodError, ValueError):
+    """A value lies outside the domain of Ψ (or of a regulariser), e.g. a negative ReLU target."""
+
+
+class NotAdmissibleError(BregmodError, ValueError):
+    """A function is not an admissible activation (not a proximal map)."""
+
+
+class NoDCPFormError(BregmodError, NotImplementedError):
+    """An activation or regulariser has no DCP-compliant CVXPY form."""
+
+
+class NotCertifiedError(BregmodError):
+    """The convexity certificate failed, so the exact (convex) solver refuses the problem."""
+
+
+class AdjointError(BregmodError):
+    """An operator failed the randomized adjoint dot-test."""
+
+
+class SolverError(BregmodError):
+    """A solver could not produce a trustworthy answer."""
+
+
+def describe_entries(mask, values, limit: int = 5) -> str:
+    """Describe the entries selected by a boolean ``mask`` for an error message.
+
+    Returns e.g. ``"3 entries, first at indices [(0, 2), (1, 4)] with values [-0.5, -1.0]"``.
+    """
+    import numpy as np
+
+    mask = np.asarray(mask, dtype=bool)
+    values = np.asarray(values)
+    idx = np.argwhere(mask)[:limit]
+    count = int(mask.sum())
+    shown = [tuple(int(i) for i in row) if len(row) != 1 else int(row[0]) for row in idx]
+    vals = [float(values[tuple(row)]) for row in idx]
+    return f"{count} entr{'y' if count == 1 else 'ies'}, first at indices {shown} with values {vals}"
