@@ -1,0 +1,759 @@
+"""Convexity certificates for the lifted inversion energy (MATH.md §5).
+
+The lifted energy is
+
+    E_Ψ^ρ(u, z) = λ/2 ‖K u + c − f‖² + B_Ψ(z, W u + b) + χ_{=0}(M u − V z) + ρ/2 ‖M u − V z‖²,
+
+with B_Ψ(z, x) = ½‖z‖² + Ψ(z) + Φ*(x) − ⟨z, x⟩. Everything in it is convex except the
+bilinear −⟨z, W u⟩, and :func:`certify` checks one of two sufficient conditions:
+
+``method="paper"`` (Wang & Benning; needs V = Wᵀ)
+    Q := λ KᵀK − ρ⁻¹ I − M − Mᵀ ⪰ 0 on the u-space. With V = Wᵀ and a = M Δu − V Δz,
+    −2⟨Δz, W Δu⟩ = −2⟨M Δu − a, Δu⟩ ≥ −Δuᵀ(M + Mᵀ)Δu − ρ‖a‖² − ρ⁻¹‖Δu‖², and the ρ‖a‖²
+    is paid by the penalty term.
+``method="exact"`` (any V, tighter)
+    H₀ = [[λ KᵀK, −Wᵀ], [−W, I]] ⪰ 0 on the feasible subspace {(u, z) : M u = V z}, i.e.
+    Nᵀ H₀ N ⪰ 0 for an orthonormal basis N of ker A, A = [M, −V]. It does not depend on ρ.
+    When it holds, the certificate also gives μ with H₀ + μ AᵀA ⪰ 0 (Finsler), which the
+    backends use to write ½ xᵀ(H₀ + μ AᵀA)x as a convex smooth term.
+
+On {M u = V z} and with V = Wᵀ, xᵀH₀x = Δuᵀ(Q + ρ⁻¹I)Δu + ‖Δz‖², so the paper certificate
+implies the exact one.
+
+Tolerance policy: a form is certified when its smallest eigenvalue is ≥ −tol with
+tol = c · n · eps · scale, c = :data:`TOL_FACTOR`, n the dimension of the form and ``scale``
+an upper bound of its norm (λ‖K‖² + ρ⁻¹ + 2‖M‖ for Q, max(λ‖K‖², 1) + ‖W‖ for H₀), so
+rounding noise on a PSD form (an eigenvalue of −1e−16) passes while a genuinely indefinite
+form (smallest eigenvalue ≪ −tol) never does. An explicit ``tol`` replaces it.
+
+Depth dependence of the talk's residual example u_j = u_{j−1} + W_jᵀ prox(W_j u_{j−1} + b_j)
+(N(u₀) = u_L, so K = [0 … 0 I]): Q = T ⊗ I with T = tridiag(−1, 2, −1) − ρ⁻¹I of size L + 1
+whose last diagonal entry is λ instead of 2. At λ = 1 the smallest eigenvalue of λKᵀK − M − Mᵀ
+is 4 sin²(π / (2(2L + 3))), so the smallest certifying ρ is its inverse, independent of the
+weights and of the width:
+
+    ======  ==============
+    depth   smallest ρ
+    ======  ==============
+    1       2.618
+    2       5.049
+    5       17.21
+    10      53.68
+    20      187.4
+    ======  ==============
+
+(about 0.41 (L + 1.5)²; MATH.md's "ρ ≳ 10³ at depth 20" is sufficient but not necessary).
+The quadratic form of λKᵀK − M − Mᵀ is x₀² + Σ_j (x_j − x_{j+1})² + (λ − 1) x_L², whose minimum
+at x_L = 1 is 1/(L + 1) + λ − 1, so for λ ≤ L/(L + 1) no ρ certifies. The exact certificate
+is much weaker a requirement here: on {M u = V z} with V = Wᵀ the sum telescopes to
+xᵀH₀x = (λ − 1)‖u_L‖² + ‖u₀‖² + Σ_j ‖W_jᵀ z_j‖² + ‖z‖², positive for every λ ≥ 1, every ρ
+and all weights.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+from bregmod._checks import positive_scalar
+from bregmod.errors import SolverError
+from bregmod.lifted import LiftedNetwork
+from bregmod.operators import BlockOperator, IdentityOperator, Operator
+
+__all__ = [
+    "DENSE_LIMIT",
+    "METHODS",
+    "SEARCH_LIMIT",
+    "TOL_FACTOR",
+    "Certificate",
+    "Threshold",
+    "certify",
+    "smallest_lambda",
+    "smallest_rho",
+]
+
+#: The certificate methods accepted by :func:`certify`.
+METHODS = ("exact", "paper")
+#: The factor c of the default tolerance tol = c · n · eps · scale.
+TOL_FACTOR = 10.0
+#: Largest dimension handled with dense eigenvalue decompositions (unless structure is found).
+DENSE_LIMIT = 2000
+#: Largest value of λ or ρ tried by :func:`smallest_lambda` / :func:`smallest_rho`.
+SEARCH_LIMIT = 1e12
+
+_FORMULAS = {
+    "paper": "Q = λKᵀK − ρ⁻¹I − M − Mᵀ ⪰ 0",
+    "exact": "H₀ = [[λKᵀK, −Wᵀ], [−W, I]] ⪰ 0 on {M u = V z}",
+}
+_SCALES = {"paper": "λ‖K‖² + ρ⁻¹ + 2‖M‖", "exact": "max(λ‖K‖², 1) + ‖W‖"}
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Outcome of a convexity check of the lifted energy E_Ψ^ρ (see the module docstring).
+
+    ``bool(certificate)`` is ``certificate.certified``.
+
+    Attributes
+    ----------
+    method : str
+        ``"paper"`` (Q ⪰ 0) or ``"exact"`` (H₀ ⪰ 0 on {M u = V z}).
+    certified : bool
+        True iff ``min_eig >= -tolerance``: the energy is convex for these λ, ρ.
+    min_eig : float
+        The smallest eigenvalue of the checked form (of Q, or of Nᵀ H₀ N with N orthonormal,
+        i.e. the minimum of xᵀH₀x / ‖x‖² over the feasible subspace).
+    tolerance : float
+        The absolute tolerance used.
+    scale : float
+        Upper bound of the norm of the form (λ‖K‖² + ρ⁻¹ + 2‖M‖ for Q,
+        max(λ‖K‖², 1) + ‖W‖ for H₀).
+    tol_policy : str
+        ``"relative"`` (tolerance = tol_factor · dimension · eps · scale) or ``"absolute"``
+        (given by the caller).
+    tol_factor : float or None
+        The factor c of the relative policy (None for an absolute tolerance).
+    dimension : int
+        The dimension n of the form (n_u for Q, n_u + n_z for H₀).
+    solver : str
+        How the smallest eigenvalue was computed.
+    lam, rho : float
+        The weights checked.
+    witness : ndarray or None
+        On failure, a unit direction along which the quadratic part decreases: the stacked
+        u-vector (paper) or the stacked (u, z)-vector (exact, feasible: M u = V z).
+    witness_block : str or None
+        Name of the u- or z-block holding most of the witness' norm.
+    mu : float or None
+        Exact method only: a μ with H₀ + μ AᵀA ⪰ 0, A = [M, −V] (twice the smallest such μ,
+        0 when H₀ ⪰ 0 already); None when not certified, not computed or nonexistent.
+    mu_min : float or None
+        The smallest μ ≥ 0 with H₀ + μ AᵀA ⪰ 0 (same availability as ``mu``).
+    mu_note : str
+        Why ``mu`` is what it is.
+    advice : str
+        What to change when the check fails (empty when certified).
+    """
+
+    method: str
+    certified: bool
+    min_eig: float
+    tolerance: float
+    scale: float
+    tol_policy: str
+    tol_factor: float | None
+    dimension: int
+    solver: str
+    lam: float
+    rho: float
+    witness: np.ndarray | None = field(default=None, repr=False)
+    witness_block: str | None = None
+    mu: float | None = None
+    mu_min: float | None = None
+    mu_note: str = ""
+    advice: str = ""
+
+    def __bool__(self) -> bool:
+        return self.certified
+
+    def explain(self) -> str:
+        """A human-readable account: what was checked, the result and what to change."""
+        checked = (
+            f"Checked {_FORMULAS[self.method]} (method '{self.method}') at "
+            f"λ = {self.lam:g}, ρ = {self.rho:g}, dimension {self.dimension}, "
+            f"smallest eigenvalue by {self.solver}."
+        )
+        if self.tol_policy == "relative":
+            policy = (
+                f"tolerance = {self.tol_factor:g}·n·eps·scale = {self.tolerance:.3g} with "
+                f"scale = {_SCALES[self.method]} ≤ {self.scale:.4g}"
+            )
+        else:
+            policy = f"tolerance = {self.tolerance:.3g} (given by the caller)"
+        verdict = "CERTIFIED: the lifted energy is convex" if self.certified else "NOT certified"
+        relation = "≥" if self.certified else "<"
+        lines = [
+            checked,
+            f"Result: {verdict}. Smallest eigenvalue {self.min_eig:.6g} {relation} "
+            f"−tolerance ({policy}).",
+        ]
+        if self.method == "exact" and self.certified:
+            lines.append(f"Finsler weight: {self.mu_note}")
+        if not self.certified:
+            lines.append(
+                f"The quadratic part decreases along the witness direction, which lives mostly "
+                f"in block '{self.witness_block}'."
+            )
+            lines.append(f"To certify: {self.advice}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Result of :func:`smallest_lambda` / :func:`smallest_rho`.
+
+    Attributes
+    ----------
+    parameter : str
+        ``"lam"`` or ``"rho"``.
+    method : str
+        The certificate method.
+    value : float or None
+        The smallest certifying value (to relative accuracy ``rtol``; the infimum 0 when every
+        positive value certifies), or None when no value up to the search limit certifies.
+    reason : str
+        How ``value`` was found, or why none exists.
+    certificate : Certificate
+        The certificate at ``value`` (certified), or at the largest value tried (failed).
+    """
+
+    parameter: str
+    method: str
+    value: float | None
+    reason: str
+    certificate: Certificate = field(repr=False)
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def _check_lifted(lifted) -> LiftedNetwork:
+    if not isinstance(lifted, LiftedNetwork):
+        raise TypeError(f"expected a LiftedNetwork (from net.lift()), got {type(lifted).__name__}")
+    return lifted
+
+
+def _check_method(method) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown certificate method {method!r}; choose one of {METHODS}")
+    return method
+
+
+def _nonnegative(value, name: str) -> float:
+    """``value`` as a float, raising ``ValueError`` unless it is finite and ≥ 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number ≥ 0, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {number}")
+    return number
+
+
+def _check_lam(lam) -> float:
+    return _nonnegative(lam, "lam (the data weight λ)")
+
+
+def _check_tol(tol) -> float | None:
+    return None if tol is None else _nonnegative(tol, "tol (absolute eigenvalue tolerance)")
+
+
+def _check_dense_limit(dense_limit) -> int:
+    if isinstance(dense_limit, bool) or not isinstance(dense_limit, (int, np.integer)):
+        raise ValueError(f"dense_limit must be an integer ≥ 0, got {dense_limit!r}")
+    if dense_limit < 0:
+        raise ValueError(f"dense_limit must be an integer ≥ 0, got {dense_limit}")
+    return int(dense_limit)
+
+
+# --- the quadratic forms ---------------------------------------------------------------------
+
+
+def _identity_pattern(op: Operator) -> tuple[np.ndarray, int] | None:
+    """(S, n) with op = S ⊗ I_n, when op is a grid of zero / IdentityOperator(n, s) blocks."""
+    if isinstance(op, IdentityOperator):
+        return np.array([[op.scale]]), op.shape[0]
+    if not isinstance(op, BlockOperator):
+        return None
+    sizes = {s.stop - s.start for s in op.row_slices + op.col_slices}
+    if len(sizes) != 1:
+        return None
+    pattern = np.zeros((len(op.row_slices), len(op.col_slices)))
+    for i, row in enumerate(op.blocks):
+        for j, block in enumerate(row):
+            if block is None or block.is_zero:
+                continue
+            if not isinstance(block, IdentityOperator):
+                return None
+            pattern[i, j] = block.scale
+    return pattern, sizes.pop()
+
+
+class _Form(ABC):
+    """The quadratic form of one method for one network, precomputed for repeated (λ, ρ)."""
+
+    method: str
+    dimension: int
+    solver: str
+
+    @abstractmethod
+    def smallest(self, lam: float, rho: float) -> tuple[float, np.ndarray]:
+        """Smallest eigenvalue and a unit eigenvector (in the stacked u or (u, z) space)."""
+
+    @abstractmethod
+    def scale(self, lam: float, rho: float) -> float:
+        """Upper bound of the norm of the form at (λ, ρ)."""
+
+    def kernel_min(self, rho: float) -> float | None:
+        """Smallest eigenvalue of the form on ker K (where λ has no effect; +inf if ker K = 0).
+
+        This is the limit λ → ∞ of the smallest eigenvalue, computed without forming λKᵀK.
+        None when not available (matrix-free forms).
+        """
+        return None
+
+
+def _min_on(basis: np.ndarray, form: np.ndarray) -> float:
+    """Smallest eigenvalue of basisᵀ form basis (+inf for an empty basis)."""
+    if basis.shape[1] == 0:
+        return math.inf
+    return float(sla.eigh(basis.T @ form @ basis, eigvals_only=True, subset_by_index=[0, 0])[0])
+
+
+class _PaperForm(_Form):
+    """Q(λ, ρ) = λ KᵀK − ρ⁻¹ I − M − Mᵀ on ℝ^{n_u}."""
+
+    method = "paper"
+
+    def __init__(self, lifted: LiftedNetwork) -> None:
+        self.dimension = lifted.n_u
+        self.norm_K = lifted.K.norm_bound()
+        self.norm_M = lifted.M.norm_bound()
+
+    def scale(self, lam: float, rho: float) -> float:
+        return lam * self.norm_K**2 + 1.0 / rho + 2.0 * self.norm_M
+
+
+class _PaperMatrix(_PaperForm):
+    """Q = T ⊗ I_n with T = λ KₛᵀKₛ − ρ⁻¹I − Mₛ − Mₛᵀ for small dense Kₛ, Mₛ.
+
+    n = 1 is the dense case (Kₛ = K, Mₛ = M); n > 1 the residual case where K and M are grids
+    of identity blocks (K = Kₛ ⊗ I_n, M = Mₛ ⊗ I_n) and the witness is t ⊗ e, e = 1/√n.
+    """
+
+    def __init__(self, lifted: LiftedNetwork, K_s: np.ndarray, M_s: np.ndarray, n: int) -> None:
+        super().__init__(lifted)
+        self.n = n
+        self.KtK = K_s.T @ K_s
+        self.sym_M = M_s + M_s.T
+        self.ker_K = sla.null_space(K_s)
+        size = M_s.shape[0]
+        self.solver = (
+            "dense eigh (LAPACK)"
+            if n == 1
+            else f"scalar {size}×{size} pattern T with Q = T ⊗ I_{n} (identity blocks; eigh of T)"
+        )
+
+    def smallest(self, lam, rho):
+        T = lam * self.KtK - self.sym_M - np.eye(self.sym_M.shape[0]) / rho
+        theta, t = sla.eigh(T, subset_by_index=[0, 0])
+        if self.n == 1:
+            return float(theta[0]), t[:, 0]
+        return float(theta[0]), np.kron(t[:, 0], np.full(self.n, 1.0 / math.sqrt(self.n)))
+
+    def kernel_min(self, rho):
+        return _min_on(self.ker_K, -self.sym_M) - 1.0 / rho
+
+
+class _PaperOperator(_PaperForm):
+    """Q as a LinearOperator (large, unstructured K or M): Lanczos for its smallest eigenvalue."""
+
+    solver = "eigsh (ARPACK Lanczos, which='SA'; iterative, not a proof)"
+
+    def __init__(self, lifted: LiftedNetwork) -> None:
+        super().__init__(lifted)
+        self.K = lifted.K
+        self.M = lifted.M
+
+    def smallest(self, lam, rho):
+        K, M = self.K, self.M
+
+        def matvec(x):
+            x = np.ravel(x)
+            Mx = M.apply(x)
+            return lam * K.apply_adjoint(K.apply(x)) - x / rho - Mx - M.apply_adjoint(x)
+
+        Q = LinearOperator((self.dimension,) * 2, matvec=matvec, dtype=np.float64)
+        v0 = np.random.default_rng(0).standard_normal(self.dimension)
+        try:
+            theta, vec = eigsh(Q, k=1, which="SA", v0=v0)
+        except ArpackNoConvergence as exc:
+            raise SolverError(
+                f"eigsh did not converge on Q (n = {self.dimension}): {exc}; "
+                "pass a larger dense_limit to use a dense decomposition"
+            ) from None
+        return float(theta[0]), vec[:, 0] / np.linalg.norm(vec[:, 0])
+
+
+class _ExactDense(_Form):
+    """Nᵀ H₀(λ) N = λ (K N_u)ᵀ(K N_u) + Nᵀ H_c N with N an orthonormal basis of ker [M, −V]."""
+
+    method = "exact"
+    solver = "orthonormal null-space basis of [M, −V] (SVD) + dense eigh (LAPACK)"
+
+    def __init__(self, lifted: LiftedNetwork) -> None:
+        n_u, n_z = lifted.n_u, lifted.n_z
+        self.dimension = n_u + n_z
+        self.norm_K = lifted.K.norm_bound()
+        self.norm_W = lifted.W.norm_bound()
+        K = lifted.K.to_dense()
+        W = lifted.W.to_dense()
+        self.A = np.hstack([lifted.M.to_dense(), -lifted.V.to_dense()])
+        self.N = sla.null_space(self.A)
+        if self.N.shape[1] == 0:
+            raise ValueError(
+                "the constraint M u = V z admits only (u, z) = 0; the lifted network is degenerate"
+            )
+        self.E = sla.block_diag(K.T @ K, np.zeros((n_z, n_z)))
+        self.H_c = np.block([[np.zeros((n_u, n_u)), -W.T], [-W, np.eye(n_z)]])
+        KN = K @ self.N[:n_u]
+        self.R_lam = KN.T @ KN
+        self.R_c = self.N.T @ self.H_c @ self.N
+        self.ker_KN = sla.null_space(KN)
+
+    def scale(self, lam, rho):
+        return max(lam * self.norm_K**2, 1.0) + self.norm_W
+
+    def smallest(self, lam, rho):
+        theta, vec = sla.eigh(lam * self.R_lam + self.R_c, subset_by_index=[0, 0])
+        return float(theta[0]), self.N @ vec[:, 0]
+
+    def kernel_min(self, rho):
+        return _min_on(self.ker_KN, self.R_c)
+
+    def finsler_mu(self, lam: float, tol: float) -> tuple[float | None, str]:
+        """Smallest μ ≥ 0 with H₀ + μ AᵀA ⪰ 0, or None with the reason.
+
+        With x = N a + R r (R an orthonormal basis of range Aᵀ, S = Rᵀ AᵀA R ≻ 0),
+        H₀ + μAᵀA ⪰ 0 iff the restricted form H_NN ⪰ 0, H_RN vanishes on ker H_NN and
+        H_RR − H_RN H_NN⁺ H_NR + μ S ⪰ 0 (Schur complement); μ_min is the largest eigenvalue
+        of the pencil (−(H_RR − H_RN H_NN⁺ H_NR), S), clipped at 0.
+        """
+        H0 = lam * self.E + self.H_c
+        R = sla.orth(self.A.T)
+        if R.shape[1] == 0:
+            return 0.0, "there are no constraints, H₀ itself is the checked form"
+        theta, U = sla.eigh(self.N.T @ H0 @ self.N)
+        H_RN = R.T @ H0 @ self.N
+        kernel = theta <= tol
+        coupling = np.linalg.norm(H_RN @ U[:, kernel], 2) if kernel.any() else 0.0
+        if coupling > tol:
+            return None, (
+                "no finite μ exists: the restricted form is singular and H₀ couples its kernel "
+                f"to constraint violations (coupling {coupling:.3g} > tolerance {tol:.3g}); "
+                "keep the constraint M u = V z as a hard constraint"
+            )
+        C = H_RN @ U[:, ~kernel]
+        schur = R.T @ H0 @ R - (C / theta[~kernel]) @ C.T
+        S = R.T @ self.A.T @ self.A @ R
+        mu_min = max(0.0, float(sla.eigh(-schur, S, eigvals_only=True)[-1]))
+        return mu_min, ""
+
+
+def _build_form(lifted: LiftedNetwork, method: str, dense_limit) -> _Form:
+    dense_limit = _check_dense_limit(dense_limit)
+    if method == "paper":
+        if not lifted.v_is_wt:
+            raise ValueError(
+                "method='paper' needs V = Wᵀ (pure residual layers u_j = u_{j−1} + W_jᵀ "
+                "prox(W_j u_{j−1} + b_j)); this network has V ≠ Wᵀ, use method='exact', "
+                "which is valid for any V"
+            )
+        K_pattern, M_pattern = _identity_pattern(lifted.K), _identity_pattern(lifted.M)
+        if K_pattern is not None and M_pattern is not None and K_pattern[1] == M_pattern[1]:
+            return _PaperMatrix(lifted, K_pattern[0], M_pattern[0], M_pattern[1])
+        if lifted.n_u <= dense_limit:
+            return _PaperMatrix(lifted, lifted.K.to_dense(), lifted.M.to_dense(), 1)
+        return _PaperOperator(lifted)
+    if lifted.n_u + lifted.n_z > dense_limit:
+        raise ValueError(
+            f"method='exact' uses dense linear algebra of size n_u + n_z = "
+            f"{lifted.n_u + lifted.n_z} > dense_limit = {dense_limit}; pass a larger "
+            "dense_limit (memory ~ 8 n² bytes) or use method='paper' when V = Wᵀ"
+        )
+    return _ExactDense(lifted)
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+
+def _witness_block(lifted: LiftedNetwork, method: str, witness: np.ndarray) -> str:
+    """Name of the u- (or z-) block carrying most of the witness' norm."""
+    blocks = [(blk.name, witness[blk.slice]) for blk in lifted.u_blocks]
+    if method == "exact":
+        z_part = witness[lifted.n_u :]
+        blocks += [(blk.name, z_part[blk.slice]) for blk in lifted.z_blocks]
+    return max(blocks, key=lambda item: float(np.linalg.norm(item[1])))[0]
+
+
+def _advice(lifted: LiftedNetwork, method: str, kernel_indefinite: bool) -> str:
+    """What to change after a failed check; ``kernel_indefinite``: the form is indefinite on
+    ker K, where λ has no effect."""
+    if method == "paper":
+        text = (
+            "increase ρ or λ (the smallest eigenvalue of Q grows with both; see smallest_rho "
+            "and smallest_lambda), or use method='exact', which is tighter"
+        )
+        if kernel_indefinite:
+            text += (
+                "; at this ρ, Q is indefinite on ker K (directions the output does not see), "
+                "where λ has no effect, so λ alone cannot help"
+            )
+        return text
+    if kernel_indefinite:
+        text = (
+            "no λ helps: H₀ is indefinite on feasible directions the output does not see "
+            "(ker K), and the exact check does not depend on ρ; change the architecture"
+        )
+    else:
+        text = "increase λ (the exact check does not depend on ρ; see smallest_lambda)"
+    if not lifted.v_is_wt:
+        text += ", e.g. use V = Wᵀ (pure residual layers)"
+    return text
+
+
+def _certificate(
+    lifted: LiftedNetwork, form: _Form, lam: float, rho: float, tol: float | None
+) -> Certificate:
+    min_eig, vector = form.smallest(lam, rho)
+    scale = form.scale(lam, rho)
+    if tol is None:
+        tolerance = TOL_FACTOR * form.dimension * np.finfo(np.float64).eps * scale
+        policy, factor = "relative", TOL_FACTOR
+    else:
+        tolerance, policy, factor = tol, "absolute", None
+    certified = bool(min_eig >= -tolerance)
+    common = dict(
+        method=form.method,
+        certified=certified,
+        min_eig=min_eig,
+        tolerance=tolerance,
+        scale=scale,
+        tol_policy=policy,
+        tol_factor=factor,
+        dimension=form.dimension,
+        solver=form.solver,
+        lam=lam,
+        rho=rho,
+    )
+    if not certified:
+        limit = form.kernel_min(rho)
+        return Certificate(
+            **common,
+            witness=vector,
+            witness_block=_witness_block(lifted, form.method, vector),
+            advice=_advice(lifted, form.method, limit is not None and limit < -tolerance),
+        )
+    if not isinstance(form, _ExactDense):
+        return Certificate(**common)
+    mu_min, reason = form.finsler_mu(lam, tolerance)
+    if mu_min is None:
+        return Certificate(**common, mu_note=reason)
+    note = (
+        f"μ = {2 * mu_min:.6g} = 2 μ_min, μ_min = {mu_min:.6g} the smallest μ ≥ 0 with "
+        "H₀ + μ AᵀA ⪰ 0 (Schur complement); ρ ≥ μ_min would make E convex even without "
+        "the hard constraint"
+    )
+    return Certificate(**common, mu=2 * mu_min, mu_min=mu_min, mu_note=note)
+
+
+def certify(
+    lifted: LiftedNetwork,
+    lam: float,
+    rho: float,
+    method: str = "exact",
+    tol: float | None = None,
+    *,
+    dense_limit: int = DENSE_LIMIT,
+) -> Certificate:
+    """Certify that the lifted energy E_Ψ^ρ is convex at (λ, ρ).
+
+    ``method="paper"``: Q = λKᵀK − ρ⁻¹I − M − Mᵀ ⪰ 0 (needs V = Wᵀ).
+    ``method="exact"``: H₀ = [[λKᵀK, −Wᵀ], [−W, I]] ⪰ 0 on {M u = V z} (any V; independent
+    of ρ), plus μ with H₀ + μ[M, −V]ᵀ[M, −V] ⪰ 0 when it holds.
+
+    The smallest eigenvalue is computed from a scalar pattern when K and M are grids of
+    identity blocks (residual networks: Q = T ⊗ I_n, T of size depth + 1), by dense ``eigh``
+    when the dimension is at most ``dense_limit``, and else by ``eigsh`` (paper only).
+
+    Parameters
+    ----------
+    lifted : LiftedNetwork
+        The compiled network (``net.lift()``).
+    lam : float
+        Data weight λ ≥ 0.
+    rho : float
+        Penalty weight ρ > 0.
+    method : {"exact", "paper"}
+        Which sufficient condition to check.
+    tol : float, optional
+        Absolute tolerance on the smallest eigenvalue; default c · n · eps · scale (see the
+        module docstring).
+    dense_limit : int
+        Largest dimension handled densely.
+
+    Returns
+    -------
+    Certificate
+
+    Raises
+    ------
+    ValueError
+        Bad λ, ρ, tol or method; ``method="paper"`` on a network with V ≠ Wᵀ; ``"exact"`` on
+        a network larger than ``dense_limit``.
+    TypeError
+        ``lifted`` is not a LiftedNetwork.
+    """
+    lifted = _check_lifted(lifted)
+    lam, rho = _check_lam(lam), positive_scalar(rho, "rho (the penalty weight ρ)")
+    method, tol = _check_method(method), _check_tol(tol)
+    return _certificate(lifted, _build_form(lifted, method, dense_limit), lam, rho, tol)
+
+
+def _search(
+    certify_at: Callable[[float], Certificate],
+    value_of: Callable[[Certificate], float],
+    rtol: float,
+) -> tuple[Certificate, bool]:
+    """Smallest certifying p in [1/SEARCH_LIMIT, SEARCH_LIMIT] for a criterion nondecreasing in p.
+
+    Brackets by factors of 10 from p = 1, then bisects geometrically down to relative width
+    ``rtol``. Returns (certificate at the certifying end, True), or (certificate at
+    SEARCH_LIMIT, False) when even that fails.
+    """
+    success = certify_at(1.0)
+    if success.certified:
+        fail = 0.1
+        while (trial := certify_at(fail)).certified:
+            success = trial
+            if fail <= 1.0 / SEARCH_LIMIT:
+                return success, True
+            fail /= 10
+    else:
+        p = 1.0
+        while not success.certified:
+            if p >= SEARCH_LIMIT:
+                return success, False
+            p = min(10 * p, SEARCH_LIMIT)
+            success = certify_at(p)
+        fail = p / 10
+    hi = value_of(success)
+    while hi - fail > rtol * hi:
+        mid = math.sqrt(fail * hi)
+        trial = certify_at(mid)
+        if trial.certified:
+            hi, success = mid, trial
+        else:
+            fail = mid
+    return success, True
+
+
+def smallest_lambda(
+    lifted: LiftedNetwork,
+    rho: float,
+    method: str = "exact",
+    *,
+    tol: float | None = None,
+    rtol: float = 1e-6,
+    dense_limit: int = DENSE_LIMIT,
+) -> Threshold:
+    """Smallest λ ≥ 0 for which :func:`certify` succeeds at the given ρ.
+
+    The smallest eigenvalue of Q (paper) and of Nᵀ H₀ N (exact) is nondecreasing in λ (λ
+    multiplies the PSD term KᵀK), so λ = 0 is tried first, then a bracket by factors of 10
+    up to 1e12 is bisected geometrically to relative accuracy ``rtol``.
+
+    Returns
+    -------
+    Threshold
+        ``value`` None (with the reason) when λ = 1e12 still fails, typically because the form
+        is indefinite on ker K, where λ has no effect.
+    """
+    lifted = _check_lifted(lifted)
+    rho, method = positive_scalar(rho, "rho (the penalty weight ρ)"), _check_method(method)
+    tol, rtol = _check_tol(tol), positive_scalar(rtol, "rtol")
+    form = _build_form(lifted, method, dense_limit)
+
+    def certify_at(lam: float) -> Certificate:
+        return _certificate(lifted, form, lam, rho, tol)
+
+    at_zero = certify_at(0.0)
+    if at_zero.certified:
+        return Threshold("lam", method, 0.0, "certified already at λ = 0", at_zero)
+    limit = form.kernel_min(rho)
+    if limit is not None and limit < -at_zero.tolerance:
+        reason = (
+            f"no λ certifies at ρ = {rho:g}: on ker K (directions the output does not see) λ has "
+            f"no effect, and there the form's smallest eigenvalue is {limit:.3g} < "
+            f"−{at_zero.tolerance:.3g}; the certificate returned is the one at λ = 0"
+        )
+        return Threshold("lam", method, None, reason, at_zero)
+    cert, found = _search(certify_at, lambda c: c.lam, rtol)
+    if found:
+        reason = f"bisection to relative accuracy {rtol:g} at ρ = {rho:g}"
+        return Threshold("lam", method, cert.lam, reason, cert)
+    reason = (
+        f"no λ ≤ {SEARCH_LIMIT:g} certifies at ρ = {rho:g}: at λ = {SEARCH_LIMIT:g} the smallest "
+        f"eigenvalue is {cert.min_eig:.3g} < −{cert.tolerance:.3g}; {cert.advice}"
+    )
+    return Threshold("lam", method, None, reason, cert)
+
+
+def smallest_rho(
+    lifted: LiftedNetwork,
+    lam: float,
+    method: str = "paper",
+    *,
+    tol: float | None = None,
+    rtol: float = 1e-6,
+    dense_limit: int = DENSE_LIMIT,
+) -> Threshold:
+    """Smallest ρ > 0 for which :func:`certify` succeeds at the given λ.
+
+    ``"paper"``: the smallest eigenvalue of Q = λKᵀK − M − Mᵀ − ρ⁻¹I increases with ρ, towards
+    that of P = λKᵀK − M − Mᵀ, so the threshold is 1/λ_min(P) when P ≻ 0 and does not exist
+    otherwise; it is found by a bracket of factors of 10 up to 1e12 and geometric bisection to
+    relative accuracy ``rtol``. ``"exact"``: the check does not depend on ρ, so either every
+    ρ > 0 certifies (value 0.0, the infimum) or none does (value None).
+
+    Returns
+    -------
+    Threshold
+    """
+    lifted = _check_lifted(lifted)
+    lam, method = _check_lam(lam), _check_method(method)
+    tol, rtol = _check_tol(tol), positive_scalar(rtol, "rtol")
+    form = _build_form(lifted, method, dense_limit)
+
+    def certify_at(rho: float) -> Certificate:
+        return _certificate(lifted, form, lam, rho, tol)
+
+    if method == "exact":
+        cert = certify_at(1.0)
+        if cert.certified:
+            reason = (
+                "the exact check does not depend on ρ (the penalty vanishes on M u = V z) and "
+                f"holds at λ = {lam:g}: every ρ > 0 certifies, 0 is the infimum"
+            )
+            return Threshold("rho", method, 0.0, reason, cert)
+        reason = (
+            f"no ρ certifies: the exact check does not depend on ρ and fails at λ = {lam:g}; "
+            f"{cert.advice}"
+        )
+        return Threshold("rho", method, None, reason, cert)
+    cert, found = _search(certify_at, lambda c: c.rho, rtol)
+    if found:
+        reason = f"bisection to relative accuracy {rtol:g} at λ = {lam:g}"
+        return Threshold("rho", method, cert.rho, reason, cert)
+    reason = (
+        f"no ρ ≤ {SEARCH_LIMIT:g} certifies at λ = {lam:g}: as ρ → ∞, Q tends to "
+        f"λKᵀK − M − Mᵀ, whose smallest eigenvalue ≈ {cert.min_eig + 1 / cert.rho:.3g} is not "
+        "positive; increase λ (see smallest_lambda)"
+    )
+    return Threshold("rho", method, None, reason, cert)
