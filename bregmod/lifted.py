@@ -1,0 +1,424 @@
+"""The compiler: a declared network in the compact lifted form (MATH.md §3).
+
+    N(u₀) = K u + c,   M u = V z,   z = prox_Ψ(W u + b)
+
+u = (u₀, u₁, …) stacks the layer states (u₀ the input), z the activation outputs. Layouts:
+
+- feed-forward layer j (``Dense``, ``Conv2d``): z_j = σ(W_j u_{j−1} + b_j) and the constraint
+  u_j = z_j (identity blocks in M and V); W_j at (z block j, u block j−1) of W;
+- residual layer j: z_j = σ(W_j u_{j−1} + b_j) and u_j − u_{j−1} = V_j z_j (−I, I in M).
+  A pure residual chain gets one more, zero, constraint row block aligned with u_L, so M is
+  square with −I on the block diagonal (but the last) and I on the block superdiagonal; when
+  every V_j = W_jᵀ the operator V *is* the adjoint of W (``v_is_wt``);
+- ``ShallowSum``: hidden state u₁ = σ(w u₀ + b) (one z block per run of equal activations),
+  output N(u₀) = cᵀ u₁;
+- a trailing affine ``Dense`` (``Identity`` activation) and the output of a trailing
+  ``ShallowSum`` are folded into K, c; otherwise K selects the last u block and c = 0.
+
+K, M, V, W are `BlockOperator` grids of the layers' own operators (matrices, matrix-free
+convolutions, ``IdentityOperator(n, ±1)``): no dense matrix of the whole problem is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from bregmod._checks import finite_array
+from bregmod.activations import Activation
+from bregmod.errors import ShapeError
+from bregmod.network import Layer, Network, Residual, _as_batch, _from_batch
+from bregmod.operators import BlockOperator, IdentityOperator, Operator, dot_test
+
+__all__ = ["Block", "LiftedNetwork", "lift"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A named block of a stacked vector: entries ``slice`` hold a state of ``shape``.
+
+    Attributes
+    ----------
+    name : str
+        For messages, e.g. ``"u2 (layer 2, Residual)"``.
+    shape : tuple of int
+        Shape of the state (e.g. ``(C, H, W)`` for images; ``()`` for a scalar).
+    slice : slice
+        Position in the flat stacked vector.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    slice: slice
+
+    @property
+    def size(self) -> int:
+        """Number of entries."""
+        return self.slice.stop - self.slice.start
+
+
+class _Step(NamedTuple):
+    """Bookkeeping of one compiled layer: its u and z blocks and whether it was folded."""
+
+    layer: Layer
+    u_blocks: range
+    z_blocks: range
+    folded: bool
+
+
+@dataclass(frozen=True, eq=False)
+class LiftedNetwork:
+    """The compiled compact form N(u₀) = K u + c, M u = V z, z = prox_Ψ(W u + b).
+
+    Attributes
+    ----------
+    K : Operator (n_out × n_u)
+    c : ndarray (n_out,)
+        Output map N(u₀) = K u + c.
+    M : Operator (n_c × n_u)
+    V : Operator (n_c × n_z)
+        Constraint M u = V z.
+    W : Operator (n_z × n_u)
+    b : ndarray (n_z,)
+        Pre-activations W u + b.
+    u_blocks, z_blocks, constraint_blocks : list of Block
+        Layout of u (u₀, the input, first), of z and of the rows of M and V.
+    activations : list of Activation
+        Ψ of each z block (aligned with ``z_blocks``).
+    v_is_wt : bool
+        True iff V = Wᵀ exactly (residual chains with V = Wᵀ); then V is ``W.H`` and M is
+        square (n_c == n_u).
+    input_shape, output_shape : tuple of int
+        Shapes of u₀ and N(u₀).
+
+    Notes
+    -----
+    Stacked vectors are flat; every method accepts one vector or a batch (leading axis).
+    """
+
+    K: Operator
+    c: np.ndarray
+    M: Operator
+    V: Operator
+    W: Operator
+    b: np.ndarray
+    u_blocks: list[Block]
+    z_blocks: list[Block]
+    activations: list[Activation]
+    constraint_blocks: list[Block]
+    v_is_wt: bool
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    _steps: tuple[_Step, ...] = field(repr=False)
+
+    @property
+    def n_u(self) -> int:
+        """Size of the stacked state u."""
+        return self.W.shape[1]
+
+    @property
+    def n_z(self) -> int:
+        """Size of z."""
+        return self.W.shape[0]
+
+    @property
+    def n_c(self) -> int:
+        """Number of constraint rows (rows of M and V)."""
+        return self.M.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        """Size of the output N(u₀)."""
+        return self.K.shape[0]
+
+    # ------------------------------------------------------------------ states
+    def forward(self, u0) -> tuple[np.ndarray, np.ndarray]:
+        """The feasible point of the forward pass: u = (u₀, u₁, …), z = prox_Ψ(W u + b).
+
+        It satisfies M u = V z, every Bregman term B_Ψ(z, W u + b) is zero, and
+        K u + c = N(u₀). Computed by the layers' own forward passes (not from K, M, V, W).
+
+        Parameters
+        ----------
+        u0 : array_like
+            Input of shape ``input_shape`` or ``(batch, *input_shape)``.
+
+        Returns
+        -------
+        u, z : ndarray
+            Shapes (n_u,), (n_z,), or (batch, n_u), (batch, n_z).
+        """
+        x, batched = _as_batch(u0, self.input_shape, "u0")
+        u = np.empty((x.shape[0], self.n_u))
+        z = np.empty((x.shape[0], self.n_z))
+        u[:, self.u_blocks[0].slice] = x
+        for step in self._steps:
+            evaluation = step.layer._evaluate(x, step.folded)
+            for k, value in zip(step.u_blocks, evaluation.u, strict=True):
+                u[:, self.u_blocks[k].slice] = value
+            for k, value in zip(step.z_blocks, evaluation.z, strict=True):
+                z[:, self.z_blocks[k].slice] = value
+            x = evaluation.out
+        return (u, z) if batched else (u[0], z[0])
+
+    def output(self, u) -> np.ndarray:
+        """N(u₀) = K u + c in ``output_shape`` (with the batch axis of ``u``, if any)."""
+        flat, batched = _as_batch(u, (self.n_u,), "u")
+        return _from_batch(self.K.apply(flat) + self.c, self.output_shape, batched)
+
+    def split_u(self, u) -> list[np.ndarray]:
+        """The blocks u₀, u₁, … of a stacked u, each in its state shape (batch axis kept)."""
+        return self._split(u, self.n_u, self.u_blocks, "u")
+
+    def split_z(self, z) -> list[np.ndarray]:
+        """The blocks of a stacked z, each in its shape (batch axis kept)."""
+        return self._split(z, self.n_z, self.z_blocks, "z")
+
+    @staticmethod
+    def _split(vector, size: int, blocks: list[Block], what: str) -> list[np.ndarray]:
+        flat, batched = _as_batch(vector, (size,), what)
+        return [_from_batch(flat[:, blk.slice], blk.shape, batched) for blk in blocks]
+
+    # ------------------------------------------------------------------ blockwise activations
+    def _z_space(self, x, what: str) -> tuple[np.ndarray, bool]:
+        return _as_batch(x, (self.n_z,), what)
+
+    def prox(self, x) -> np.ndarray:
+        """prox_Ψ(x) = (σ_k(x_k))_k blockwise; vector activations act on whole blocks."""
+        flat, batched = self._z_space(x, "x")
+        out = np.empty_like(flat)
+        for blk, activation in zip(self.z_blocks, self.activations, strict=True):
+            out[:, blk.slice] = activation.prox(flat[:, blk.slice])
+        return out if batched else out[0]
+
+    def prox_scaled(self, v, t) -> np.ndarray:
+        """prox_{tΨ}(v) = (prox_{t_k Ψ_k}(v_k))_k blockwise.
+
+        Parameters
+        ----------
+        v : array_like, shape (n_z,) or (batch, n_z)
+        t : float or array_like
+            Step t > 0: a scalar, or an array broadcastable to the shape of ``v`` (entrywise
+            steps); on a block with a vector activation the step must be constant.
+        """
+        flat, batched = self._z_space(v, "v")
+        t = finite_array(t, "prox step t")
+        if t.ndim:
+            try:
+                t = np.broadcast_to(t, flat.shape if batched else flat.shape[1:])
+            except ValueError:
+                raise ShapeError(
+                    f"prox step t of shape {t.shape} does not broadcast to v of shape {np.shape(v)}"
+                ) from None
+            t = t.reshape(-1, self.n_z)
+        out = np.empty_like(flat)
+        for blk, activation in zip(self.z_blocks, self.activations, strict=True):
+            step = t[:, blk.slice] if t.ndim else t
+            if t.ndim and activation.is_vector:
+                if np.ptp(step, axis=1).any():
+                    raise ValueError(
+                        f"prox step t must be constant on the block {blk.name} "
+                        f"({activation.name} is a vector activation)"
+                    )
+                step = step[:, :1]
+            out[:, blk.slice] = activation.prox_scaled(flat[:, blk.slice], step)
+        return out if batched else out[0]
+
+    def _per_block(self, flat: np.ndarray, term) -> np.ndarray:
+        """(batch, blocks) array of the sums of ``term(activation, block, values)`` per z block."""
+        sums = np.empty((flat.shape[0], len(self.z_blocks)))
+        for k, (blk, activation) in enumerate(zip(self.z_blocks, self.activations, strict=True)):
+            values = term(activation, blk, flat[:, blk.slice])
+            sums[:, k] = values.reshape(flat.shape[0], -1).sum(axis=1)
+        return sums
+
+    def psi(self, z) -> float | np.ndarray:
+        """Ψ(z) = Σ_k Ψ_k(z_k), +inf off dom Ψ; a float, or one value per batch item."""
+        flat, batched = self._z_space(z, "z")
+        total = self._per_block(flat, lambda activation, blk, zk: activation.psi(zk)).sum(axis=1)
+        return total if batched else float(total[0])
+
+    def phi_conj(self, x) -> float | np.ndarray:
+        """Φ*(x) = Σ_k Φ_k*(x_k), Φ_k = ½‖·‖² + Ψ_k; a float, or one value per batch item."""
+        flat, batched = self._z_space(x, "x")
+        total = self._per_block(flat, lambda activation, blk, xk: activation.phi_conj(xk))
+        return total.sum(axis=1) if batched else float(total.sum())
+
+    def bregman_per_block(self, z, x) -> np.ndarray:
+        """B_{Ψ_k}(z_k, x_k) for every z block k: shape (blocks,) or (batch, blocks).
+
+        Raises
+        ------
+        DomainError
+            If a block of ``z`` lies outside dom Ψ_k (the message names the block).
+        """
+        z_flat, batched = self._z_space(z, "z")
+        x_flat, _ = self._z_space(x, "x")
+        if np.shape(z) != np.shape(x):
+            raise ShapeError(
+                f"z and x must have the same shape, got {np.shape(z)} and {np.shape(x)}"
+            )
+
+        def term(activation: Activation, blk: Block, zk: np.ndarray) -> np.ndarray:
+            activation.check_domain(zk, what=f"block {blk.name}")
+            return activation.bregman_terms(zk, x_flat[:, blk.slice])
+
+        per_block = self._per_block(z_flat, term)
+        return per_block if batched else per_block[0]
+
+    def bregman(self, z, x) -> float | np.ndarray:
+        """B_Ψ(z, x) = Σ_k B_{Ψ_k}(z_k, x_k) ≥ 0, zero iff z = prox_Ψ(x).
+
+        A float, or one value per batch item.
+        """
+        per_block = self.bregman_per_block(z, x)
+        return per_block.sum(axis=-1) if per_block.ndim == 2 else float(per_block.sum())
+
+
+class _Builder:
+    """Collects blocks and operator entries while the layers lower themselves.
+
+    ``W[(z, u)]``, ``M[(row, u)]``, ``V[(row, z)]`` hold the operator blocks by block index;
+    ``K`` maps u block indices to the output map's blocks.
+    """
+
+    def __init__(self) -> None:
+        self.u_blocks: list[Block] = []
+        self.z_blocks: list[Block] = []
+        self.constraint_blocks: list[Block] = []
+        self.activations: list[Activation] = []
+        self.biases: list[np.ndarray] = []
+        self.W: dict[tuple[int, int], Operator] = {}
+        self.M: dict[tuple[int, int], Operator] = {}
+        self.V: dict[tuple[int, int], Operator] = {}
+        self.K: dict[int, Operator] = {}
+        self.c: np.ndarray | None = None
+
+    @staticmethod
+    def _append(blocks: list[Block], name: str, shape: tuple[int, ...]) -> int:
+        start = blocks[-1].slice.stop if blocks else 0
+        blocks.append(Block(name, tuple(shape), slice(start, start + int(np.prod(shape)))))
+        return len(blocks) - 1
+
+    @staticmethod
+    def u_ref(k: int) -> str:
+        """Short name of u block k: u₀ is the input."""
+        return f"u{k}"
+
+    @staticmethod
+    def z_ref(k: int) -> str:
+        """Short name of z block k, counted from 1 (z_j belongs to u_j in a chain)."""
+        return f"z{k + 1}"
+
+    def add_u(self, label: str, shape: tuple[int, ...]) -> int:
+        """Add the u block ``u<k> (label)``; return its index k."""
+        k = len(self.u_blocks)
+        return self._append(self.u_blocks, f"{self.u_ref(k)} ({label})", shape)
+
+    def add_z(
+        self, label: str, shape: tuple[int, ...], activation: Activation, bias: np.ndarray
+    ) -> int:
+        """Add a z block with its activation and bias (flat, its size); return its index."""
+        self.activations.append(activation)
+        self.biases.append(bias)
+        k = len(self.z_blocks)
+        return self._append(self.z_blocks, f"{self.z_ref(k)} ({label})", shape)
+
+    def add_constraint(self, name: str, size: int) -> int:
+        """Add a row block of M and V; return its index."""
+        return self._append(self.constraint_blocks, name, (size,))
+
+    def set_output(self, K: dict[int, Operator], c: np.ndarray) -> None:
+        """Fold an affine output map N(u₀) = Σ_k K[k] u_k + c."""
+        self.K = K
+        self.c = c
+
+
+def _assemble(
+    entries: dict[tuple[int, int], Operator], rows: list[Block], cols: list[Block]
+) -> BlockOperator:
+    grid = [[entries.get((i, j)) for j in range(len(cols))] for i in range(len(rows))]
+    return BlockOperator(grid, [blk.size for blk in rows], [blk.size for blk in cols])
+
+
+def lift(network: Network, check_adjoint: bool = True) -> LiftedNetwork:
+    """Compile a network into N(u₀) = K u + c, M u = V z, z = prox_Ψ(W u + b) (MATH.md §3).
+
+    Parameters
+    ----------
+    network : Network
+        A layer or a ``Sequential``.
+    check_adjoint : bool, optional
+        Run `bregmod.operators.dot_test` on every matrix-free operator among K, M, V, W
+        (i.e. those containing convolutions); raises ``AdjointError`` on a wrong adjoint.
+
+    Returns
+    -------
+    LiftedNetwork
+        Block operators built from the layers' operators (never a dense matrix of the whole
+        problem).
+    """
+    if not isinstance(network, Network):
+        raise TypeError(
+            f"lift needs a bregmod network (Dense, Conv2d, Residual, ShallowSum, Sequential), "
+            f"got {type(network).__name__}"
+        )
+    builder = _Builder()
+    u = builder.add_u("input", network.in_shape)
+    layers = network.layers
+    steps = []
+    for j, layer in enumerate(layers, start=1):
+        first_u, first_z = len(builder.u_blocks), len(builder.z_blocks)
+        u_out = layer._lower(builder, u, f"layer {j}, {layer.kind}", last=j == len(layers))
+        steps.append(
+            _Step(
+                layer,
+                range(first_u, len(builder.u_blocks)),
+                range(first_z, len(builder.z_blocks)),
+                folded=u_out is None,
+            )
+        )
+        u = u_out
+    if u is not None:
+        builder.set_output({u: IdentityOperator(builder.u_blocks[u].size)}, None)
+
+    residual_chain = any(isinstance(layer, Residual) for layer in layers) and all(
+        isinstance(step.layer, Residual) or not step.z_blocks for step in steps
+    )
+    if residual_chain:
+        last = builder.u_blocks[-1]
+        builder.add_constraint(
+            f"zero row (aligned with {builder.u_ref(len(builder.u_blocks) - 1)})", last.size
+        )
+    v_is_wt = residual_chain and all(
+        layer.v_is_wt for layer in layers if isinstance(layer, Residual)
+    )
+
+    n_out = int(np.prod(network.out_shape, dtype=int))
+    output_block = [Block("output", network.out_shape, slice(0, n_out))]
+    W = _assemble(builder.W, builder.z_blocks, builder.u_blocks)
+    M = _assemble(builder.M, builder.constraint_blocks, builder.u_blocks)
+    V = W.H if v_is_wt else _assemble(builder.V, builder.constraint_blocks, builder.z_blocks)
+    K = _assemble({(0, k): op for k, op in builder.K.items()}, output_block, builder.u_blocks)
+    if check_adjoint:
+        for op in (K, M, V, W):
+            if op.matrix_free:
+                dot_test(op)
+    return LiftedNetwork(
+        K=K,
+        c=np.zeros(n_out) if builder.c is None else np.array(builder.c),
+        M=M,
+        V=V,
+        W=W,
+        b=np.concatenate(builder.biases),
+        u_blocks=builder.u_blocks,
+        z_blocks=builder.z_blocks,
+        activations=builder.activations,
+        constraint_blocks=builder.constraint_blocks,
+        v_is_wt=v_is_wt,
+        input_shape=network.in_shape,
+        output_shape=network.out_shape,
+        _steps=tuple(steps),
+    )
