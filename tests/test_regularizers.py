@@ -1,0 +1,453 @@
+"""Tests of bregmod.regularizers against closed forms, hand computations and CVXPY."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from bregmod.errors import DomainError, ShapeError, SolverError
+from bregmod.operators import Gradient2D
+from bregmod.regularizers import (
+    L1,
+    Box,
+    L21Norm,
+    NonNegative,
+    SquaredL2,
+    SubgradientTest,
+    TotalVariation,
+    WeightedSum,
+)
+
+SHAPE = (4, 5)
+N = SHAPE[0] * SHAPE[1]
+
+# TV's prox is iterative: a tight duality-gap tolerance (certified ‖u − prox‖ ≤ 1e-7‖v‖) makes
+# the comparison with CVXPY test the limit point, not the default stopping rule.
+TIGHT = 1e-14
+
+# Every kind of regulariser and every closed-form combination (fresh objects per test).
+CATALOG = {
+    "SquaredL2": lambda: SquaredL2(),
+    "L1": lambda: L1(),
+    "NonNegative": lambda: NonNegative(),
+    "Box": lambda: Box(-0.5, 0.7),
+    "TV": lambda: TotalVariation(SHAPE, prox_tol=TIGHT),
+    "TV-anisotropic": lambda: TotalVariation(SHAPE, isotropic=False, prox_tol=TIGHT),
+    "elastic-net": lambda: 0.3 * L1() + 0.5 * SquaredL2(),
+    "L1+Box": lambda: 0.7 * L1() + Box(-0.5, 0.4),
+    "elastic-net+NonNegative": lambda: 2.0 * L1() + 0.5 * SquaredL2() + NonNegative(),
+    "TV+SquaredL2": lambda: 0.2 * TotalVariation(SHAPE, prox_tol=TIGHT) + 0.5 * SquaredL2(),
+    "TV+NonNegative": lambda: 0.015 * TotalVariation(SHAPE) + NonNegative(),
+    "TV+L1": lambda: 0.3 * TotalVariation(SHAPE, isotropic=False) + 0.1 * L1(),
+}
+WITHOUT_CLOSED_PROX = {"TV+NonNegative", "TV+L1"}
+WITH_PROX = sorted(set(CATALOG) - WITHOUT_CLOSED_PROX)
+
+
+def _feasible(reg, u):
+    """Project u onto dom J (the box of the indicator term, if any)."""
+    terms = reg.terms if isinstance(reg, WeightedSum) else [(1.0, reg)]
+    for _, r in terms:
+        if isinstance(r, Box):
+            return np.clip(u, r.lo, r.hi)
+    return u
+
+
+def _cvx_prox(reg, v, t):
+    """argmin_u ½‖u − v‖² + t J(u), solved by CVXPY (the independent truth).
+
+    Clarabel's default tolerances leave errors ~1e-5 at the kinks of isotropic TV; 1e-11 gets
+    below 1e-6.
+    """
+    u = cp.Variable(v.size)
+    term = reg.cvx(u)
+    objective = 0.5 * cp.sum_squares(u - v.ravel()) + t * term.expr
+    cp.Problem(cp.Minimize(objective), term.constraints).solve(
+        solver=cp.CLARABEL, tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11
+    )
+    return u.value.reshape(v.shape)
+
+
+# Entries with kinks (0, the box bounds, repeated values for flat TV regions) and generic ones.
+ENTRIES = st.one_of(st.sampled_from([-0.5, 0.0, 0.4, 0.7, 1.0]), st.floats(-2.0, 2.0))
+IMAGES = arrays(np.float64, SHAPE, elements=ENTRIES)
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def test_separable_values_closed_forms():
+    u = np.array([[1.0, -2.0], [0.0, 3.0]])
+    assert SquaredL2()(u) == pytest.approx(0.5 * (1 + 4 + 9))
+    assert L1()(u) == pytest.approx(6.0)
+    assert NonNegative()(np.abs(u)) == 0.0
+    assert NonNegative()(u) == np.inf
+    assert Box(-2.0, 3.0)(u) == 0.0
+    assert Box(-1.0, 3.0)(u) == np.inf
+    assert (0.5 * L1() + 2.0 * SquaredL2())(u) == pytest.approx(3.0 + 14.0)
+
+
+def test_tv_value_by_hand():
+    # dx (down the rows) = [[2, 1, -1], [0, 0, 0]], dy (along the columns) = [[1, 2, 0], [0, 0, 0]]
+    u = np.array([[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]])
+    assert TotalVariation((2, 3))(u) == pytest.approx(2 * np.sqrt(5.0) + 1.0)
+    assert TotalVariation((2, 3), isotropic=False)(u) == pytest.approx(7.0)
+    assert TotalVariation((2, 3))(u.ravel()) == pytest.approx(2 * np.sqrt(5.0) + 1.0)
+
+
+def test_tv_of_step_and_constant_images():
+    step = np.zeros(SHAPE)
+    step[:, 2:] = 1.5
+    assert TotalVariation(SHAPE)(step) == pytest.approx(SHAPE[0] * 1.5)
+    assert TotalVariation(SHAPE)(np.full(SHAPE, 7.0)) == 0.0
+
+
+def test_batched_values_are_per_item():
+    rng = np.random.default_rng(0)
+    batch = rng.standard_normal((3, *SHAPE))
+    for reg in (TotalVariation(SHAPE), 0.2 * TotalVariation(SHAPE) + 0.5 * SquaredL2(), L1(SHAPE)):
+        values = reg(batch)
+        assert values.shape == (3,)
+        np.testing.assert_allclose(values, [reg(item) for item in batch])
+        np.testing.assert_allclose(reg(batch.reshape(3, N)), values)
+    # without a shape, a separable regulariser treats the whole array as one item
+    assert L1()(batch) == pytest.approx(np.abs(batch).sum())
+
+
+# --- CVXPY forms ----------------------------------------------------------------------------
+
+
+def test_difference_matrix_equals_gradient2d():
+    for shape in ((4, 5), (1, 3), (3, 1)):
+        tv = TotalVariation(shape)
+        np.testing.assert_array_equal(tv.difference_matrix.toarray(), Gradient2D(shape).to_dense())
+
+
+def test_cp_tv_does_not_match_neumann_convention():
+    # variation only in the last row: cp.tv drops it, our Neumann TV does not
+    u = np.zeros((3, 4))
+    u[-1] = [0.0, 1.0, 0.0, 1.0]
+    ours = TotalVariation((3, 4))(u)
+    assert ours == pytest.approx(5.0)
+    assert cp.tv(cp.Constant(u)).value == pytest.approx(1.0)
+    assert TotalVariation((3, 4)).cvx(cp.Constant(u)).expr.value == pytest.approx(ours)
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_cvx_expression_matches_value(name):
+    reg = CATALOG[name]()
+    rng = np.random.default_rng(1)
+    u = _feasible(reg, rng.standard_normal(SHAPE))
+    for expr in (cp.Constant(u), cp.Constant(u.ravel())):  # image shape (C order) and flat
+        term = reg.cvx(expr)
+        assert float(term.expr.value) == pytest.approx(reg(u), rel=1e-12, abs=1e-12)
+        assert all(c.value() for c in term.constraints)
+
+
+def test_cvx_constraints_encode_the_indicator():
+    term = (0.5 * L1() + Box(-0.5, 0.4)).cvx(cp.Constant(np.array([0.0, 0.45])))
+    assert not all(c.value() for c in term.constraints)
+    assert [
+        len(NonNegative().cvx(cp.Variable(3)).constraints),
+        len(Box(0, 1).cvx(cp.Variable(3)).constraints),
+    ] == [1, 2]
+
+
+# --- prox -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", WITH_PROX)
+@pytest.mark.parametrize("t", [0.3, 1.7])
+def test_prox_matches_cvxpy(name, t):
+    reg = CATALOG[name]()
+    v = np.random.default_rng(2).standard_normal(SHAPE)
+    ours, truth = reg.prox(v, t), _cvx_prox(reg, v, t)
+    np.testing.assert_allclose(ours, truth, atol=1e-6)
+
+    def objective(u):
+        return 0.5 * np.sum((u - v) ** 2) + t * reg(u)
+
+    # never worse than the CVXPY optimum (TV's certified gap TIGHT·½‖v‖² is far below 1e-12)
+    assert objective(ours) <= objective(truth) + 1e-12
+
+
+def test_tv_prox_is_batched_and_meets_its_certified_accuracy():
+    tv = TotalVariation((6, 7))  # default prox_tol = 1e-10
+    v = np.random.default_rng(3).standard_normal((2, 6, 7))
+    batch = tv.prox(v, 0.8)
+    for item, v_item in zip(batch, v, strict=True):
+        certified = 1e-5 * np.linalg.norm(v_item)  # ‖u − prox(v)‖ ≤ √prox_tol · ‖v‖
+        assert np.linalg.norm(item - _cvx_prox(tv, v_item, 0.8)) <= certified
+        # the batch runs until every item has converged: items agree within the tolerance
+        assert np.linalg.norm(item - tv.prox(v_item, 0.8)) <= 2 * certified
+
+
+@pytest.mark.parametrize("name", sorted(WITHOUT_CLOSED_PROX))
+def test_prox_without_closed_form_names_the_terms(name):
+    reg = CATALOG[name]()
+    blocking = "NonNegative" if name == "TV+NonNegative" else "L1"
+    with pytest.raises(NotImplementedError, match=f"TotalVariation.*{blocking}.*split"):
+        reg.prox(np.zeros(SHAPE), 1.0)
+    with pytest.raises(NotImplementedError, match="no closed form"):
+        (TotalVariation(SHAPE) + TotalVariation(SHAPE, isotropic=False)).prox(np.zeros(SHAPE), 1.0)
+
+
+def test_tv_prox_iteration_limit_raises():
+    tv = TotalVariation(SHAPE, prox_max_iter=2)
+    with pytest.raises(SolverError, match="did not reach the duality gap"):
+        tv.prox(np.random.default_rng(4).standard_normal(SHAPE), 1.0)
+
+
+def test_l21norm_prox_and_projection_match_cvxpy_and_moreau():
+    y = np.random.default_rng(5).standard_normal(2 * N)
+    for components in (1, 2):
+        g = L21Norm(components)
+        x = cp.Variable(y.size)
+        cp.Problem(
+            cp.Minimize(0.5 * cp.sum_squares(x - y) + 0.6 * cp.sum(g.cvx_group_norms(x)))
+        ).solve(solver=cp.CLARABEL)
+        np.testing.assert_allclose(g.prox(y, 0.6), x.value, atol=1e-6)
+        q = cp.Variable(y.size)
+        cp.Problem(cp.Minimize(cp.sum_squares(q - y)), [g.cvx_group_norms(q) <= 1]).solve(
+            solver=cp.CLARABEL
+        )
+        np.testing.assert_allclose(g.prox_conj(y, 0.3), q.value, atol=1e-6)
+        # Moreau: y = prox_{tg}(y) + t prox_{g*/t}(y/t)
+        np.testing.assert_allclose(
+            g.prox(y, 0.6) + 0.6 * g.prox_conj(y / 0.6, 1 / 0.6), y, atol=1e-12
+        )
+        # weighted: w · prox_conj(y / w) is the projection onto the ball of radius w
+        assert g._norms(g._groups(0.25 * g.prox_conj(y / 0.25, 1.0), "y")[0]).max() <= 0.25 + 1e-12
+
+
+# --- subgradients ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_subgradient_is_in_subdifferential(name):
+    reg = CATALOG[name]()
+    rng = np.random.default_rng(6)
+    u = _feasible(reg, np.round(rng.standard_normal(SHAPE)))  # many kinks: zeros, flat regions
+    test = reg.in_subdifferential(reg.subgradient(u), u)
+    assert isinstance(test, SubgradientTest) and test and test.residual <= 1e-6
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+@settings(max_examples=25, deadline=None)
+@given(u=IMAGES, w=IMAGES)
+def test_subgradient_inequality(name, u, w):
+    reg = CATALOG[name]()
+    u = _feasible(reg, u)
+    p = reg.subgradient(u)
+    assert reg(w) >= reg(u) + np.vdot(p, w - u) - 1e-9 * (1 + abs(reg(u)))
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_subdifferential_support_function_is_the_directional_derivative(name):
+    # σ_{∂J(u)}(d) = max_{s ∈ ∂J(u)} ⟨s, d⟩ = J'(u; d), checked against a one-sided difference
+    # at a point with kinks (zeros, flat regions, entries on the box bounds)
+    reg = CATALOG[name]()
+    rng = np.random.default_rng(12)
+    u = _feasible(reg, np.round(rng.standard_normal(SHAPE)))
+    d = _feasible(reg, u + rng.standard_normal(SHAPE)) - u  # a feasible direction
+    s, constraints = reg.subdifferential_cvx(u)
+    support = cp.Problem(cp.Maximize(d.ravel() @ s), constraints).solve(solver=cp.CLARABEL)
+    eps = 1e-7
+    assert support == pytest.approx((reg(u + eps * d) - reg(u)) / eps, abs=1e-5)
+
+
+def test_separable_subgradient_is_minimal_norm():
+    u = np.array([0.0, 0.0, 1.0, -0.5])
+    np.testing.assert_array_equal(L1().subgradient(u), [0.0, 0.0, 1.0, -1.0])
+    np.testing.assert_array_equal(Box(0.0, 1.0).subgradient(u[:3]), 0.0)
+    # L1 + Box at u = hi: ∂ = 1 + [0, ∞) → minimal norm 1; at u = lo = 0: [−1, 1] + (−∞, 0] → 0
+    np.testing.assert_array_equal((L1() + Box(0.0, 1.0)).subgradient(u[:3]), [0.0, 0.0, 1.0])
+
+
+def test_in_subdifferential_residuals_and_rejections():
+    res = L1().in_subdifferential(np.array([0.5, 3.0, -1.0]), np.array([1.0, 0.0, -2.0]))
+    assert not res and res.residual == pytest.approx(np.sqrt(0.25 + 4.0))
+    is_member, residual = Box(0.0, 1.0).in_subdifferential(
+        np.array([1.0, 1.0, -1.0]), np.array([0.0, 0.5, 1.0])
+    )
+    assert not is_member and residual == pytest.approx(np.sqrt(3.0))
+    assert Box(0.0, 1.0).in_subdifferential(np.array([-4.0, 0.0, 9.0]), np.array([0.0, 0.5, 1.0]))
+
+
+@pytest.mark.parametrize("name", ["TV", "TV-anisotropic", "TV+NonNegative", "TV+SquaredL2"])
+def test_in_subdifferential_rejects_a_shifted_tv_subgradient(name):
+    # range(∇ᵀ) ⊥ constants and u > 0 (normal cone {0}), so dist(p + c·1, ∂J(u)) = |c|·√n
+    reg = CATALOG[name]()
+    u = 1.0 + np.abs(np.random.default_rng(7).standard_normal(SHAPE))
+    p = reg.subgradient(u)
+    assert reg.in_subdifferential(p, u)
+    test = reg.in_subdifferential(p + 0.01, u)
+    assert not test and test.residual == pytest.approx(0.01 * np.sqrt(N), rel=1e-4)
+
+
+def test_tv_subdifferential_at_flat_regions():
+    # u constant: ∂TV(u) = {∇ᵀq : |q_i| ≤ 1}. With q = c·e (dx at the corner pixel (0, 0)),
+    # p(0, 0) = −c; any admissible q gives |p(0, 0)| = |qx(0, 0) + qy(0, 0)| ≤ √2.
+    u = np.zeros(SHAPE)
+    tv = TotalVariation(SHAPE)
+    q = np.zeros(2 * N)
+    q[0] = 0.5
+    assert tv.in_subdifferential(tv.gradient.apply_adjoint(q), u)
+    q[0] = 3.0
+    test = tv.in_subdifferential(tv.gradient.apply_adjoint(q), u)
+    assert not test and test.residual > 0.5
+
+
+def test_tv_plus_nonnegative_uses_the_normal_cone():
+    reg = CATALOG["TV+NonNegative"]()
+    u = np.abs(np.random.default_rng(8).standard_normal(SHAPE))
+    u[1, 2] = 0.0
+    p = reg.subgradient(u)
+    p[1, 2] -= 5.0  # a normal-cone direction of u ≥ 0 at the zero entry
+    assert reg.in_subdifferential(p, u)
+
+
+# --- Bregman distances ----------------------------------------------------------------------
+
+
+def test_bregman_distance_closed_forms():
+    rng = np.random.default_rng(9)
+    u, v = rng.standard_normal((2, *SHAPE))
+    assert SquaredL2().bregman_distance(u, v) == pytest.approx(0.5 * np.sum((u - v) ** 2))
+    assert L1().bregman_distance(u, v) == pytest.approx(np.abs(u).sum() - np.vdot(np.sign(v), u))
+    tv = TotalVariation(SHAPE)
+    p = tv.subgradient(v)
+    assert tv.bregman_distance(u, v, p) == pytest.approx(tv(u) - tv(v) - np.vdot(p, u - v))
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+@settings(max_examples=20, deadline=None)
+@given(u=IMAGES, v=IMAGES)
+def test_bregman_distance_nonnegative_and_zero_on_diagonal(name, u, v):
+    reg = CATALOG[name]()
+    u, v = _feasible(reg, u), _feasible(reg, v)
+    assert reg.bregman_distance(u, v) >= -1e-9 * (1 + abs(reg(u)))
+    assert reg.bregman_distance(v, v) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bregman_distance_batched_and_checked():
+    rng = np.random.default_rng(10)
+    u, v = rng.standard_normal((2, 3, *SHAPE))
+    tv = TotalVariation(SHAPE)
+    distances = tv.bregman_distance(u, v, tv.subgradient(v), check=True)
+    np.testing.assert_allclose(
+        distances, [tv.bregman_distance(a, b) for a, b in zip(u, v, strict=True)]
+    )
+    with pytest.raises(ValueError, match="p is not a subgradient at v"):
+        tv.bregman_distance(u, v, tv.subgradient(v) + 0.1, check=True)
+
+
+def test_bregman_distance_outside_domain_raises():
+    with pytest.raises(DomainError, match="u lies outside dom J"):
+        NonNegative().bregman_distance(np.array([-1.0, 1.0]), np.array([1.0, 1.0]))
+    with pytest.raises(DomainError, match="v lies outside dom J"):
+        Box(0, 1).bregman_distance(np.array([0.5]), np.array([2.0]))
+    with pytest.raises(DomainError, match="outside the box.*1 entry"):
+        NonNegative().subgradient(np.array([1.0, -1.0]))
+
+
+# --- splitting view and weighted sums --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_split_reconstructs_the_value(name):
+    reg = CATALOG[name]()
+    u = _feasible(reg, np.random.default_rng(11).standard_normal(SHAPE))
+    simple, composites = reg.split()
+    total = (0.0 if simple is None else simple(u)) + sum(
+        w * g(L.apply(u.ravel())) for w, L, g in composites
+    )
+    assert total == pytest.approx(reg(u), rel=1e-12)
+    if simple is not None:  # the simple part always has a closed-form prox
+        assert simple.prox(u, 0.5).shape == SHAPE
+
+
+def test_tv_split_and_weighted_composites():
+    simple, composites = (0.015 * TotalVariation(SHAPE, isotropic=False) + NonNegative()).split()
+    assert simple.name == "NonNegative" and simple.prox(-np.ones(3), 1.0).max() == 0.0
+    ((w, L, g),) = composites
+    assert w == 0.015 and isinstance(L, Gradient2D) and g.components == 1
+
+
+def test_weighted_sums_are_canonical():
+    assert (0.5 * L1() + 0.25 * L1()).terms[0][0] == pytest.approx(0.75)
+    assert len((0.5 * L1() + 0.25 * L1()).terms) == 1
+    boxes = Box(0.0, 2.0) + NonNegative() + 3.0 * Box(-1.0, 1.0)
+    ((w, box),) = boxes.terms
+    assert (w, box.lo, box.hi) == (1.0, 0.0, 1.0)
+    nested = 2.0 * (L1() + 0.5 * SquaredL2())
+    assert [(w, r.name) for w, r in nested.terms] == [(2.0, "L1"), (1.0, "SquaredL2")]
+    assert (np.float64(0.1) * L1()).terms[0][0] == pytest.approx(0.1)
+    assert (0.015 * TotalVariation(SHAPE) + NonNegative()).shape == SHAPE
+    assert (
+        0.015 * TotalVariation(SHAPE) + NonNegative()
+    ).name == "0.015·TotalVariation(shape=(4, 5)) + NonNegative"
+
+
+# --- error paths ----------------------------------------------------------------------------
+
+
+def test_bad_weights_are_rejected():
+    with pytest.raises(
+        ValueError, match="negative weight -0.5 on L1 makes the regulariser non-convex"
+    ):
+        -0.5 * L1()
+    with pytest.raises(ValueError, match="weight of TotalVariation.* is NaN"):
+        float("nan") * TotalVariation(SHAPE)
+    with pytest.raises(ValueError, match="finite and positive, got 0"):
+        0 * SquaredL2()
+    with pytest.raises(ValueError, match="finite and positive, got inf"):
+        L1() * np.inf
+    with pytest.raises(TypeError):
+        L1() * L1()
+    with pytest.raises(TypeError, match="weight of L1 must be a real number"):
+        WeightedSum([("a", L1())])
+    with pytest.raises(TypeError, match=r"\(weight, Regularizer\) pairs"):
+        WeightedSum([(1.0, "L1")])
+
+
+def test_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match=r"u for L1 contains NaN or Inf: 1 entry"):
+        L1()(np.array([1.0, np.nan]))
+    with pytest.raises(
+        ShapeError, match=r"u has shape \(3, 3\); expected one item of shape \(4, 5\)"
+    ):
+        TotalVariation(SHAPE)(np.zeros((3, 3)))
+    with pytest.raises(ShapeError, match="image shape"):
+        TotalVariation((16,))
+    with pytest.raises(ShapeError, match="different shapes"):
+        TotalVariation(SHAPE) + L1(shape=(3, 3))
+    with pytest.raises(ShapeError, match="shape must be a tuple of positive ints"):
+        L1(shape=(0, 3))
+    with pytest.raises(ValueError, match="lo = 1 > hi = 0, the box is empty"):
+        Box(1.0, 0.0)
+    with pytest.raises(ValueError, match="lo must be a real number"):
+        Box(float("nan"), 1.0)
+    with pytest.raises(DomainError, match="do not intersect"):
+        Box(0.0, 1.0) + Box(2.0, 3.0)
+    for t in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="t \\(prox step\\) must be a finite positive number"):
+            L1().prox(np.zeros(3), t)
+    with pytest.raises(ShapeError, match="p must be one item, got a batch of 2"):
+        TotalVariation(SHAPE).in_subdifferential(np.zeros((2, *SHAPE)), np.zeros(SHAPE))
+    with pytest.raises(ShapeError, match="p has 2 entries but u has 3"):
+        L1().in_subdifferential(np.zeros(2), np.zeros(3))
+    with pytest.raises(TypeError, match="expects a CVXPY expression"):
+        L1().cvx(np.zeros(3))
+    with pytest.raises(ShapeError, match=r"expression has shape \(3,\)"):
+        TotalVariation(SHAPE).cvx(cp.Variable(3))
+    with pytest.raises(ValueError, match="tol must be a finite positive number"):
+        L1().subdifferential_cvx(np.zeros(3), tol=-1.0)
+    with pytest.raises(ValueError, match="prox_max_iter must be a positive int"):
+        TotalVariation(SHAPE, prox_max_iter=0)
+    with pytest.raises(ShapeError, match="divisible by 2"):
+        L21Norm(2)(np.zeros(5))
