@@ -1,0 +1,736 @@
+"""The user-facing inversion problem (MATH.md §4, §6) and the :class:`Result` of every solver.
+
+Two models of the input u₀ behind data f^δ (MATH.md §4 and §6):
+
+``fidelity="quadratic"`` — the lifted model
+    E(u, z) = λ/2 ‖K u + c − f^δ‖² + Σ_k B_{Ψ_k}(z_k, (W u + b)_k) + χ_{=0}(M u − V z)
+              + ρ/2 ‖M u − V z‖² + J(u₀),
+    with u = (u₀, u₁, …) the stacked layer states and z the activation outputs of the compiled
+    network N(u₀) = K u + c, M u = V z, z = prox_Ψ(W u + b) (:mod:`bregmod.lifted`).
+``fidelity="bregman"`` — the one-layer model of the error estimate
+    E(u₀) = B_Ψ(f^δ, A u₀ + β) + J(u₀)
+    for a network u₀ ↦ σ(A u₀ + β) of a single ``Dense`` or ``Conv2d`` layer. It is convex for
+    every A, β, Ψ and convex J, so it needs no certificate (:class:`StructuralCertificate`).
+
+The regulariser J carries its own weight (``0.015 * TotalVariation(shape)``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bregmod._checks import finite_array, positive_scalar
+from bregmod.activations import Activation
+from bregmod.certificate import DENSE_LIMIT, Certificate, certify
+from bregmod.errors import NoDCPFormError, NotCertifiedError, ShapeError, SolverError
+from bregmod.lifted import LiftedNetwork
+from bregmod.network import Conv2d, Dense, Network
+from bregmod.operators import Operator
+from bregmod.regularizers import Regularizer
+from bregmod.solvers import SOLVERS as FIRST_ORDER_SOLVERS
+
+__all__ = [
+    "AUTO_EXACT_LIMIT",
+    "DEFAULT_RHO",
+    "FEASIBILITY_RTOL",
+    "FIDELITIES",
+    "STATUSES",
+    "Inversion",
+    "Result",
+    "SolverWarning",
+    "StructuralCertificate",
+]
+
+#: The data terms of :class:`Inversion`.
+FIDELITIES = ("quadratic", "bregman")
+#: ρ used when ``rho=None`` (the talk's value for deep residual nets; the exact certificate and
+#: the exact solve do not depend on ρ, since the penalty vanishes on M u = V z).
+DEFAULT_RHO = 1e3
+#: ``solver="auto"`` picks the exact CVXPY backend up to this many scalar unknowns
+#: (n_u + n_z, or n_in + m for the Bregman fidelity), a few seconds with Clarabel.
+AUTO_EXACT_LIMIT = 2000
+#: χ_{=0}(M u − V z) counts as 0 when ‖M u − V z‖ ≤ FEASIBILITY_RTOL · max(1, ‖M u‖, ‖V z‖).
+FEASIBILITY_RTOL = 1e-8
+#: Statuses a :class:`Result` may carry; only ``"optimal"`` means "converged to tolerance".
+STATUSES = (
+    "optimal",
+    "optimal_inaccurate",
+    "max_iter",
+    "diverged",
+    "solver_error",
+    "infeasible",
+    "infeasible_inaccurate",
+    "unbounded",
+    "unbounded_inaccurate",
+)
+
+
+class SolverWarning(UserWarning):
+    """A solver returned a status other than ``"optimal"`` (inaccurate, stopped early, failed)."""
+
+
+@dataclass(frozen=True)
+class StructuralCertificate:
+    """Convexity known from the structure of the model, without an eigenvalue check.
+
+    Used for ``fidelity="bregman"``: B_Ψ(f, A u₀ + β) = Σ Φ(f) + Σ Φ*(A u₀ + β) − ⟨f, A u₀ + β⟩
+    is convex in u₀ (Φ* is convex, the rest is constant or affine) and J is convex.
+    ``bool(certificate)`` is ``certified`` (always True).
+
+    Attributes
+    ----------
+    method : str
+        ``"structure"``.
+    certified : bool
+        True.
+    reason : str
+        Why the model is convex.
+    """
+
+    reason: str
+    method: str = "structure"
+    certified: bool = True
+
+    def __bool__(self) -> bool:
+        return self.certified
+
+    def explain(self) -> str:
+        """The reason the model is convex."""
+        return f"CERTIFIED by structure: {self.reason}"
+
+
+@dataclass
+class Result:
+    """The outcome of :meth:`Inversion.solve` (every solver and backend returns one).
+
+    Build it with :meth:`Inversion.make_result`, which computes every derived field. For a
+    batched problem every array has a leading batch axis.
+
+    Attributes
+    ----------
+    u0 : ndarray
+        The recovered input u₀ in the network's input shape.
+    u : ndarray, shape (n_u,)
+        The stacked lifted states u = (u₀, u₁, …).
+    states : list of ndarray
+        The blocks u₀, u₁, … of ``u``, each in its state shape.
+    z : ndarray, shape (n_z,)
+        The stacked activation variables.
+    objective : float or ndarray
+        The model's value at (u, z) (:meth:`Inversion.objective`); one value per batch item.
+    status : str
+        One of :data:`STATUSES`.
+    solver : str
+        The solver actually used (``"cvxpy"``, ``"pdhg"``, …), also when chosen by ``"auto"``.
+    iterations : int
+        Iterations of the solver (for a CVXPY batch: the largest over the batch).
+    stats : dict
+        Solver statistics and messages.
+    wall_time : float
+        Seconds spent in the solver (including model construction).
+    bregman_gaps : ndarray, shape (number of z blocks,)
+        B_{Ψ_k}(z_k, (W u + b)_k) per z block: how far each layer is from its activation
+        equation z_k = σ_k((W u + b)_k). For ``fidelity="bregman"``: the single value
+        B_Ψ(f^δ, A u₀ + β), the data misfit.
+    history : dict
+        Per-iteration lists (``"objective"``, ``"primal_residual"``, …); empty for CVXPY.
+    certificate : Certificate, StructuralCertificate or None
+        The convexity certificate of the problem (None when none could be computed).
+    global_optimum_claimed : bool
+        True only for a certified problem solved with status ``"optimal"``.
+    """
+
+    u0: np.ndarray
+    u: np.ndarray
+    states: list[np.ndarray]
+    z: np.ndarray
+    objective: float | np.ndarray
+    status: str
+    solver: str
+    iterations: int
+    stats: dict[str, Any]
+    wall_time: float
+    bregman_gaps: np.ndarray
+    history: dict[str, list] = field(default_factory=dict)
+    certificate: Certificate | StructuralCertificate | None = None
+    global_optimum_claimed: bool = False
+
+
+def _box_terms(reg: Regularizer | None) -> list:
+    """The indicator (Box) terms of J, whose intersection is dom J."""
+    from bregmod.regularizers import Box, WeightedSum
+
+    if isinstance(reg, Box):
+        return [reg]
+    if isinstance(reg, WeightedSum):
+        return [r for _, r in reg.terms if isinstance(r, Box)]
+    return []
+
+
+class Inversion:
+    """Regularised inversion of a network: recover u₀ from data f^δ ≈ N(u₀).
+
+    ``fidelity="quadratic"`` (the lifted model, MATH.md §4)::
+
+        min_{u, z}  λ/2 ‖K u + c − f^δ‖² + B_Ψ(z, W u + b) + χ_{=0}(M u − V z)
+                    + ρ/2 ‖M u − V z‖² + J(u₀)
+
+    ``fidelity="bregman"`` (one layer u₀ ↦ σ(A u₀ + β), MATH.md §6)::
+
+        min_{u₀}  B_Ψ(f^δ, A u₀ + β) + J(u₀)
+
+    Parameters
+    ----------
+    network : Network
+        The declared network (compiled here with ``network.lift()``).
+    data : array_like
+        f^δ in the network's output shape, or a batch ``(B, *output_shape)`` of independent
+        problems. Must be finite; for ``fidelity="bregman"`` it must lie in dom Ψ (e.g.
+        f^δ ≥ 0 for ReLU), since B_Ψ(f^δ, ·) = +inf otherwise.
+    reg : Regularizer, optional
+        J of the input u₀, with its weight (``0.1 * L1()``); None for J = 0. A regulariser with
+        a ``shape`` must match the input shape.
+    lam : float
+        λ > 0, the weight of the quadratic data term. ``fidelity="bregman"`` has no λ (put the
+        weight into ``reg``); it only accepts the default 1.0.
+    rho : float, optional
+        ρ > 0, the penalty weight; None means :data:`DEFAULT_RHO` = 1e3. The exact certificate
+        and the exact solve do not depend on ρ; the paper certificate and penalty-based
+        solvers do. Must be None for ``fidelity="bregman"``.
+    fidelity : {"quadratic", "bregman"}
+        The data term.
+
+    Attributes
+    ----------
+    network, lifted, data, reg, lam, rho, fidelity, batch_size
+        The declaration and its compiled form (read-only: an Inversion is immutable, so its
+        cached certificates stay valid). ``batch_size`` is None for unbatched data.
+    A, bias, activation
+        ``fidelity="bregman"`` only: the layer's map u₀ ↦ A u₀ + β and its activation.
+
+    Raises
+    ------
+    TypeError
+        ``network`` is not a Network, ``reg`` not a Regularizer.
+    ValueError
+        Unknown fidelity, bad λ or ρ, NaN/Inf in the data, λ or ρ given for the Bregman
+        fidelity.
+    ShapeError
+        Data or regulariser shape does not match the network.
+    DomainError
+        Bregman fidelity with data outside dom Ψ (the message names the entries).
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        data,
+        reg: Regularizer | None = None,
+        lam: float = 1.0,
+        rho: float | None = None,
+        fidelity: str = "quadratic",
+    ) -> None:
+        if not isinstance(network, Network):
+            raise TypeError(
+                "network must be a bregmod network (Dense, Conv2d, Residual, ShallowSum, "
+                f"Sequential), got {type(network).__name__}"
+            )
+        if fidelity not in FIDELITIES:
+            raise ValueError(f"unknown fidelity {fidelity!r}; choose one of {FIDELITIES}")
+        self._network = network
+        self._fidelity = fidelity
+        self._lifted = network.lift()
+        self._reg = self._check_reg(reg)
+        if fidelity == "bregman":
+            if lam != 1.0 or rho is not None:
+                raise ValueError(
+                    f"fidelity='bregman' has no λ or ρ (got lam={lam!r}, rho={rho!r}): the model "
+                    "is B_Ψ(f, A u₀ + β) + J(u₀); put the weight α into the regulariser "
+                    "(reg = alpha * J)"
+                )
+            self._lam, self._rho = 1.0, None
+            self._check_single_layer(network)
+        else:
+            self._lam = positive_scalar(lam, "lam (the data weight λ)")
+            self._rho = DEFAULT_RHO if rho is None else positive_scalar(rho, "rho (the penalty ρ)")
+        self._data, self._batch_size = self._check_data(data)
+        self._certificates: dict[str, Certificate] = {}
+
+    # ------------------------------------------------------------------ declaration
+    network = property(lambda self: self._network, doc="The declared network.")
+    lifted = property(lambda self: self._lifted, doc="The compiled LiftedNetwork.")
+    data = property(lambda self: self._data, doc="f^δ (with the batch axis, if any).")
+    reg = property(lambda self: self._reg, doc="The regulariser J (with its weight) or None.")
+    lam = property(lambda self: self._lam, doc="λ (1.0 for the Bregman fidelity).")
+    rho = property(lambda self: self._rho, doc="ρ (None for the Bregman fidelity).")
+    fidelity = property(lambda self: self._fidelity, doc='"quadratic" or "bregman".')
+    batch_size = property(lambda self: self._batch_size, doc="B, or None when unbatched.")
+
+    @property
+    def A(self) -> Operator:
+        """``fidelity="bregman"``: the operator A of the pre-activation A u₀ + β."""
+        # lift() puts the single layer's operator at (z block 0, u block 0) of W.
+        return self._bregman_lifted().W.blocks[0][0]
+
+    @property
+    def bias(self) -> np.ndarray:
+        """``fidelity="bregman"``: the bias β of the pre-activation A u₀ + β."""
+        return self._bregman_lifted().b
+
+    @property
+    def activation(self) -> Activation:
+        """``fidelity="bregman"``: the activation σ = prox_Ψ of the layer."""
+        return self._bregman_lifted().activations[0]
+
+    def _bregman_lifted(self) -> LiftedNetwork:
+        if self._fidelity != "bregman":
+            raise AttributeError(
+                "A, bias and activation describe the single layer of fidelity='bregman'; "
+                "this problem has fidelity='quadratic' (see .lifted)"
+            )
+        return self._lifted
+
+    def __repr__(self) -> str:
+        batch = "" if self._batch_size is None else f", batch_size={self._batch_size}"
+        weights = f"lam={self._lam:g}, rho={self._rho:g}" if self._rho is not None else ""
+        return (
+            f"Inversion({self._network!r}, reg={self._reg!r}, fidelity={self._fidelity!r}"
+            f"{', ' + weights if weights else ''}{batch})"
+        )
+
+    # ------------------------------------------------------------------ validation
+    def _check_reg(self, reg) -> Regularizer | None:
+        if reg is None:
+            return None
+        if not isinstance(reg, Regularizer):
+            raise TypeError(
+                f"reg must be a bregmod Regularizer (e.g. 0.1 * L1()) or None, got "
+                f"{type(reg).__name__}"
+            )
+        shape = self._lifted.input_shape
+        if reg.shape is not None and np.prod(reg.shape) != np.prod(shape):
+            raise ShapeError(
+                f"the regulariser {reg.name} acts on items of shape {reg.shape}, but the "
+                f"network input u₀ has shape {shape}"
+            )
+        return reg
+
+    @staticmethod
+    def _check_single_layer(network: Network) -> None:
+        layers = network.layers
+        if len(layers) != 1 or not isinstance(layers[0], (Dense, Conv2d)):
+            raise ValueError(
+                "fidelity='bregman' needs a one-layer network u₀ ↦ σ(A u₀ + β) (a single Dense "
+                f"or Conv2d layer), got {network!r} with {len(layers)} layer(s); use "
+                "fidelity='quadratic' for deeper networks"
+            )
+
+    def _check_data(self, data) -> tuple[np.ndarray, int | None]:
+        arr = finite_array(data, "data")
+        shape = self._lifted.output_shape
+        if arr.shape == shape:
+            batch_size = None
+        elif arr.ndim == len(shape) + 1 and arr.shape[1:] == shape and arr.shape[0] > 0:
+            batch_size = arr.shape[0]
+        else:
+            raise ShapeError(
+                f"data has shape {arr.shape}, but the network's output has shape {shape}; pass "
+                f"data of shape {shape} or a batch of shape (B, *{shape})"
+            )
+        if self._fidelity == "bregman":
+            activation = self._lifted.activations[0]
+            # A vector activation acts on the whole (flattened) layer output, as in lift().
+            values = arr.reshape(-1, self._lifted.n_z) if activation.is_vector else arr
+            activation.check_domain(values, what="data f^δ (fidelity='bregman')")
+        return arr, batch_size
+
+    def _rows(self, x, size: int, what: str, allow_missing: bool = False) -> np.ndarray:
+        """``x`` as float64 rows (B, size), B = 1 unbatched; validates the batch layout.
+
+        With ``allow_missing``, rows made only of NaN mark problems without a solution.
+        """
+        batch = 1 if self._batch_size is None else self._batch_size
+        expected = (size,) if self._batch_size is None else (batch, size)
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.shape != expected:
+            raise ShapeError(f"{what} must have shape {expected}, got {arr.shape}")
+        rows = arr.reshape(batch, size)
+        if allow_missing:
+            missing = np.isnan(rows).all(axis=1) & (size > 0)
+            finite_array(rows[~missing], what)
+        else:
+            finite_array(rows, what)
+        return rows
+
+    # ------------------------------------------------------------------ certificate
+    def certify(self, method: str | None = None) -> Certificate | StructuralCertificate | None:
+        """The convexity certificate of the model at this λ, ρ (cached per method).
+
+        Parameters
+        ----------
+        method : {"exact", "paper"} or None
+            See :func:`bregmod.certificate.certify`. None chooses ``"exact"`` when the network
+            is small enough for its dense check (n_u + n_z ≤ ``certificate.DENSE_LIMIT``),
+            else ``"paper"`` when V = Wᵀ, else returns None (no check applies).
+
+        Returns
+        -------
+        Certificate, StructuralCertificate or None
+            ``fidelity="bregman"`` always gets a :class:`StructuralCertificate` (the model is
+            convex by structure; ``method`` is ignored).
+        """
+        if self._fidelity == "bregman":
+            return StructuralCertificate(
+                "B_Ψ(f, A u₀ + β) = ΣΦ(f) + ΣΦ*(A u₀ + β) − ⟨f, A u₀ + β⟩ is convex in u₀ "
+                "(Φ* is convex, the other terms constant or affine) and J is convex"
+            )
+        if method is None:
+            if self._lifted.n_u + self._lifted.n_z <= DENSE_LIMIT:
+                method = "exact"
+            elif self._lifted.v_is_wt:
+                method = "paper"
+            else:
+                return None
+        if method not in self._certificates:
+            self._certificates[method] = certify(self._lifted, self._lam, self._rho, method=method)
+        return self._certificates[method]
+
+    # ------------------------------------------------------------------ the model
+    def objective(self, u, z=None) -> float | np.ndarray:
+        """The model's value at a lifted point (one value per problem of a batch).
+
+        ``fidelity="quadratic"``: E(u, z) = λ/2‖K u + c − f‖² + Σ_k B_{Ψ_k}(z_k, (W u + b)_k)
+        + χ_{=0}(M u − V z) + ρ/2‖M u − V z‖² + J(u₀), +inf when z ∉ dom Ψ, u₀ ∉ dom J or
+        ‖M u − V z‖ > :data:`FEASIBILITY_RTOL` · max(1, ‖M u‖, ‖V z‖).
+
+        ``fidelity="bregman"``: B_Ψ(f, A u₀ + β) + J(u₀) with u₀ the first block of u;
+        ``z`` is ignored.
+
+        Parameters
+        ----------
+        u : array_like, shape (n_u,) or (B, n_u)
+            Stacked lifted states (with the batch axis iff the data has one).
+        z : array_like, shape (n_z,) or (B, n_z)
+            Stacked activation variables (required for the quadratic fidelity).
+
+        Returns
+        -------
+        float or ndarray (B,)
+        """
+        u_rows = self._rows(u, self._lifted.n_u, "u")
+        if self._fidelity == "quadratic" and z is None:
+            raise ValueError("objective needs z for fidelity='quadratic' (E depends on (u, z))")
+        z_rows = None if self._fidelity == "bregman" else self._rows(z, self._lifted.n_z, "z")
+        values = self._objective_rows(u_rows, z_rows, self._data_rows())
+        return values if self._batch_size is not None else float(values[0])
+
+    def _data_rows(self) -> np.ndarray:
+        """The data as rows (B, n_out), B = 1 when unbatched."""
+        return self._data.reshape(1 if self._batch_size is None else self._batch_size, -1)
+
+    def _objective_rows(self, u: np.ndarray, z: np.ndarray | None, f: np.ndarray) -> np.ndarray:
+        """E on rows u (B, n_u), z (B, n_z) with data rows f (B, n_out) → (B,)."""
+        lifted = self._lifted
+        u0 = u[:, lifted.u_blocks[0].slice]
+        values = self._reg_rows(u0)
+        if self._fidelity == "bregman":
+            x = self.A.apply(u0) + self.bias
+            terms = self.activation.bregman_terms(f, x)
+            return values + terms.reshape(u.shape[0], -1).sum(axis=1)
+        residual = lifted.K.apply(u) + lifted.c - f
+        values = values + 0.5 * self._lam * np.einsum("bi,bi->b", residual, residual)
+        violation, scale = self._violation_rows(u, z)
+        values = np.where(
+            violation <= FEASIBILITY_RTOL * scale, values + 0.5 * self._rho * violation**2, np.inf
+        )
+        inside = np.isfinite(np.atleast_1d(lifted.psi(z)))
+        if inside.any():
+            x = lifted.W.apply(u[inside]) + lifted.b
+            values[inside] += np.atleast_1d(lifted.bregman(z[inside], x))
+        values[~inside] = np.inf
+        return values
+
+    def _violation_rows(self, u: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """‖M u − V z‖ and the scale max(1, ‖M u‖, ‖V z‖) of every row."""
+        Mu, Vz = self._lifted.M.apply(u), self._lifted.V.apply(z)
+        scale = np.maximum(1.0, np.maximum(np.linalg.norm(Mu, axis=1), np.linalg.norm(Vz, axis=1)))
+        return np.linalg.norm(Mu - Vz, axis=1), scale
+
+    def _reg_rows(self, u0: np.ndarray) -> np.ndarray:
+        """J(u₀) of every row of u₀ (B, n_in), each reshaped to the input shape."""
+        if self._reg is None:
+            return np.zeros(u0.shape[0])
+        shape = self._lifted.input_shape
+        return np.array([self._reg(row.reshape(shape)) for row in u0])
+
+    def _bregman_gap_rows(self, u: np.ndarray, z: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """Per-block Bregman gaps (B, blocks); the data misfit (B, 1) for the Bregman fidelity."""
+        if self._fidelity == "bregman":
+            x = self.A.apply(u[:, self._lifted.u_blocks[0].slice]) + self.bias
+            return self.activation.bregman_terms(f, x).reshape(u.shape[0], -1).sum(1)[:, None]
+        x = self._lifted.W.apply(u) + self._lifted.b
+        return np.atleast_2d(self._lifted.bregman_per_block(z, x))
+
+    # ------------------------------------------------------------------ results
+    def make_result(
+        self,
+        u,
+        z=None,
+        *,
+        status: str,
+        solver: str,
+        iterations: int = 0,
+        history: dict | None = None,
+        stats: dict | None = None,
+        wall_time: float = 0.0,
+        global_optimum_claimed: bool | None = None,
+    ) -> Result:
+        """Build the :class:`Result` of a solver from its final lifted point (u, z).
+
+        Computes the objective (:meth:`objective`), the per-block Bregman gaps
+        B_{Ψ_k}(z_k, (W u + b)_k), the states u₀, u₁, … in their shapes, the certificate
+        (:meth:`certify` with its default method) and ``global_optimum_claimed`` = certified,
+        ``status == "optimal"`` and a finite value (and not vetoed by the caller). For the
+        quadratic fidelity ``stats["constraint_violation"]`` is set to
+        max ‖M u − V z‖ / max(1, ‖M u‖, ‖V z‖).
+        Warns with :class:`SolverWarning` whenever ``status`` is not ``"optimal"`` and when
+        the model's value at the point is +inf (infeasible point).
+
+        Parameters
+        ----------
+        u : array_like (n_u,) or (B, n_u), or None
+            Final stacked states. A row of NaN (or ``u=None`` for all rows) marks a problem
+            for which the solver has no point (allowed only with a non-optimal status); its
+            fields are NaN. ``fidelity="bregman"``: only the block u₀ is read, and (u, z) are
+            recomputed as the forward pass of u₀.
+        z : array_like (n_z,) or (B, n_z), or None
+            Final activation variables (ignored for ``fidelity="bregman"``).
+        status : str
+            One of :data:`STATUSES`.
+        solver : str
+            Name of the solver, recorded in the Result.
+        iterations : int
+            Iteration count.
+        history : dict, optional
+            Per-iteration lists.
+        stats : dict, optional
+            Solver statistics (copied).
+        wall_time : float
+            Seconds spent.
+        global_optimum_claimed : bool, optional
+            ``False`` vetoes the claim (e.g. for a local method); None or True leave it to
+            the rule above.
+
+        Returns
+        -------
+        Result
+
+        Raises
+        ------
+        ValueError
+            Unknown status, NaN/Inf in a point, or no point with status ``"optimal"``.
+        ShapeError
+            ``u`` or ``z`` of the wrong shape.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; use one of {STATUSES}")
+        lifted = self._lifted
+        batch = 1 if self._batch_size is None else self._batch_size
+        u_rows = np.full((batch, lifted.n_u), np.nan) if u is None else u
+        u_rows = self._rows(u_rows, lifted.n_u, "u", allow_missing=True)
+        solved = ~np.isnan(u_rows).all(axis=1)
+        if status == "optimal" and not solved.all():
+            raise ValueError("status 'optimal' needs a point u for every problem, got NaN rows")
+        u_rows = u_rows.copy()
+        if self._fidelity == "bregman":
+            z_rows = np.full((batch, lifted.n_z), np.nan)
+            if solved.any():
+                u0 = u_rows[solved, lifted.u_blocks[0].slice]
+                u_rows[solved], z_rows[solved] = lifted.forward(
+                    u0.reshape(-1, *lifted.input_shape)
+                )
+        else:
+            if z is None:
+                raise ValueError("make_result needs z for fidelity='quadratic'")
+            z_rows = self._rows(z, lifted.n_z, "z", allow_missing=True).copy()
+            if not np.array_equal(np.isnan(z_rows).all(axis=1), ~solved):
+                raise ValueError("u and z must mark the same problems as unsolved (NaN rows)")
+        objective = np.full(batch, np.nan)
+        gaps_size = 1 if self._fidelity == "bregman" else len(lifted.z_blocks)
+        gaps = np.full((batch, gaps_size), np.nan)
+        if solved.any():
+            f = self._data_rows()[solved]
+            objective[solved] = self._objective_rows(u_rows[solved], z_rows[solved], f)
+            gaps[solved] = self._bregman_gap_rows(u_rows[solved], z_rows[solved], f)
+        stats = dict(stats or {})
+        if self._fidelity == "quadratic" and solved.any():
+            violation, scale = self._violation_rows(u_rows[solved], z_rows[solved])
+            stats["constraint_violation"] = float(np.max(violation / scale))
+        if np.isinf(objective).any():
+            warnings.warn(
+                f"{solver}: the model's value at the returned point is +inf for "
+                f"{int(np.isinf(objective).sum())} problem(s): z ∉ dom Ψ, u₀ ∉ dom J or "
+                f"‖M u − V z‖ > {FEASIBILITY_RTOL:g}·scale (relative violation "
+                f"{stats.get('constraint_violation', 0.0):.3g}); the point is not feasible",
+                SolverWarning,
+                stacklevel=2,
+            )
+        certificate = self.certify()
+        claimed = (
+            certificate is not None
+            and bool(certificate.certified)
+            and status == "optimal"
+            and bool(np.isfinite(objective).all())
+            and global_optimum_claimed is not False
+        )
+        if status != "optimal":
+            message = stats.get("message", "")
+            warnings.warn(
+                f"{solver} finished with status {status!r}"
+                + (f": {message}" if message else "")
+                + "; the result is not certified optimal",
+                SolverWarning,
+                stacklevel=2,
+            )
+
+        def unbatch(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+            shaped = rows.reshape(batch, *shape)
+            return shaped if self._batch_size is not None else shaped[0]
+
+        states = [unbatch(u_rows[:, blk.slice], blk.shape) for blk in lifted.u_blocks]
+        return Result(
+            u0=states[0],
+            u=unbatch(u_rows, (lifted.n_u,)),
+            states=states,
+            z=unbatch(z_rows, (lifted.n_z,)),
+            objective=objective if self._batch_size is not None else float(objective[0]),
+            status=status,
+            solver=solver,
+            iterations=int(iterations),
+            stats=stats,
+            wall_time=float(wall_time),
+            bregman_gaps=unbatch(gaps, (gaps_size,)),
+            history=dict(history or {}),
+            certificate=certificate,
+            global_optimum_claimed=claimed,
+        )
+
+    # ------------------------------------------------------------------ solving
+    def _auto_solver(self, dtype) -> tuple[str, str, str]:
+        """``(choice, first-order fallback, reason)`` for ``solver="auto"``."""
+        lifted = self._lifted
+        if self._fidelity == "bregman":
+            size = int(np.prod(lifted.input_shape)) + lifted.n_z
+            _, composites = self._reg.split() if self._reg is not None else (None, [])
+            fallback = "pdhg" if composites else "fista"
+        else:
+            size = lifted.n_u + lifted.n_z
+            fallback = "pdhg"
+        if np.dtype(dtype) != np.float64:
+            reason = f"dtype {np.dtype(dtype)}: the CVXPY backend computes in float64"
+        elif size > AUTO_EXACT_LIMIT:
+            reason = f"{size} unknowns > AUTO_EXACT_LIMIT = {AUTO_EXACT_LIMIT}"
+        elif not self.certify():
+            reason = "not certified convex, so the exact backend does not apply"
+        else:
+            return "cvxpy", fallback, f"certified convex, {size} unknowns ≤ {AUTO_EXACT_LIMIT}"
+        return fallback, fallback, reason
+
+    @staticmethod
+    def _solver_module(name: str):
+        if name == "cvxpy":
+            from bregmod.backends import cvxpy_backend
+
+            return cvxpy_backend
+        module_name = f"bregmod.solvers.{name}"
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            raise SolverError(
+                f"solver {name!r} is not available: the module {module_name} is missing"
+            ) from None
+
+    def solve(
+        self,
+        solver: str = "auto",
+        tol: float = 1e-6,
+        max_iter: int | None = None,
+        warm_start=None,
+        progress: bool = False,
+        dtype=np.float64,
+        **options,
+    ) -> Result:
+        """Solve the model and return a :class:`Result`.
+
+        Parameters
+        ----------
+        solver : str
+            ``"cvxpy"`` (exact, :mod:`bregmod.backends.cvxpy_backend`; certified problems
+            only), a first-order solver of :mod:`bregmod.solvers` (``"pdhg"``, ``"fista"``,
+            ``"cd"``, ``"admm"``), or ``"auto"``: ``"cvxpy"`` when the problem is certified,
+            has at most :data:`AUTO_EXACT_LIMIT` unknowns, ``dtype`` is float64 and every
+            activation has a DCP form; otherwise ``"pdhg"`` (``"fista"`` for the Bregman
+            fidelity when J has no composite term). The reason is in
+            ``Result.stats["auto"]``.
+        tol : float
+            Relative tolerance (CVXPY: passed to the solver's gap/feasibility tolerances).
+        max_iter : int, optional
+            Iteration limit (solver default when None).
+        warm_start : None, array_like, (u, z) or Result
+            Starting point (see :mod:`bregmod.solvers._common`).
+        progress : bool
+            Show progress (CVXPY: verbose solver output).
+        dtype : numpy float dtype
+            Floating dtype of first-order iterates (CVXPY: float64 only).
+        **options
+            Passed to the solver (CVXPY: ``cvxpy_solver``, ``solver_options``).
+
+        Returns
+        -------
+        Result
+
+        Raises
+        ------
+        ValueError
+            Unknown solver name.
+        SolverError
+            The named solver's module is missing.
+        NotCertifiedError, NoDCPFormError
+            From the CVXPY backend, when named explicitly.
+        """
+        names = ("auto", "cvxpy", *FIRST_ORDER_SOLVERS)
+        if solver not in names:
+            raise ValueError(f"unknown solver {solver!r}; choose one of {names}")
+        arguments = dict(
+            tol=tol, max_iter=max_iter, warm_start=warm_start, progress=progress, dtype=dtype
+        )
+        if solver != "auto":
+            return self._solver_module(solver).solve(self, **arguments, **options)
+        name, fallback, reason = self._auto_solver(dtype)
+        if name == "cvxpy":
+            try:
+                result = self._solver_module(name).solve(self, **arguments, **options)
+            except (NoDCPFormError, NotCertifiedError) as exc:
+                name = fallback
+                reason = f"the exact backend refused ({exc}); fell back to {fallback}"
+        if name != "cvxpy":
+            result = self._solver_module(name).solve(self, **arguments, **options)
+        result.stats["auto"] = reason
+        return result
+
+    def to_cvxpy(self, index: int | None = None):
+        """The exact DCP problem as ``(cvxpy.Problem, handles)`` (certified problems only).
+
+        See :func:`bregmod.backends.cvxpy_backend.to_cvxpy`; ``index`` selects the problem of
+        a batch (required when the data is batched).
+        """
+        from bregmod.backends import cvxpy_backend
+
+        return cvxpy_backend.to_cvxpy(self, index=index)
