@@ -66,6 +66,8 @@ from bregmod.errors import SolverError
 from bregmod.lifted import LiftedNetwork
 from bregmod.operators import BlockOperator, IdentityOperator, Operator
 
+_EPS = np.finfo(np.float64).eps
+
 __all__ = [
     "DENSE_LIMIT",
     "METHODS",
@@ -405,7 +407,10 @@ class _ExactDense(_Form):
         K = lifted.K.to_dense()
         W = lifted.W.to_dense()
         self.A = np.hstack([lifted.M.to_dense(), -lifted.V.to_dense()])
-        self.N = sla.null_space(self.A)
+        # one SVD gives both ker A (N) and range Aᵀ (R, used for μ), as in sla.null_space/orth
+        _, sv, Vh = sla.svd(self.A, full_matrices=True)
+        rank = int(np.sum(sv > (sv.max() if sv.size else 0.0) * max(self.A.shape) * _EPS))
+        self.N, self.R = Vh[rank:].conj().T, Vh[:rank].conj().T
         if self.N.shape[1] == 0:
             raise ValueError(
                 "the constraint M u = V z admits only (u, z) = 0; the lifted network is degenerate"
@@ -436,7 +441,7 @@ class _ExactDense(_Form):
         of the pencil (−(H_RR − H_RN H_NN⁺ H_NR), S), clipped at 0.
         """
         H0 = lam * self.E + self.H_c
-        R = sla.orth(self.A.T)
+        R = self.R
         if R.shape[1] == 0:
             return 0.0, "there are no constraints, H₀ itself is the checked form"
         theta, U = sla.eigh(self.N.T @ H0 @ self.N)

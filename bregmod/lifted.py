@@ -25,12 +25,20 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from bregmod._checks import finite_array
 from bregmod.activations import Activation
 from bregmod.errors import ShapeError
 from bregmod.network import Layer, Network, Residual, _as_batch, _from_batch
-from bregmod.operators import BlockOperator, IdentityOperator, Operator, dot_test
+from bregmod.operators import (
+    BlockOperator,
+    IdentityOperator,
+    MatrixOperator,
+    Operator,
+    dot_test,
+)
 
 __all__ = ["Block", "LiftedNetwork", "lift"]
 
@@ -65,6 +73,7 @@ class _Step(NamedTuple):
     layer: Layer
     u_blocks: range
     z_blocks: range
+    constraint_blocks: range
     folded: bool
 
 
@@ -162,6 +171,69 @@ class LiftedNetwork:
                 z[:, self.z_blocks[k].slice] = value
             x = evaluation.out
         return (u, z) if batched else (u[0], z[0])
+
+    def states_from(self, u0, z) -> np.ndarray:
+        """The stacked u with input u₀ that satisfies M u = V z exactly.
+
+        Layer by layer, the constraint rows of a layer determine its new state blocks:
+        M_new u_new = (V z)_rows − M_old u_old, a square sparse system (identity or
+        selection blocks) solved by sparse LU. First-order solvers use this to return a point
+        on the constraint set {M u = V z} built from their (u₀, z).
+
+        Parameters
+        ----------
+        u0 : array_like
+            Input of shape ``input_shape`` (or with a leading batch axis).
+        z : array_like
+            Stacked z of size ``n_z`` (with the same batch axis, if any).
+
+        Returns
+        -------
+        ndarray
+            u of shape (n_u,) or (batch, n_u).
+
+        Raises
+        ------
+        ValueError
+            If the recovered u violates M u = V z (a layer whose constraint does not determine
+            its states), or the inputs are not finite or of the wrong shape.
+        """
+        x, batched = _as_batch(u0, self.input_shape, "u0")
+        zb, _ = _as_batch(z, (self.n_z,), "z")
+        if zb.shape[0] != x.shape[0]:
+            raise ShapeError(f"u0 has batch size {x.shape[0]} but z has {zb.shape[0]}")
+        u = np.zeros((x.shape[0], self.n_u))
+        u[:, self.u_blocks[0].slice] = x
+        Vz = self.V.apply(zb)
+        blocks = self.M.blocks
+        for step in self._steps:
+            if not step.constraint_blocks:
+                continue
+            rhs = []
+            for i in step.constraint_blocks:
+                r = Vz[:, self.constraint_blocks[i].slice].copy()
+                for j, op in enumerate(blocks[i]):
+                    if op is not None and j not in step.u_blocks:
+                        r -= op.apply(u[:, self.u_blocks[j].slice])
+                rhs.append(r)
+            system = sp.bmat(
+                [[_sparse(blocks[i][j]) for j in step.u_blocks] for i in step.constraint_blocks],
+                format="csc",
+            )
+            solution = spla.splu(system).solve(np.hstack(rhs).T).T
+            start = 0
+            for j in step.u_blocks:
+                size = self.u_blocks[j].size
+                u[:, self.u_blocks[j].slice] = solution[:, start : start + size]
+                start += size
+        violation = np.linalg.norm(self.M.apply(u) - Vz, axis=-1)
+        scale = 1.0 + np.linalg.norm(Vz, axis=-1)
+        if np.any(violation > 1e-10 * scale):
+            raise ValueError(
+                f"states_from: M u = V z violated by {violation.max():.3g}; the constraint rows "
+                "do not determine the states"
+            )
+        return u if batched else u[0]
 
     def output(self, u) -> np.ndarray:
         """N(u₀) = K u + c in ``output_shape`` (with the batch axis of ``u``, if any)."""
@@ -277,6 +349,17 @@ class LiftedNetwork:
         return per_block.sum(axis=-1) if per_block.ndim == 2 else float(per_block.sum())
 
 
+def _sparse(op: Operator | None):
+    """A block of M as a scipy.sparse matrix (identity and matrix blocks only)."""
+    if op is None:
+        return None
+    if isinstance(op, IdentityOperator):
+        return op.scale * sp.identity(op.shape[0], format="csc")
+    if isinstance(op, MatrixOperator):
+        return sp.csc_matrix(op.matrix)
+    raise TypeError(f"a constraint block must be an identity or a matrix, got {op!r}")
+
+
 class _Builder:
     """Collects blocks and operator entries while the layers lower themselves.
 
@@ -371,12 +454,14 @@ def lift(network: Network, check_adjoint: bool = True) -> LiftedNetwork:
     steps = []
     for j, layer in enumerate(layers, start=1):
         first_u, first_z = len(builder.u_blocks), len(builder.z_blocks)
+        first_c = len(builder.constraint_blocks)
         u_out = layer._lower(builder, u, f"layer {j}, {layer.kind}", last=j == len(layers))
         steps.append(
             _Step(
                 layer,
                 range(first_u, len(builder.u_blocks)),
                 range(first_z, len(builder.z_blocks)),
+                range(first_c, len(builder.constraint_blocks)),
                 folded=u_out is None,
             )
         )

@@ -143,6 +143,28 @@ def test_forward_is_feasible_with_zero_bregman_terms(case):
     np.testing.assert_allclose(lifted.output(u), net(X), rtol=1e-12, atol=1e-12)
 
 
+def test_states_from_recovers_the_forward_states_and_any_feasible_point(case):
+    _, lifted, X, _, _ = case
+    u, z = lifted.forward(X)
+    np.testing.assert_allclose(lifted.states_from(X, z), u, rtol=1e-10, atol=1e-12)
+    # an arbitrary z (not an activation output) still gives a point with M u = V z
+    z_other = z + np.random.default_rng(3).standard_normal(z.shape)
+    u_other = lifted.states_from(X, z_other)
+    np.testing.assert_array_equal(u_other[:, lifted.u_blocks[0].slice], X.reshape(len(X), -1))
+    residual = lifted.M.apply(u_other) - lifted.V.apply(z_other)
+    assert np.abs(residual).max() <= 1e-10 * (1 + np.abs(z_other).max())
+    np.testing.assert_allclose(lifted.states_from(X[0], z_other[0]), u_other[0], atol=1e-12)
+
+
+def test_states_from_rejects_bad_input(mixed):
+    lifted = mixed
+    u0 = np.zeros(lifted.input_shape)
+    with pytest.raises(ValueError, match="z contains NaN or Inf"):
+        lifted.states_from(u0, np.full(lifted.n_z, np.nan))
+    with pytest.raises(ShapeError, match="batch size 1 but z has 2"):
+        lifted.states_from(u0[None], np.zeros((2, lifted.n_z)))
+
+
 def test_batched_forward_equals_looped(case):
     _, lifted, X, _, _ = case
     u, z = lifted.forward(X)
