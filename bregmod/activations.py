@@ -541,15 +541,35 @@ class Activation(ABC):
         return self._prox(x) - y
 
     # ------------------------------------------------------------------ CVXPY and sympy
+    def cvx_psi(self, y) -> DCPTerm:
+        """DCP term for Σ Ψ(y) alone of a CVXPY expression ``y`` (domain as constraints).
+
+        Only some activations have one: for tanh, sigmoid, softmax, … Ψ = Φ − ½u² is a
+        difference of convex functions, and only Φ has a DCP form (see ``cvx_phi``).
+
+        Raises
+        ------
+        NoDCPFormError
+            When Ψ alone has no DCP form.
+        """
+        raise NoDCPFormError(f"{self.name}: Ψ alone has no DCP form in CVXPY (Φ may have one)")
+
     def cvx_phi(self, y) -> DCPTerm:
-        """DCP term for Σ Φ(y) of a CVXPY expression ``y`` (with domain constraints).
+        """DCP term for Σ Φ(y) = ½‖y‖² + Σ Ψ(y) of a CVXPY expression ``y`` (with domain
+        constraints); by default built from ``cvx_psi``.
 
         Raises
         ------
         NoDCPFormError
             When Φ has no DCP form.
         """
-        raise NoDCPFormError(f"{self.name}: Φ has no DCP form in CVXPY")
+        import cvxpy as cp
+
+        try:
+            psi = self.cvx_psi(y)
+        except NoDCPFormError:
+            raise NoDCPFormError(f"{self.name}: Φ has no DCP form in CVXPY") from None
+        return DCPTerm(0.5 * cp.sum_squares(y) + psi.expr, psi.constraints)
 
     def cvx_phi_conj(self, x) -> DCPTerm:
         """DCP term for Σ Φ*(x) of a CVXPY expression ``x`` (aux variables in constraints).
@@ -601,10 +621,10 @@ class Identity(Activation):
     def _bregman_terms(self, y, x):
         return 0.5 * (y - x) ** 2
 
-    def cvx_phi(self, y):
+    def cvx_psi(self, y):
         import cvxpy as cp
 
-        return DCPTerm(0.5 * cp.sum_squares(y), [])
+        return DCPTerm(cp.Constant(0.0), [])
 
     def cvx_phi_conj(self, x):
         import cvxpy as cp
@@ -649,10 +669,10 @@ class ReLU(Activation):
     def _bregman_terms(self, y, x):
         return 0.5 * (y - np.maximum(x, 0.0)) ** 2 + np.maximum(-x, 0.0) * y
 
-    def cvx_phi(self, y):
+    def cvx_psi(self, y):
         import cvxpy as cp
 
-        return DCPTerm(0.5 * cp.sum_squares(y), [y >= 0])
+        return DCPTerm(cp.Constant(0.0), [y >= 0])
 
     def cvx_phi_conj(self, x):
         import cvxpy as cp
@@ -725,12 +745,10 @@ class LeakyReLU(Activation):
         xp, xm = np.maximum(x, 0.0), np.maximum(-x, 0.0)
         return 0.5 * (yp - xp) ** 2 + 0.5 * (ym - a * xm) ** 2 / a + xp * ym + xm * yp
 
-    def cvx_phi(self, y):
+    def cvx_psi(self, y):
         import cvxpy as cp
 
-        return DCPTerm(
-            0.5 * cp.sum_squares(cp.pos(y)) + 0.5 / self.slope * cp.sum_squares(cp.neg(y)), []
-        )
+        return DCPTerm(0.5 * (1.0 / self.slope - 1.0) * cp.sum_squares(cp.neg(y)), [])
 
     def cvx_phi_conj(self, x):
         import cvxpy as cp
@@ -788,10 +806,10 @@ class SoftThreshold(Activation):
         v = self._array(v, "v")
         return np.where(np.abs(v) <= self.threshold, 0.0, np.inf)
 
-    def cvx_phi(self, y):
+    def cvx_psi(self, y):
         import cvxpy as cp
 
-        return DCPTerm(0.5 * cp.sum_squares(y) + self.threshold * cp.sum(cp.abs(y)), [])
+        return DCPTerm(self.threshold * cp.sum(cp.abs(y)), [])
 
     def cvx_phi_conj(self, x):
         import cvxpy as cp
@@ -843,10 +861,10 @@ class Clip(Activation):
         v = self._array(v, "v")
         return np.maximum(self.lo * v, self.hi * v)
 
-    def cvx_phi(self, y):
+    def cvx_psi(self, y):
         import cvxpy as cp
 
-        return DCPTerm(0.5 * cp.sum_squares(y), [y >= self.lo, y <= self.hi])
+        return DCPTerm(cp.Constant(0.0), [y >= self.lo, y <= self.hi])
 
     def cvx_phi_conj(self, x):
         # Φ*(x) = c x − c²/2 + ½ huber_r(x − c) with c the centre and r the radius, where
@@ -1325,10 +1343,14 @@ class _SimplexActivation(Activation):
     def _cvx_phi_on_simplex(self, y):
         """Convex CVXPY expression equal to Σ Φ(y) for y on the simplex."""
 
-    def cvx_phi(self, y):
+    @staticmethod
+    def _simplex_constraints(y) -> list:
         import cvxpy as cp
 
-        return DCPTerm(self._cvx_phi_on_simplex(y), [cp.sum(y, axis=y.ndim - 1) == 1, y >= 0])
+        return [cp.sum(y, axis=y.ndim - 1) == 1, y >= 0]
+
+    def cvx_phi(self, y):
+        return DCPTerm(self._cvx_phi_on_simplex(y), self._simplex_constraints(y))
 
 
 def _log_prox(r: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -1438,6 +1460,11 @@ class Sparsemax(_SimplexActivation):
         import cvxpy as cp
 
         return 0.5 * cp.sum_squares(y)
+
+    def cvx_psi(self, y):
+        import cvxpy as cp
+
+        return DCPTerm(cp.Constant(0.0), self._simplex_constraints(y))
 
     def cvx_phi_conj(self, x):
         import cvxpy as cp

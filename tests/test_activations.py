@@ -469,6 +469,32 @@ def test_cvx_vector_activations(act):
     assert act.cvx_phi_conj(one).expr.shape == ()
 
 
+PSI_DCP = [Identity(), ReLU(), LeakyReLU(0.3), SoftThreshold(0.5), Clip(-0.5, 1.0), Sparsemax()]
+
+
+@pytest.mark.parametrize("act", PSI_DCP, ids=ids(PSI_DCP))
+def test_cvx_psi_prox_recovers_sigma(act):
+    """argmin_y ½‖y − x‖² + Σ Ψ(y) = prox_Ψ(x) = σ(x), with Ψ alone from ``cvx_psi``."""
+    x_val = np.array([[1.3, -0.7, 0.2], [3.0, 2.9, -4.0]])  # away from the kinks (±0.5, 1)
+    y = cp.Variable(x_val.shape)
+    term = act.cvx_psi(y)
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(y - x_val) + term.expr), term.constraints)
+    assert prob.is_dcp()
+    prob.solve(solver=cp.CLARABEL)
+    np.testing.assert_allclose(y.value, act.prox(x_val), atol=1e-6)
+    inside = cp.Variable(x_val.shape)
+    value = act.cvx_psi(inside)
+    fixed = cp.Problem(cp.Minimize(value.expr), [*value.constraints, inside == act.prox(x_val)])
+    fixed.solve(solver=cp.CLARABEL)
+    np.testing.assert_allclose(fixed.value, act.psi(act.prox(x_val)).sum(), atol=1e-6)
+
+
+@pytest.mark.parametrize("act", [Tanh(), Sigmoid(), Softmax(), Arctan()], ids=str)
+def test_cvx_psi_absent_where_psi_is_a_difference_of_convex_terms(act):
+    with pytest.raises(NoDCPFormError, match=rf"^{act.name}: Ψ alone has no DCP form"):
+        act.cvx_psi(cp.Variable(3))
+
+
 @pytest.mark.parametrize("act", [Arctan(), Softplus()], ids=["Arctan", "Softplus"])
 def test_no_dcp_form_raises_naming_activation(act):
     y = cp.Variable(2)

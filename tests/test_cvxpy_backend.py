@@ -37,11 +37,16 @@ def residual_net(seed: int, depth: int = 3, n: int = 4, m: int = 3):
     return Sequential(*[Residual(W, b, ReLU()) for W, b in weights]), weights
 
 
-class PsiReLU(ReLU):
-    """ReLU that also offers the DCP form of Ψ = ι_{≥0} alone (the optional ``cvx_psi``)."""
+class PhiOnlyReLU(ReLU):
+    """ReLU that offers the DCP form of Φ only (as tanh, sigmoid, … do), not of Ψ alone."""
+
+    name = "PhiOnlyReLU"
 
     def cvx_psi(self, y):
-        return DCPTerm(cp.Constant(0.0), [y >= 0])
+        raise NoDCPFormError(f"{self.name}: Ψ alone has no DCP form")
+
+    def cvx_phi(self, y):
+        return DCPTerm(0.5 * cp.sum_squares(y), [y >= 0])
 
 
 # --- one layer, Bregman fidelity ----------------------------------------------------------------
@@ -218,7 +223,8 @@ def test_residual_net_below_the_certified_lambda_is_refused():
 
 
 def test_phi_only_split_is_checked_and_psi_forms_are_used_when_offered():
-    net, weights = residual_net(seed=0)
+    psi_net, weights = residual_net(seed=0)  # built-in ReLU offers cvx_psi
+    net = Sequential(*[Residual(W, b, PhiOnlyReLU()) for W, b in weights])
     f = net(np.ones(4))
     problem = Inversion(net, f, 1e-3 * SquaredL2(), lam=0.6)
     assert problem.certify().certified
@@ -226,8 +232,8 @@ def test_phi_only_split_is_checked_and_psi_forms_are_used_when_offered():
         problem.solve("cvxpy")
     text = str(info.value)
     assert "certified convex, but the DCP form needs more" in text
-    assert "z1 (layer 1, Residual) (ReLU)" in text and "DCP form of Φ = ½‖·‖² + Ψ only" in text
-    psi_net = Sequential(*[Residual(W, b, PsiReLU()) for W, b in weights])
+    assert "z1 (layer 1, Residual) (PhiOnlyReLU)" in text
+    assert "DCP form of Φ = ½‖·‖² + Ψ only" in text
     result = Inversion(psi_net, f, 1e-3 * SquaredL2(), lam=0.6).solve("cvxpy", tol=1e-10)
     assert result.status == "optimal"
     assert result.stats["dcp_split"] == {"z1": "Ψ", "z2": "Ψ", "z3": "Ψ"}
