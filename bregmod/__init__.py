@@ -5,4 +5,79 @@ N(u₀) = K u + c, M u = V prox_Ψ(W u + b), certify when the lifted inversion p
 convex, and solve it exactly (CVXPY) or with first-order splitting solvers.
 """
 
+from bregmod.activations import (
+    ELU,
+    ISRU,
+    Activation,
+    Arctan,
+    Asinh,
+    Clip,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Softplus,
+    Softsign,
+    SoftThreshold,
+    Sparsemax,
+    Tanh,
+)
+from bregmod.certificate import Certificate, certify, smallest_lambda, smallest_rho
+from bregmod.errors import (
+    BregmodError,
+    DomainError,
+    NoDCPFormError,
+    NotAdmissibleError,
+    NotCertifiedError,
+    ShapeError,
+)
+from bregmod.lifted import LiftedNetwork, lift
+from bregmod.network import Conv2d, Dense, Residual, Sequential, ShallowSum
+from bregmod.problem import Inversion, Result
+from bregmod.regularizers import L1, Box, NonNegative, SquaredL2, TotalVariation
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "ELU",
+    "ISRU",
+    "L1",
+    "Activation",
+    "Arctan",
+    "Asinh",
+    "Box",
+    "BregmodError",
+    "Certificate",
+    "Clip",
+    "Conv2d",
+    "Dense",
+    "DomainError",
+    "Identity",
+    "Inversion",
+    "LeakyReLU",
+    "LiftedNetwork",
+    "NoDCPFormError",
+    "NonNegative",
+    "NotAdmissibleError",
+    "NotCertifiedError",
+    "ReLU",
+    "Residual",
+    "Result",
+    "Sequential",
+    "ShallowSum",
+    "ShapeError",
+    "Sigmoid",
+    "SoftThreshold",
+    "Softmax",
+    "Softplus",
+    "Softsign",
+    "Sparsemax",
+    "SquaredL2",
+    "Tanh",
+    "TotalVariation",
+    "certify",
+    "lift",
+    "smallest_lambda",
+    "smallest_rho",
+]
