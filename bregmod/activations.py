@@ -17,6 +17,7 @@ root finder, and Φ* defaults to Fenchel–Young with equality. Closed forms ove
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -239,13 +240,94 @@ def _li2(w: np.ndarray) -> np.ndarray:
     return np.where(np.abs(w) <= 0.5, series, spence(1.0 - w))
 
 
-def _bernoulli_bregman(p: np.ndarray, q: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """B = KL((p, q) ‖ (σ(z), σ(−z))) = p(log p − log σ(z)) + q(log q − log σ(−z)), p + q = 1.
+#: Radius |e| ≤ ¼ of the series below, where the closed forms of these O(e²) functions cancel.
+_SERIES_RADIUS = 0.25
+#: S(w) = Σ_k w^k/(2k + 3), w = z² ≤ 1/49: 10 terms leave a relative error below 1e-16.
+_ATANH_TAIL = 1.0 / (2.0 * np.arange(10) + 3.0)
+#: e^d − 1 − d = Σ_{k≥2} d^k/k!: terms k ≤ 14 leave a relative error below 1e-17 for |d| ≤ ¼.
+_EXPM1_SERIES = 1.0 / np.cumprod(np.arange(1.0, 15.0))[1:]
 
-    This is the sigmoid Bregman penalty B(p, z) = Φ(p) + log(1 + e^z) − p z, written with
-    log σ(±z) (``log_expit``) so that |z| up to the overflow limit loses nothing.
+
+def _horner(x: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """Σ_k c_k x^k by Horner's rule (in-place array arithmetic, faster than ``polyval``)."""
+    result = np.full(x.shape, coefficients[-1])
+    for c in coefficients[-2::-1]:
+        result *= x
+        result += c
+    return result
+
+
+def _log1p_tails(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(e − log(1 + e), (1 + e) log(1 + e) − e)`` for |e| ≤ ¼, with full relative precision
+    (0 elsewhere, for np.where).
+
+    With z = e/(2 + e), log(1 + e) = 2 artanh z = 2z + 2z³S(z²), S(w) = Σ_k w^k/(2k + 3), and
+    e − 2z = ez, so e − log(1 + e) = ez − 2z³S and (1 + e) log(1 + e) − e = ez + 2(1 + e)z³S:
+    the z³ parts are below 6% of ez, so nothing cancels.
     """
-    return xlogy(p, p) + xlogy(q, q) - p * log_expit(z) - q * log_expit(-z)
+    e = np.where(np.abs(e) <= _SERIES_RADIUS, e, 0.0)
+    z = e / (2 + e)
+    ez = e * z
+    tail = 2 * z * z * z * _horner(z * z, _ATANH_TAIL)
+    return ez - tail, ez + (1 + e) * tail
+
+
+def _expm1_excess(d: np.ndarray) -> np.ndarray:
+    """e^d − 1 − d for |d| ≤ ¼ by its power series, full relative precision (0 elsewhere)."""
+    d = np.where(np.abs(d) <= _SERIES_RADIUS, d, 0.0)
+    return d * d * _horner(d, _EXPM1_SERIES)
+
+
+def _two_difference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(h, t)`` with h = fl(a − b) and h + t = a − b exactly (Knuth's two-sum)."""
+    h = a - b
+    v = h - a
+    return h, (a - (h - v)) - (b + v)
+
+
+def _kl_part(
+    p: np.ndarray, s: np.ndarray, d: np.ndarray, log_s: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """p log(p/s) − p + s ≥ 0, one term of a generalised KL divergence, without cancellation.
+
+    ``d`` = p − s must be accurate in relative terms (it is the small quantity when p ≈ s).
+    With e = d/s the term is s·h(e), h(e) = (1 + e) log(1 + e) − e = e²/2 − e³/6 + …: for
+    |e| ≤ ¼ the series of ``_log1p_tails`` keeps the full relative precision, elsewhere
+    p log(p/s) − d loses at most a factor ~20 of the rounding. Where p/s leaves the normal
+    range (s underflows), log(p/s) = log p − log s with ``log_s(mask)``, log s on the entries
+    of a boolean mask (finite also where s underflows to 0).
+    """
+    with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+        e = d / s
+        ratio = p / s
+        log_ratio = np.asarray(np.log(ratio))  # an array also for 0-d input (assigned below)
+        abnormal = ~(np.isfinite(ratio) & (ratio >= np.finfo(np.float64).tiny)) & (p > 0)
+        if abnormal.any():
+            log_ratio[abnormal] = np.log(p[abnormal]) - log_s(abnormal)
+        far = np.where(p > 0, p * log_ratio, 0.0) - d
+    return np.where(np.abs(e) <= _SERIES_RADIUS, s * _log1p_tails(e)[1], far)
+
+
+def _bernoulli_bregman(u: np.ndarray, z: np.ndarray, lo: float, width: float) -> np.ndarray:
+    """KL((p, 1 − p) ‖ (σ(z), σ(−z))) with p = (u − lo)/width and σ the logistic function.
+
+    The Sigmoid penalty B(y, x) is this with (u, z, lo, width) = (y, x, 0, 1), the Tanh
+    penalty with (y, 2x, −1, 2). It is the sum of the two non-negative terms of ``_kl_part``,
+    which need d = p − σ(z) accurate in relative terms. So σ(z) is split as c + w with c the
+    nearest of 0, ½, 1 and w = σ(z), ½ tanh(z/2) or −σ(−z), accurate in relative terms, and
+    d = ((u − lo − width·c) − width·w)/width, the first difference exact (two-sum). B then has
+    full relative precision for the logistic value c + w, which is σ(z̃) with |z̃ − z| a few
+    ulp of z: the rest of the error is the conditioning of B in x (∂B/∂x = σ(x) − y).
+    """
+    mid = np.abs(z) <= np.log(3.0)
+    c = np.where(mid, 0.5, np.where(z > 0, 1.0, 0.0))
+    w = np.where(mid, 0.5 * np.tanh(0.5 * z), np.copysign(expit(-np.abs(z)), -z))
+    head, tail = _two_difference(u, lo + width * c)
+    d = ((head - width * w) + tail) / width
+    p, q = (u - lo) / width, (lo + width - u) / width
+    return _kl_part(p, c + w, d, lambda mask: log_expit(z[mask])) + _kl_part(
+        q, (1 - c) - w, -d, lambda mask: log_expit(-z[mask])
+    )
 
 
 class Activation(ABC):
@@ -908,7 +990,7 @@ class Tanh(Activation):
         return np.logaddexp(x, -x) - np.log(2.0)
 
     def _bregman_terms(self, y, x):
-        return _bernoulli_bregman(0.5 * (1 + y), 0.5 * (1 - y), 2 * x)
+        return _bernoulli_bregman(y, 2 * x, -1.0, 2.0)
 
     def cvx_phi(self, y):
         import cvxpy as cp
@@ -956,7 +1038,7 @@ class Sigmoid(Activation):
         return np.logaddexp(0.0, x)
 
     def _bregman_terms(self, y, x):
-        return _bernoulli_bregman(y, 1 - y, x)
+        return _bernoulli_bregman(y, x, 0.0, 1.0)
 
     def cvx_phi(self, y):
         import cvxpy as cp
@@ -1024,9 +1106,17 @@ class ELU(Activation):
         return np.where(x > 0, 0.5 * x * x, self.alpha * (np.expm1(xn) - xn))
 
     def _bregman_terms(self, y, x):
+        # For x, y ≤ 0: B = p log(p/q) − p + q (``_kl_part``), which needs d = y − σ(x) = p − q
+        # accurate in relative terms: σ(x) = c + w with c = −α, w = α e^x for e^x ≤ ½ and
+        # c = 0, w = α(e^x − 1) otherwise (w accurate in relative terms), d = (y − c) − w
+        # with the first difference exact (two-sum).
+        alpha = self.alpha
         xn, yn = np.minimum(x, 0.0), np.minimum(y, 0.0)
-        p = yn + self.alpha
-        kl = xlog1py(p, yn / self.alpha) - p * xn - p + self.alpha * np.exp(xn)
+        low = xn <= -np.log(2.0)
+        head, tail = _two_difference(yn, np.where(low, -alpha, 0.0))
+        q = alpha * np.exp(xn)
+        d = (head - np.where(low, q, alpha * np.expm1(xn))) + tail
+        kl = _kl_part(yn + alpha, q, d, lambda mask: np.log(alpha) + xn[mask])
         return np.where((x <= 0) & (y <= 0), kl, super()._bregman_terms(y, x))
 
     def cvx_phi(self, y):
@@ -1178,10 +1268,12 @@ class Softsign(Activation):
         return a - np.log1p(a)
 
     def _bregman_terms(self, y, x):
-        # r and e = r − 1 are each formed without cancellation (r → 0 near |y| = 1).
+        # r and e = r − 1 are each formed without cancellation (r → 0 near |y| = 1); near
+        # y = σ(x), where e → 0, e − log r = e − log(1 + e) = e²/2 − … comes from its series.
         r = (1 - np.abs(y)) * (1 + np.abs(x))
         e = np.abs(x) * (1 - np.abs(y)) - np.abs(y)
-        return (e - np.log(r)) + (np.abs(x * y) - x * y)
+        gap = np.where(np.abs(e) <= _SERIES_RADIUS, _log1p_tails(e)[0], e - np.log(r))
+        return gap + (np.abs(x * y) - x * y)
 
     def cvx_phi(self, y):
         # Φ(y) = f(|y|) with f(a) = −a − log(1 − a) increasing: min { f(a) : a ≥ |y| }.
@@ -1235,9 +1327,11 @@ class Asinh(Activation):
 
     @staticmethod
     def _exp_excess(a, d):
-        """e^a (e^d − 1 − d), as e^{a+d} − e^a (1 + d) for d > 1 (no premature overflow)."""
+        """e^a (e^d − 1 − d): by its power series for |d| ≤ ¼ (no cancellation), as
+        e^{a+d} − e^a (1 + d) for d > 1 (no premature overflow)."""
         dm = np.minimum(d, 1.0)
-        return np.where(d > 1, np.exp(a + d) - np.exp(a) * (1 + d), np.exp(a) * (np.expm1(dm) - dm))
+        excess = np.where(np.abs(d) <= _SERIES_RADIUS, _expm1_excess(d), np.expm1(dm) - dm)
+        return np.where(d > 1, np.exp(a + d) - np.exp(a) * (1 + d), np.exp(a) * excess)
 
     def _bregman_terms(self, y, x):
         s = np.arcsinh(x)

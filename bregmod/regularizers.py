@@ -375,10 +375,11 @@ class Regularizer(ABC):
         {s : constraints} = ∂J(u).
 
         s is an affine CVXPY expression of length n in auxiliary variables (an interval per
-        entry for separable terms, ∇ᵀq with q in the ℓ2,∞ unit ball and q_i = ∇u_i/|∇u_i| on
-        the support for TV, weighted sums of these for a WeightedSum). Use it for source
-        conditions, e.g. constraints + [A.T @ v == s] for Aᵀv ∈ ∂J(u). ``tol`` follows the
-        convention of :meth:`in_subdifferential` (0: exact).
+        entry for separable terms; for TV, ∇ᵀq with the constants q_i = ∇u_i/|∇u_i| on the
+        support of ∇u and variables |q_i| ≤ 1 only on the free groups ∇u_i = 0; weighted sums
+        of these for a WeightedSum). Use it for source conditions, e.g. constraints +
+        [A.T @ v == s] for Aᵀv ∈ ∂J(u). ``tol`` follows the convention of
+        :meth:`in_subdifferential` (0: exact).
         """
         tol = 0.0 if tol == 0 else positive_scalar(tol, "tol")
         return self._subdiff_cvx(self._item(u, "u"), tol)
@@ -790,13 +791,18 @@ class TotalVariation(Regularizer):
         return self.gradient.apply_adjoint(directions.reshape(U.shape[0], -1))
 
     def _subdiff_cvx(self, u, tol):
+        # Only the free groups (|∇u_i| ≤ tol) are variables, bounded by the unit ball; the fixed
+        # ones are the constants q_i = ∇u_i/|∇u_i|. Bounding those too would make |q_i| ≤ 1
+        # active with no strictly feasible point, which stalls Clarabel ("optimal_inaccurate").
+        # The bottom-right pixel has ∇u = 0 (Neumann), so there is always a free group.
         directions, active = self.norm._directions(self._grouped(self.gradient.apply(u[None])), tol)
-        q = cp.Variable(self.gradient.shape[0])
-        fixed = np.flatnonzero(np.broadcast_to(active[:, None, :], directions.shape))
-        constraints = [self.norm.cvx_group_norms(q) <= 1]
-        if fixed.size:
-            constraints.append(q[fixed] == directions.ravel()[fixed])
-        return self.difference_matrix.T @ q, constraints
+        groups = active.shape[1]
+        free = np.flatnonzero(~active[0])
+        rows = (np.arange(self.norm.components)[:, None] * groups + free).ravel()
+        q_free = cp.Variable(rows.size)
+        D_T = self.difference_matrix.T
+        s = D_T @ directions.ravel() + D_T[:, rows] @ q_free
+        return s, [self.norm.cvx_group_norms(q_free) <= 1]
 
     def split(self):
         """(None, [(1, ∇, g)]): TV(u) = g(∇u) with g the ℓ2,1 (isotropic) or ℓ1 norm."""
