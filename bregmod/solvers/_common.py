@@ -1,0 +1,909 @@
+"""Machinery shared by every iterative solver of :mod:`bregmod.solvers`.
+
+One stopping policy, one history format, one warm-start convention, one way to build the
+:class:`~bregmod.problem.Result`. A solver module uses it like this::
+
+    setup = prepare(problem, solver="pdhg", tol=tol, max_iter=max_iter,
+                    warm_start=warm_start, dtype=dtype, default_max_iter=20_000)
+    monitor = Monitor(setup, progress=progress)
+    for k in range(1, setup.max_iter + 1):
+        ...                                       # one iteration on 2-D batches (B, n)
+        if monitor.record(k, primal_residual=rp, dual_residual=rd, objective=obj):
+            break
+    return finish(setup, monitor, u=u, z=z, stats={"step_condition": ...})
+
+Conventions
+-----------
+* Iterates are 2-D arrays with a leading batch axis, shape (B, n), B = 1 for an unbatched
+  problem, in the selected floating dtype (float64 by default, float32 selectable). Every
+  operator is applied to the whole batch at once (one matrix–matrix product per operator).
+* Stopping: the solver reports *relative* primal and dual residuals of the optimality
+  conditions (``relative_residual``; for a batch, the worst problem counts) and, where it can
+  compute one, a relative primal–dual gap. The run stops with status ``"optimal"`` when all
+  reported quantities are ≤ ``tol``, with ``"max_iter"`` after ``max_iter`` iterations, and
+  with ``"diverged"`` as soon as a reported quantity is NaN/Inf, a residual exceeds
+  ``DIVERGENCE_FACTOR · max(first residual, tol)`` or the objective exceeds its first value by
+  ``DIVERGENCE_FACTOR · max(1, |first value|)`` (relative residuals stay O(1) while the
+  iterates explode; the objective does not). A solver never returns NaN: on divergence it
+  returns its last finite iterate, and ``Result.stats["message"]`` says what happened.
+* Shared models of the splitting min f(x) + g(x) + Σ h_i(L_i x): :class:`BregmanSmooth`,
+  :class:`LiftedSmooth` and :class:`ReducedSmooth` (smooth parts f, gradients from σ only,
+  provable Lipschitz bounds), :class:`ProxPart` (g) and :class:`Elimination` (the
+  parametrisation of {M u = V z} by (u₀, z)).
+* History: ``Result.history`` maps ``"objective"``, ``"primal_residual"``,
+  ``"dual_residual"`` (and ``"gap"`` or solver-specific keys when reported) to one float per
+  recorded iteration; the objective of a batch is the sum over the batch, residuals are the
+  batch maxima.
+* Warm start (``warm_start=``): ``None`` starts from the forward pass of u₀ = 0; an array of
+  the input shape (optionally batched) starts from the forward pass of that u₀; a pair
+  ``(u, z)`` of stacked lifted vectors, or a previous :class:`~bregmod.problem.Result`, starts
+  from that lifted point.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bregmod._checks import finite_array, positive_scalar
+from bregmod.errors import ShapeError, SolverError
+from bregmod.operators import Operator
+
+__all__ = [
+    "DIVERGENCE_FACTOR",
+    "BregmanSmooth",
+    "Elimination",
+    "LiftedSmooth",
+    "Monitor",
+    "ProxPart",
+    "ReducedSmooth",
+    "Setup",
+    "all_finite",
+    "batch_dot",
+    "batch_norm",
+    "finish",
+    "prepare",
+    "relative_residual",
+]
+
+#: A residual that grows beyond this factor times max(its first value, tol) means divergence.
+DIVERGENCE_FACTOR = 1e8
+
+_STATUS_OPTIMAL = "optimal"
+_STATUS_MAX_ITER = "max_iter"
+_STATUS_DIVERGED = "diverged"
+
+
+@dataclass
+class Setup:
+    """Validated arguments and the starting point of one solver run.
+
+    Attributes
+    ----------
+    problem : Inversion
+        The problem being solved.
+    solver : str
+        Name of the solver (``"pdhg"``, ``"fista"``, ``"cd"``, ``"admm"``).
+    tol : float
+        Tolerance of the relative residuals (and gap).
+    max_iter : int
+        Iteration limit.
+    dtype : numpy.dtype
+        Floating dtype of every iterate (float64 or float32).
+    batched : bool
+        Whether ``problem.data`` has a leading batch axis.
+    batch : int
+        Number of problems solved at once (1 when not batched).
+    data : ndarray, shape (B, n_out)
+        The data f, flattened per problem, in ``dtype``.
+    u0 : ndarray, shape (B, n_in)
+        Starting input u₀ (flattened per problem).
+    u, z : ndarray, shape (B, n_u), (B, n_z), or None
+        Starting stacked lifted point (``None`` for ``fidelity="bregman"``, whose only
+        variable is u₀).
+    certificate : Certificate or None
+        Convexity certificate of the problem (``None`` when it could not be computed).
+    certified : bool
+        Whether the problem is certified convex (first-order solvers still run otherwise, as
+        local methods, and no global optimality is claimed).
+    start_time : float
+        ``time.perf_counter()`` at the start of the run.
+    """
+
+    problem: Any
+    solver: str
+    tol: float
+    max_iter: int
+    dtype: np.dtype
+    batched: bool
+    batch: int
+    data: np.ndarray
+    u0: np.ndarray
+    u: np.ndarray | None
+    z: np.ndarray | None
+    certificate: Any
+    certified: bool
+    start_time: float = field(default_factory=time.perf_counter)
+
+    @property
+    def u0_slice(self) -> slice:
+        """Slice of u₀ inside the stacked lifted vector u."""
+        return self.problem.lifted.u_blocks[0].slice
+
+
+def _check_dtype(dtype) -> np.dtype:
+    """Return ``dtype`` as float64 or float32, raising ``ValueError`` for anything else."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be numpy.float64 or numpy.float32, got {dt}")
+    return dt
+
+
+def _check_max_iter(max_iter, default: int) -> int:
+    """Return ``max_iter`` (``default`` when None) as a positive int, else ``ValueError``."""
+    if max_iter is None:
+        return default
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    return int(max_iter)
+
+
+def _check_tol(tol, dtype: np.dtype) -> float:
+    """Return ``tol`` as a float in (0, 1), not below what ``dtype`` can resolve."""
+    value = positive_scalar(tol, "tol")
+    if value >= 1:
+        raise ValueError(f"tol is a relative tolerance and must be < 1, got {value}")
+    floor = 4 * float(np.finfo(dtype).eps)
+    if value < floor:
+        raise ValueError(
+            f"tol={value:g} is below what {dtype} arithmetic resolves (4·eps = {floor:.2g}); "
+            f"use a larger tol or dtype=numpy.float64"
+        )
+    return value
+
+
+def _as_rows(x, size: int, batch: int, batched: bool, name: str, dtype) -> np.ndarray:
+    """Reshape ``x`` to (batch, size): one flattened copy per problem (broadcast if unbatched)."""
+    arr = finite_array(x, name, dtype=dtype)
+    if arr.size == size:
+        return np.broadcast_to(arr.reshape(1, size), (batch, size)).copy()
+    if batched and arr.size == batch * size and arr.shape[0] == batch:
+        return arr.reshape(batch, size).copy()
+    expected = f"{size} entries" + (f" or a batch of {batch} × {size}" if batched else "")
+    raise ShapeError(f"{name} has shape {arr.shape}, expected {expected}")
+
+
+def _warm_start(problem, warm_start, batch: int, batched: bool, dtype):
+    """Starting (u₀, u, z) as 2-D batches; see the module docstring for the accepted forms."""
+    lifted = problem.lifted
+    n_in = int(np.prod(lifted.input_shape))
+    lifted_point = None
+    if warm_start is None:
+        u0 = np.zeros((batch, n_in), dtype=dtype)
+    elif hasattr(warm_start, "u") and hasattr(warm_start, "z"):
+        lifted_point = (warm_start.u, warm_start.z)
+    elif isinstance(warm_start, tuple):
+        if len(warm_start) != 2:
+            raise ValueError(
+                f"warm_start as a tuple must be the lifted pair (u, z), got {len(warm_start)} items"
+            )
+        lifted_point = warm_start
+    else:
+        u0 = _as_rows(warm_start, n_in, batch, batched, "warm_start (u₀)", dtype)
+    if lifted_point is not None:
+        u = _as_rows(lifted_point[0], lifted.n_u, batch, batched, "warm_start u", dtype)
+        z = _as_rows(lifted_point[1], lifted.n_z, batch, batched, "warm_start z", dtype)
+        return u[:, lifted.u_blocks[0].slice].copy(), u, z
+    if problem.fidelity == "bregman":
+        return u0, None, None
+    shaped = u0.reshape((batch, *lifted.input_shape))
+    u, z = lifted.forward(shaped)
+    u = np.asarray(u, dtype=dtype).reshape(batch, lifted.n_u)
+    z = np.asarray(z, dtype=dtype).reshape(batch, lifted.n_z)
+    return u0, u, z
+
+
+def prepare(
+    problem,
+    *,
+    solver: str,
+    tol: float,
+    max_iter: int | None,
+    warm_start=None,
+    dtype=np.float64,
+    default_max_iter: int,
+) -> Setup:
+    """Validate the common solver arguments and build the starting point.
+
+    Parameters
+    ----------
+    problem : Inversion
+        The problem to solve.
+    solver : str
+        Name of the calling solver (used in messages and in the Result).
+    tol : float
+        Relative tolerance in (0, 1), at least 4·eps of ``dtype``.
+    max_iter : int or None
+        Iteration limit (``default_max_iter`` when None).
+    warm_start : None, array_like, (u, z) or Result
+        Starting point; see the module docstring.
+    dtype : numpy float64 or float32
+        Floating dtype of the iterates.
+    default_max_iter : int
+        Iteration limit used when ``max_iter`` is None.
+
+    Returns
+    -------
+    Setup
+
+    Raises
+    ------
+    ValueError
+        Bad ``tol``, ``max_iter``, ``dtype``, NaN/Inf in the data or in the warm start.
+    ShapeError
+        Data or warm start of the wrong size.
+    """
+    dt = _check_dtype(dtype)
+    tol = _check_tol(tol, dt)
+    max_iter = _check_max_iter(max_iter, default_max_iter)
+    batched = problem.batch_size is not None
+    batch = int(problem.batch_size) if batched else 1
+    n_data = int(np.prod(problem.lifted.output_shape))
+    data = _as_rows(problem.data, n_data, batch, batched, "data", dt)
+    u0, u, z = _warm_start(problem, warm_start, batch, batched, dt)
+    certificate = problem.certify()
+    return Setup(
+        problem=problem,
+        solver=solver,
+        tol=tol,
+        max_iter=max_iter,
+        dtype=dt,
+        batched=batched,
+        batch=batch,
+        data=data,
+        u0=u0,
+        u=u,
+        z=z,
+        certificate=certificate,
+        certified=bool(getattr(certificate, "certified", False)),
+    )
+
+
+def batch_norm(x: np.ndarray) -> np.ndarray:
+    """Euclidean norm of every row of a 2-D batch, shape (B,), computed in float64."""
+    return np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+
+
+def batch_dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Row-wise inner products ⟨x_i, y_i⟩ of two 2-D batches, shape (B,), in float64."""
+    return np.einsum("ij,ij->i", x, y, dtype=np.float64)
+
+
+def relative_residual(residual, *scales) -> np.ndarray:
+    """``residual / max(scales…, 1e-12)``: a residual relative to the size of the terms it balances.
+
+    Parameters
+    ----------
+    residual : ndarray, shape (B,)
+        Norms of the residual of an optimality condition, one per problem.
+    *scales : ndarray, shape (B,)
+        Norms of the terms whose difference the residual is (e.g. ‖∇f(x)‖ and ‖(x − x⁺)/τ‖);
+        the largest is the scale. The floor 1e-12 only guards a vanishing scale.
+    """
+    scale = np.maximum.reduce([np.asarray(s, dtype=np.float64) for s in scales])
+    with np.errstate(invalid="ignore", over="ignore"):  # inf/inf of a diverging run → NaN
+        return np.asarray(residual, dtype=np.float64) / np.maximum(scale, 1e-12)
+
+
+class Monitor:
+    """The shared stopping policy, per-iteration history and optional tqdm progress bar.
+
+    Parameters
+    ----------
+    setup : Setup
+        From :func:`prepare` (supplies ``tol``, ``max_iter`` and the solver name).
+    progress : bool
+        Show a tqdm progress bar (updated every iteration, residuals shown every 25).
+
+    Attributes
+    ----------
+    status : str or None
+        ``"optimal"``, ``"max_iter"`` or ``"diverged"`` once :meth:`record` returned True.
+    message : str
+        Human-readable reason for stopping.
+    iterations : int
+        Last recorded iteration.
+    history : dict[str, list]
+        Per-iteration values (see the module docstring).
+    """
+
+    def __init__(self, setup: Setup, progress: bool = False) -> None:
+        self.tol = setup.tol
+        self.max_iter = setup.max_iter
+        self.status: str | None = None
+        self.message = ""
+        self.iterations = 0
+        self.history: dict[str, list] = {}
+        self._reference: dict[str, float] = {}
+        self._bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=setup.max_iter, desc=setup.solver, leave=False)
+
+    def _stop(self, status: str, message: str) -> bool:
+        self.status, self.message = status, message
+        self.close()
+        return True
+
+    def record(
+        self,
+        iteration: int,
+        *,
+        primal_residual,
+        dual_residual,
+        objective=None,
+        gap=None,
+        **extra,
+    ) -> bool:
+        """Record one iteration and decide whether to stop.
+
+        Parameters
+        ----------
+        iteration : int
+            Number of completed iterations.
+        primal_residual, dual_residual : float or ndarray (B,)
+            Relative residuals of the optimality conditions (batch: worst problem counts).
+        objective : float or ndarray (B,), optional
+            Objective value (batch: summed).
+        gap : float or ndarray (B,), optional
+            Relative primal–dual gap where computable (batch: worst problem counts); when given
+            it must also be ≤ tol for convergence.
+        **extra : float or array_like
+            Further per-iteration values to keep in the history (e.g. ``step=τ``,
+            ``bregman_gaps=[...]``), stored as floats or lists of floats.
+
+        Returns
+        -------
+        bool
+            True when the run must stop (see :attr:`status`).
+        """
+        self.iterations = iteration
+        values = {
+            "primal_residual": float(np.max(primal_residual)),
+            "dual_residual": float(np.max(dual_residual)),
+        }
+        if objective is not None:
+            values["objective"] = float(np.sum(objective, dtype=np.float64))
+        if gap is not None:
+            values["gap"] = float(np.max(gap))
+        for key, value in values.items():
+            self.history.setdefault(key, []).append(value)
+        for key, value in extra.items():
+            arr = np.asarray(value, dtype=np.float64)
+            self.history.setdefault(key, []).append(float(arr) if arr.ndim == 0 else arr.tolist())
+        if self._bar is not None:
+            self._bar.update(1)
+            if iteration % 25 == 0:
+                self._bar.set_postfix(rp=values["primal_residual"], rd=values["dual_residual"])
+        for key, value in values.items():
+            if not np.isfinite(value):
+                return self._stop(
+                    _STATUS_DIVERGED,
+                    f"non-finite {key.replace('_', ' ')} ({value}) at iteration {iteration}: "
+                    "the iterates diverged; the last finite iterate is returned",
+                )
+        for key in ("primal_residual", "dual_residual", "objective"):
+            if key not in values:
+                continue
+            first = self._reference.setdefault(key, values[key])
+            # Residuals are relative (they stay O(1) while iterates explode); the objective
+            # catches that case. Both are compared with their first recorded value.
+            reference = max(first, self.tol) if key != "objective" else max(1.0, abs(first))
+            limit = DIVERGENCE_FACTOR * reference + (first if key == "objective" else 0.0)
+            if values[key] > limit:
+                return self._stop(
+                    _STATUS_DIVERGED,
+                    f"{key.replace('_', ' ')} grew from {first:.3g} to {values[key]:.3g} "
+                    f"(by more than {DIVERGENCE_FACTOR:.0e} × {reference:.3g}) by iteration "
+                    f"{iteration}: the iterates diverged (step too large?); the last finite "
+                    "iterate is returned",
+                )
+        converged = values["primal_residual"] <= self.tol and values["dual_residual"] <= self.tol
+        if converged and values.get("gap", 0.0) <= self.tol:
+            return self._stop(
+                _STATUS_OPTIMAL,
+                f"relative residuals ≤ tol = {self.tol:g} after {iteration} iterations",
+            )
+        if iteration >= self.max_iter:
+            return self._stop(
+                _STATUS_MAX_ITER,
+                f"max_iter = {self.max_iter} reached before the relative residuals "
+                f"({values['primal_residual']:.2e}, {values['dual_residual']:.2e}) fell below "
+                f"tol = {self.tol:g}",
+            )
+        return False
+
+    def non_finite(self, iteration: int, what: str) -> bool:
+        """Stop with status ``"diverged"`` because ``what`` became NaN/Inf; returns True."""
+        self.iterations = iteration
+        return self._stop(
+            _STATUS_DIVERGED,
+            f"non-finite {what} at iteration {iteration}: the iterates diverged; the last "
+            "finite iterate is returned",
+        )
+
+    def close(self) -> None:
+        """Close the progress bar (idempotent)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    @property
+    def diverged(self) -> bool:
+        """True once the run stopped with status ``"diverged"``."""
+        return self.status == _STATUS_DIVERGED
+
+
+def finish(
+    setup: Setup,
+    monitor: Monitor,
+    *,
+    u0: np.ndarray | None = None,
+    u: np.ndarray | None = None,
+    z: np.ndarray | None = None,
+    stats: dict | None = None,
+):
+    """Build the :class:`~bregmod.problem.Result` of a run through the problem's helper.
+
+    Parameters
+    ----------
+    setup : Setup
+        From :func:`prepare`.
+    monitor : Monitor
+        The run's monitor (status, message, iterations, history).
+    u0 : ndarray (B, n_in), optional
+        Final input (``fidelity="bregman"``); the lifted point is its forward pass.
+    u, z : ndarray (B, n_u), (B, n_z), optional
+        Final lifted point (``fidelity="quadratic"``).
+    stats : dict, optional
+        Solver statistics (step sizes, the checked step condition, …); the monitor's message,
+        the dtype, the batch size and the certification state are added.
+
+    Returns
+    -------
+    Result
+        With ``global_optimum_claimed`` true only for a certified problem solved to
+        ``"optimal"``.
+    """
+    monitor.close()
+    problem = setup.problem
+    lifted = problem.lifted
+    shape = (setup.batch,) if setup.batched else ()
+    if u is None:
+        if u0 is None:
+            raise ValueError("finish needs either u0 or the lifted pair (u, z)")
+        # Bregman fidelity: only the block u₀ is read (make_result recomputes the forward pass).
+        u = np.zeros((setup.batch, lifted.n_u), dtype=setup.dtype)
+        u[:, setup.u0_slice] = u0
+    u = np.asarray(u, dtype=setup.dtype).reshape(*shape, lifted.n_u)
+    if z is not None:
+        z = np.asarray(z, dtype=setup.dtype).reshape(*shape, lifted.n_z)
+    status = monitor.status or _STATUS_MAX_ITER
+    stats = dict(stats or {})
+    stats.setdefault("message", monitor.message)
+    stats.setdefault("dtype", str(setup.dtype))
+    stats.setdefault("batch_size", setup.batch if setup.batched else None)
+    stats.setdefault("tol", setup.tol)
+    stats.setdefault("max_iter", setup.max_iter)
+    if not setup.certified:
+        stats.setdefault(
+            "note",
+            "the problem is not certified convex: the solver ran as a local method and no "
+            "global optimality is claimed",
+        )
+    return problem.make_result(
+        u=u,
+        z=z,
+        solver=setup.solver,
+        status=status,
+        iterations=monitor.iterations,
+        stats=stats,
+        wall_time=time.perf_counter() - setup.start_time,
+        history=monitor.history,
+        global_optimum_claimed=setup.certified and status == _STATUS_OPTIMAL,
+    )
+
+
+# --------------------------------------------------------------------------- shared models
+#
+# The first-order solvers see the problem as  min_x f(x) + g(x) + Σ_i h_i(L_i x)  with
+# f convex and smooth (:class:`BregmanSmooth`, :class:`LiftedSmooth`), g prox-friendly
+# (:class:`ProxPart`) and h_i the composites of J's splitting view. Smooth parts are written
+# f(x) = F(x, images(x)) with ``images`` *linear* in x, so that an accelerated method can
+# extrapolate the images instead of re-applying the operators.
+
+
+def all_finite(*arrays: np.ndarray) -> bool:
+    """True iff every entry of every array is finite (a cheap divergence guard)."""
+    return all(np.isfinite(np.sum(a, dtype=np.float64)) for a in arrays)
+
+
+def _row_sum(values, batch: int) -> np.ndarray:
+    """Per-problem sums (B,) of per-entry or per-problem values."""
+    arr = np.asarray(values, dtype=np.float64)
+    return arr.reshape(batch, -1).sum(axis=1)
+
+
+class BregmanSmooth:
+    """f(u₀) = B_Ψ(f^δ, A u₀ + β) = Σ Φ*(A u₀ + β) − ⟨f^δ, A u₀ + β⟩ + Σ Φ(f^δ).
+
+    The last sum is a constant (kept so that the value is exactly the data term). Gradient
+    ∇f(u₀) = Aᵀ(σ(A u₀ + β) − f^δ) (σ only, never σ′), Lipschitz with constant ‖A‖² because
+    σ is nondecreasing and 1-Lipschitz (MATH.md §7). ``images(x) = (A x,)``.
+
+    Parameters
+    ----------
+    setup : Setup
+        A run on a problem with ``fidelity="bregman"``.
+
+    Raises
+    ------
+    DomainError
+        If the data lie outside dom Ψ (the data term would be +inf).
+    """
+
+    def __init__(self, setup: Setup) -> None:
+        problem = setup.problem
+        self.dtype = setup.dtype
+        self.A = problem.A
+        self.activation = problem.activation
+        self.data = setup.data
+        self.activation.check_domain(self.data, "data")
+        self.beta = np.asarray(problem.bias, dtype=setup.dtype)
+        self.constant = _row_sum(self.activation.phi(self.data), setup.batch)
+        self.At_data = self.A.apply_adjoint(self.data)
+        self.At_data_norm = batch_norm(self.At_data)
+        self.lipschitz = self.A.norm_bound() ** 2
+        self.lipschitz_note = f"L_f = ‖A‖² ≤ {self.lipschitz:.6g}"
+
+    def images(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The linear images (A x,)."""
+        return (self.A.apply(x),)
+
+    def value(self, x: np.ndarray, images: tuple[np.ndarray, ...]):
+        """(f(x), magnitude) per problem, shape (B,) each.
+
+        ``magnitude`` sums the absolute values of the terms of f, so that rounding errors of
+        f are about eps · magnitude (used by backtracking tests).
+        """
+        pre = images[0] + self.beta
+        conj = self.activation.phi_conj(pre)
+        linear = batch_dot(self.data, pre)
+        value = _row_sum(conj, pre.shape[0]) - linear + self.constant
+        magnitude = _row_sum(np.abs(conj), pre.shape[0]) + np.abs(linear) + np.abs(self.constant)
+        return value, magnitude
+
+    def gradient(self, x: np.ndarray, images: tuple[np.ndarray, ...]):
+        """(∇f(x), scale): scale = max(‖Aᵀσ(A x + β)‖, ‖Aᵀ f^δ‖), the sizes of its two terms."""
+        pre = images[0] + self.beta
+        grad = self.A.apply_adjoint(self.activation.prox(pre).astype(self.dtype) - self.data)
+        scale = np.maximum(batch_norm(grad + self.At_data), self.At_data_norm)
+        return grad, scale
+
+    def objective(self, x: np.ndarray, images: tuple[np.ndarray, ...]) -> np.ndarray:
+        """The data term B_Ψ(f^δ, A u₀ + β) per problem (J is added by :class:`ProxPart`)."""
+        return self.value(x, images)[0]
+
+
+class LiftedSmooth:
+    """Smooth part of the lifted model in x = (u, z), with the Finsler weight μ ≥ 0:
+
+        f(u, z) = λ/2‖K u + c − f^δ‖² + ½‖z‖² − ⟨z, W u + b⟩ + Σ Φ*(W u + b) + μ/2‖M u − V z‖².
+
+    With Ψ(z) (in g) it is E_Ψ^ρ without the constraint, whose value on {M u = V z} does not
+    depend on μ or ρ. Its quadratic part is ½ xᵀ(H₀ + μ AᵀA) x, A = [M, −V], convex when the
+    exact certificate holds with this μ (MATH.md §5); Φ* is convex with ∇Φ* = σ. Gradient:
+
+        ∇_u f = λ Kᵀ(K u + c − f^δ) + Wᵀ(σ(W u + b) − z) + Mᵀ q,
+        ∇_z f = z − (W u + b) − Vᵀ q,        q = μ (M u − V z) (+ a multiplier y, see below).
+
+    Lipschitz bound: with 0 ⪯ σ′ ⪯ I the Hessian is ⪯ [[λKᵀK, 0], [0, 0]] + [W, −I]ᵀ[W, −I]
+    + μ AᵀA, hence L_f ≤ λ‖K‖² + (‖W‖² + 1) + μ(‖M‖² + ‖V‖²) (‖AAᵀ‖ ≤ ‖M‖² + ‖V‖²).
+
+    ``images(x) = (K u, W u, M u, V z)``.
+
+    Parameters
+    ----------
+    setup : Setup
+        A run on a problem with ``fidelity="quadratic"``.
+    mu : float
+        The Finsler weight μ ≥ 0.
+    constraint : bool
+        Whether the constraint terms (M u, V z, the μ term and a multiplier) are used; with
+        ``constraint=False`` and μ = 0 the images are (K u, W u) only (``ReducedSmooth``).
+    """
+
+    def __init__(self, setup: Setup, mu: float, constraint: bool = True) -> None:
+        problem = setup.problem
+        lifted = problem.lifted
+        self.constraint = constraint or mu > 0
+        self.dtype = setup.dtype
+        self.lifted = lifted
+        self.lam = float(problem.lam)
+        self.mu = float(mu)
+        self.data = setup.data
+        self.c = np.asarray(lifted.c, dtype=setup.dtype)
+        self.b = np.asarray(lifted.b, dtype=setup.dtype)
+        self.n_u, self.n_z = lifted.n_u, lifted.n_z
+        norms = {name: getattr(lifted, name).norm_bound() for name in ("K", "W", "M", "V")}
+        self.lipschitz = (
+            self.lam * norms["K"] ** 2
+            + norms["W"] ** 2
+            + 1.0
+            + self.mu * (norms["M"] ** 2 + norms["V"] ** 2)
+        )
+        self.lipschitz_note = (
+            f"L_f = λ‖K‖² + ‖W‖² + 1 + μ(‖M‖² + ‖V‖²) ≤ {self.lipschitz:.6g} "
+            f"(λ = {self.lam:g}, μ = {self.mu:g}, ‖K‖ ≤ {norms['K']:.4g}, ‖W‖ ≤ {norms['W']:.4g}, "
+            f"‖M‖ ≤ {norms['M']:.4g}, ‖V‖ ≤ {norms['V']:.4g})"
+        )
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Views (u, z) of a stacked batch x = (u, z)."""
+        return x[:, : self.n_u], x[:, self.n_u :]
+
+    def images(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The linear images (K u, W u, M u, V z) ((K u, W u) without constraint terms)."""
+        u, z = self.split(x)
+        lifted = self.lifted
+        if not self.constraint:
+            return lifted.K.apply(u), lifted.W.apply(u)
+        return lifted.K.apply(u), lifted.W.apply(u), lifted.M.apply(u), lifted.V.apply(z)
+
+    def _parts(self, x, images):
+        z = self.split(x)[1]
+        a = images[2] - images[3] if self.constraint else None
+        return z, images[0] + self.c - self.data, images[1] + self.b, a
+
+    def _terms(self, x: np.ndarray, images: tuple[np.ndarray, ...], penalty: bool):
+        z, r, pre, a = self._parts(x, images)
+        terms = [
+            0.5 * self.lam * batch_norm(r) ** 2,
+            0.5 * batch_norm(z) ** 2,
+            -batch_dot(z, pre),
+            np.asarray(self.lifted.phi_conj(pre), dtype=np.float64),
+        ]
+        if penalty and self.constraint:
+            terms.append(0.5 * self.mu * batch_norm(a) ** 2)
+        return terms
+
+    def value(self, x: np.ndarray, images: tuple[np.ndarray, ...]):
+        """(f(x), magnitude) per problem; magnitude = Σ |terms of f| (see BregmanSmooth)."""
+        terms = self._terms(x, images, penalty=True)
+        return sum(terms), sum(np.abs(t) for t in terms)
+
+    def objective(self, x: np.ndarray, images: tuple[np.ndarray, ...]) -> np.ndarray:
+        """λ/2‖K u + c − f^δ‖² + ½‖z‖² − ⟨z, W u + b⟩ + Σ Φ*(W u + b) (f without the μ term)."""
+        return sum(self._terms(x, images, penalty=False))
+
+    def gradient(self, x: np.ndarray, images: tuple[np.ndarray, ...], multiplier=None):
+        """(∇f(x) + Aᵀ multiplier, scale), scale = the largest norm of the additive terms.
+
+        ``multiplier`` (B, n_c) is a dual variable of M u = V z, whose Aᵀ y is merged with the
+        μ term (one application of Mᵀ and Vᵀ).
+        """
+        lifted = self.lifted
+        z, r, pre, a = self._parts(x, images)
+        data_term = self.lam * lifted.K.apply_adjoint(r)
+        activation_term = lifted.W.apply_adjoint(lifted.prox(pre).astype(self.dtype) - z)
+        if not self.constraint:
+            grad = np.concatenate([data_term + activation_term, z - pre], axis=1)
+            terms = (data_term, activation_term, z, pre)
+        else:
+            q = self.mu * a if multiplier is None else self.mu * a + multiplier
+            Mq, Vq = lifted.M.apply_adjoint(q), lifted.V.apply_adjoint(q)
+            grad = np.concatenate([data_term + activation_term + Mq, z - pre - Vq], axis=1)
+            terms = (data_term, activation_term, Mq, z, pre, Vq)
+        return grad, np.maximum.reduce([batch_norm(t) for t in terms])
+
+
+class ProxPart:
+    """The prox-friendly part g of the splitting: g(x) = J_simple(u₀) (+ Ψ(z) when lifted).
+
+    ``J_simple`` is the ``simple`` of ``problem.reg.split()`` (None: no term). x is a stacked
+    batch whose first entries are u₀ (u₀ is the first block of u) and, when ``z_start`` is
+    given, whose entries from ``z_start`` on are z. The prox acts blockwise: prox_{tJ_simple}
+    on u₀, prox_{tΨ} on z (the activations' ``prox_scaled``), the identity elsewhere.
+
+    Parameters
+    ----------
+    setup : Setup
+        The run.
+    simple : Regularizer or None
+        The simple part of J.
+    z_start : int or None
+        Offset of z in x: n_u for x = (u, z), n_in for x = (u₀, z); None when x = u₀.
+    """
+
+    def __init__(self, setup: Setup, simple, z_start: int | None) -> None:
+        self.simple = simple
+        self.dtype = setup.dtype
+        lifted = setup.problem.lifted
+        self.network = None if z_start is None else lifted
+        self.input_shape = lifted.input_shape
+        self.u0 = setup.u0_slice
+        self.z_start = z_start
+
+    def _u0(self, v: np.ndarray) -> np.ndarray:
+        return v[:, self.u0].reshape(v.shape[0], *self.input_shape)
+
+    def prox(self, v: np.ndarray, t: float) -> np.ndarray:
+        """prox_{t g}(v) for a batch v (B, n_x) and a scalar step t > 0."""
+        out = v.copy()
+        if self.simple is not None:
+            u0 = self.simple.prox(self._u0(v), t)
+            out[:, self.u0] = np.asarray(u0, dtype=self.dtype).reshape(v.shape[0], -1)
+        if self.network is not None:
+            out[:, self.z_start :] = self.network.prox_scaled(v[:, self.z_start :], t)
+        return out
+
+    def total(self, x: np.ndarray) -> float:
+        """g(x) summed over the batch: J_simple(u₀) (+ Ψ(z) if lifted).
+
+        A batch total, because a regulariser without an item shape values a batch as one item.
+        """
+        value = 0.0 if self.simple is None else float(np.sum(self.simple(self._u0(x))))
+        if self.network is not None:
+            value += float(np.sum(self.network.psi(x[:, self.z_start :])))
+        return value
+
+
+class Elimination:
+    """x = P ξ: the lifted point (u, z) on {M u = V z} parametrised by ξ = (u₀, z).
+
+    In every compiled network the first n_u − n₀ constraint rows are aligned with the hidden
+    states u_{1:} and read u_{1:} − N u_{1:} = V z − M₀ u₀, with N nilpotent (zero for
+    feed-forward nets and shallow sums; the block subdiagonal u_{j−1} of residual chains). So
+    u_{1:} = (I − N)⁻¹(V z − M₀ u₀) is computed exactly by the sweep
+    u_{1:} ← u_{1:} + (V z − M u)_{rows} (at most depth sweeps), and Pᵀ by the transposed
+    sweep. Any other constraint rows (the zero row of residual chains) must vanish.
+
+    Parameters
+    ----------
+    lifted : LiftedNetwork
+        The compiled network.
+
+    Raises
+    ------
+    SolverError
+        If the constraint does not have this aligned unit-triangular form (checked on random
+        points: P ξ must satisfy M u = V z, and Pᵀ must be the adjoint of P).
+    """
+
+    def __init__(self, lifted) -> None:
+        self.M, self.V = lifted.M, lifted.V
+        self.n0 = lifted.u_blocks[0].size
+        self.n_u, self.n_z = lifted.n_u, lifted.n_z
+        self.rows = self.n_u - self.n0
+        self.sweeps = max(len(lifted.u_blocks) - 1, 1)
+        if lifted.n_c < self.rows:
+            raise SolverError(self._refusal(f"{lifted.n_c} constraint rows < {self.rows} states"))
+        rng = np.random.default_rng(0)
+        xi = rng.standard_normal((2, self.n0 + self.n_z))
+        x = self.apply(xi)
+        violation = batch_norm(self.M.apply(x[:, : self.n_u]) - self.V.apply(x[:, self.n_u :]))
+        g = rng.standard_normal((2, self.n_u + self.n_z))
+        mismatch = np.abs(batch_dot(x, g) - batch_dot(xi, self.adjoint(g)))
+        if (violation > 1e-10 * batch_norm(x)).any() or (
+            mismatch > 1e-10 * batch_norm(x) * batch_norm(g)
+        ).any():
+            raise SolverError(
+                self._refusal(
+                    f"the sweep leaves ‖M u − V z‖ = {violation.max():.3g} or an adjoint "
+                    f"mismatch of {mismatch.max():.3g}"
+                )
+            )
+
+    @staticmethod
+    def _refusal(detail: str) -> str:
+        return (
+            "the lifted constraint M u = V z of this network cannot be eliminated "
+            f"({detail}); solve it with solver='pdhg', constraint='dual'"
+        )
+
+    def apply(self, xi: np.ndarray) -> np.ndarray:
+        """P ξ = (u₀, u_{1:}, z) with M u = V z, for a batch ξ (B, n₀ + n_z)."""
+        n0, n_u = self.n0, self.n_u
+        x = np.zeros((xi.shape[0], n_u + self.n_z), dtype=xi.dtype)
+        x[:, :n0] = xi[:, :n0]
+        x[:, n_u:] = xi[:, n0:]
+        target = self.V.apply(xi[:, n0:])[:, : self.rows]
+        for _ in range(self.sweeps):
+            update = target - self.M.apply(x[:, :n_u])[:, : self.rows]
+            if not update.any():
+                break
+            x[:, n0:n_u] += update
+        return x
+
+    def adjoint(self, g: np.ndarray) -> np.ndarray:
+        """Pᵀ g = (g_{u₀} − M₀ᵀ w, g_z + Vᵀ w) with (I − N)ᵀ w = g_{u_{1:}}, for a batch g."""
+        n0, n_u = self.n0, self.n_u
+        w = np.zeros((g.shape[0], self.M.shape[0]), dtype=g.dtype)
+        rhs = g[:, n0:n_u]
+        for _ in range(self.sweeps):
+            update = rhs - self.M.apply_adjoint(w)[:, n0:]
+            if not update.any():
+                break
+            w[:, : self.rows] += update
+        out = np.empty((g.shape[0], n0 + self.n_z), dtype=g.dtype)
+        out[:, :n0] = g[:, :n0] - self.M.apply_adjoint(w)[:, :n0]
+        out[:, n0:] = g[:, n_u:] + self.V.apply_adjoint(w)
+        return out
+
+
+class _CurvatureOperator(Operator):
+    """G ξ = (√λ K u, W u − z) at (u, z) = P ξ; Pᵀ(∇²f)P ⪯ GᵀG gives L_f ≤ ‖G‖²."""
+
+    def __init__(self, lifted, lam: float, elimination: Elimination) -> None:
+        self.lifted, self.root_lam, self.P = lifted, np.sqrt(lam), elimination
+        n_in = elimination.n0 + elimination.n_z
+        super().__init__((lifted.n_out + lifted.n_z, n_in), matrix_free=True)
+
+    def _apply(self, X):
+        x = self.P.apply(X)
+        u, z = x[:, : self.P.n_u], x[:, self.P.n_u :]
+        return np.concatenate(
+            [self.root_lam * self.lifted.K.apply(u), self.lifted.W.apply(u) - z], axis=1
+        )
+
+    def _apply_adjoint(self, Y):
+        n_out = self.lifted.n_out
+        top, bottom = Y[:, :n_out], Y[:, n_out:]
+        g_u = self.root_lam * self.lifted.K.apply_adjoint(top) + self.lifted.W.apply_adjoint(bottom)
+        return self.P.adjoint(np.concatenate([g_u, -bottom], axis=1))
+
+
+class ReducedSmooth:
+    """The lifted smooth part on the feasible set: f(ξ) = f_lifted(P ξ) with μ = 0.
+
+    f(ξ) = λ/2‖K u + c − f^δ‖² + ½‖z‖² − ⟨z, W u + b⟩ + Σ Φ*(W u + b) at (u, z) = P ξ,
+    ∇f(ξ) = Pᵀ ∇f_lifted(P ξ). Convex iff Pᵀ H₀ P ⪰ 0, i.e. iff the exact certificate holds
+    (no Finsler μ is needed). Lipschitz bound: with 0 ⪯ σ′ ⪯ I,
+    ∇²f ⪯ Pᵀ([[λKᵀK, 0], [0, 0]] + [W, −I]ᵀ[W, −I])P = GᵀG, so L_f ≤ ‖G‖², G ξ = (√λ K u, W u − z)
+    (``Operator.norm_bound`` of G: exact for small sizes, else a Lanczos estimate with margin).
+    ``images(ξ) = (P ξ, K u, W u)``, linear in ξ.
+    """
+
+    def __init__(self, setup: Setup, elimination: Elimination) -> None:
+        self.smooth = LiftedSmooth(setup, 0.0, constraint=False)
+        self.P = elimination
+        curvature = _CurvatureOperator(setup.problem.lifted, self.smooth.lam, elimination)
+        self.lipschitz = curvature.norm_bound() ** 2
+        self.lipschitz_note = (
+            f"L_f ≤ ‖G‖² = {self.lipschitz:.6g}, G ξ = (√λ K u, W u − z) at (u, z) = P ξ"
+        )
+
+    def images(self, xi: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(P ξ, K u, W u)."""
+        x = self.P.apply(xi)
+        return (x, *self.smooth.images(x))
+
+    def value(self, xi: np.ndarray, images: tuple[np.ndarray, ...]):
+        """(f(ξ), magnitude) per problem."""
+        return self.smooth.value(images[0], images[1:])
+
+    def objective(self, xi: np.ndarray, images: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Same as :meth:`value` (μ = 0)."""
+        return self.smooth.objective(images[0], images[1:])
+
+    def gradient(self, xi: np.ndarray, images: tuple[np.ndarray, ...]):
+        """(Pᵀ ∇f_lifted(P ξ), scale) (see :meth:`LiftedSmooth.gradient`)."""
+        grad, scale = self.smooth.gradient(images[0], images[1:])
+        return self.P.adjoint(grad), scale
