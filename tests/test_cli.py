@@ -1,0 +1,328 @@
+"""Tests of the ``bregmod`` command line (bregmod.cli) and its outputs (bregmod.report).
+
+Commands run in-process through ``main(argv)``; one test runs the installed console script.
+Every error path must print exactly one line ``bregmod: error: ...`` to stderr, nothing to
+stdout, and return 2; "ran but negative" outcomes return 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bregmod.cli import main
+from bregmod.report import FIGURES, REPORT_KEYS
+from bregmod.spec import bundled_specs
+
+SPEC = """\
+name = "tiny"
+
+[input]
+shape = [6, 6]
+
+[[layers]]
+type = "dense"
+out = 48
+activation = "relu"
+weights = { distribution = "normal", seed = 0 }
+bias = { distribution = "normal", seed = 1 }
+
+[data]
+ground_truth = { image = "phantom" }
+noise = { level = 0.01, where = "pre_activation", seed = 2 }
+
+[regularizer]
+expr = "0.05 * tv"
+
+[model]
+fidelity = "bregman"
+
+[solver]
+name = "cvxpy"
+tol = 1e-7
+"""
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_error(capsys, *argv: str, fragments: tuple[str, ...] = ()) -> str:
+    code, out, err = run(capsys, *argv)
+    assert code == 2, err
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith("bregmod: error: ")
+    for fragment in fragments:
+        assert fragment in err
+    return err
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    def write(text: str = SPEC, name: str = "spec.toml"):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+# --- help, listing, usage ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["certify"], ["bound"], ["conjugate"],
+                                     ["examples"]])
+def test_help_everywhere(capsys, command):
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0 and out.startswith("usage: bregmod")
+
+
+def test_examples_lists_every_bundled_spec(capsys):
+    code, out, _ = run(capsys, "examples")
+    assert code == 0
+    for name, (_, description) in bundled_specs().items():
+        assert f"{name}  " in out and description in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        ((), "required: COMMAND"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+        (("run",), "required: spec"),
+        (("certify", "perceptron-tv", "--method", "fast"), "invalid choice: 'fast'"),
+        (("run", "perceptron-tv", "--set", "solver.tol"), "--set expects KEY=VALUE"),
+    ],
+)
+def test_usage_errors(capsys, argv, fragment):
+    assert_error(capsys, *argv, fragments=(fragment,))
+
+
+# --- spec error paths (the issue's list) -------------------------------------------------------
+
+
+def test_bad_toml(capsys, spec_file):
+    path = spec_file(SPEC.replace("out = 48", "out = = 48"))
+    assert_error(capsys, "run", str(path), fragments=("invalid TOML", "line 8, column 7"))
+
+
+def test_unknown_key(capsys, spec_file):
+    path = spec_file(SPEC.replace("[model]", "[model]\nlambda = 2.0"))
+    assert_error(capsys, "certify", str(path),
+                 fragments=(f"{path}, line 21: model.lambda: unknown key 'lambda'",))
+
+
+def test_missing_weight_file(capsys, spec_file):
+    path = spec_file(SPEC.replace('{ distribution = "normal", seed = 0 }', '{ file = "W.npz" }'))
+    assert_error(capsys, "run", str(path),
+                 fragments=("line 10: layers.0.weights.file: file not found", "W.npz"))
+
+
+def test_shape_mismatch(capsys, spec_file, tmp_path):
+    np.save(tmp_path / "W.npy", np.zeros((48, 35)))
+    path = spec_file(SPEC.replace('{ distribution = "normal", seed = 0 }', '{ file = "W.npy" }'))
+    assert_error(capsys, "run", str(path),
+                 fragments=("layers.0.weights.file", "(48, 35)", "expected shape (48, 36)"))
+
+
+def test_uncertified_problem_sent_to_the_exact_solver(capsys, spec_file):
+    text = SPEC.replace('fidelity = "bregman"', 'fidelity = "quadratic"')
+    err = assert_error(capsys, "run", str(spec_file(text)), fragments=("not certified",))
+    assert "cvxpy" in err.lower() or "exact" in err.lower()
+
+
+def test_unknown_spec_name_and_missing_file(capsys, tmp_path):
+    assert_error(capsys, "run", "perceptron-tvv", fragments=("no bundled spec of that name",))
+    assert_error(capsys, "certify", str(tmp_path / "nope.toml"),
+                 fragments=("no spec file", "nope.toml"))
+
+
+def test_bad_override_value(capsys):
+    assert_error(capsys, "run", "perceptron-tv", "--quick", "--set", "solver.tol=fast",
+                 fragments=("solver.tol: expected number", "(value from the command line)"))
+
+
+def test_bound_needs_a_one_layer_bregman_spec(capsys, spec_file):
+    text = SPEC.replace('fidelity = "bregman"', 'fidelity = "quadratic"')
+    assert_error(capsys, "bound", str(spec_file(text)),
+                 fragments=("one-layer Bregman fidelity",))
+
+
+# --- run: outputs and report -------------------------------------------------------------------
+
+
+def test_run_writes_result_report_and_figures(capsys, spec_file, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "run", str(spec_file()), "--out", str(out_dir))
+    assert code == 0, err
+    for name in ("result.npz", "report.json", *FIGURES):
+        assert (out_dir / name).stat().st_size > 0
+    report = json.loads((out_dir / "report.json").read_text())
+    assert tuple(report) == REPORT_KEYS
+    assert report["solver"] == {
+        "requested": "cvxpy", "used": "cvxpy", "auto_reason": None, "status": "optimal",
+        "iterations": report["solver"]["iterations"], "wall_time": report["solver"]["wall_time"],
+        "tol": 1e-7, "max_iter": None,
+    }
+    assert report["certificate"]["certified"] and report["certificate"]["method"] == "structure"
+    assert report["global_optimum_claimed"] is True
+    assert report["spec"]["input_shape"] == [6, 6] and report["spec"]["regularizer"] == "0.05·tv"
+    assert report["files"] == ["result.npz", *FIGURES, "report.json"]
+    with np.load(out_dir / "result.npz", allow_pickle=False) as saved:
+        truth, u0 = saved["ground_truth"], saved["u0"]
+        assert u0.shape == (6, 6) and saved["data"].shape == (48,)
+    from bregmod.metrics import psnr
+
+    assert report["metrics"]["psnr"] == pytest.approx(psnr(u0, truth))
+    assert report["metrics"]["relative_error"] == pytest.approx(
+        np.linalg.norm(u0 - truth) / np.linalg.norm(truth))
+    assert (report["bregman_gaps"][0]["block"] == "data misfit B_Ψ(f^δ, W u + b)"
+            and report["bregman_gaps"][0]["value"] >= 0)
+    for label in ("certificate", "CERTIFIED", "solver", "iterations", "time", "objective",
+                  "Bregman gap", "PSNR", "SSIM", str(out_dir)):
+        assert label in out
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory) -> dict[str, tuple[int, str, str, Path]]:
+    """``bregmod run NAME --quick`` of every bundled spec, once: name → (code, out, err, dir)."""
+    runs = {}
+    for name in sorted(bundled_specs()):
+        folder = tmp_path_factory.mktemp(name)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["run", name, "--quick", "--out", str(folder)])
+        runs[name] = (code, out.getvalue(), err.getvalue(), folder)
+    return runs
+
+
+@pytest.mark.parametrize("name", sorted(bundled_specs()))
+def test_every_bundled_spec_runs_end_to_end_in_quick_mode(quick_runs, name):
+    code, out, err, folder = quick_runs[name]
+    report = json.loads((folder / "report.json").read_text())
+    assert code == (0 if report["solver"]["status"] == "optimal" else 1), err
+    assert report["spec"]["name"] == name and report["spec"]["quick"]
+    assert report["files"] == ["result.npz", *FIGURES, "report.json"]
+    assert all((folder / file).stat().st_size > 0 for file in report["files"])
+    assert report["metrics"]["psnr"] > 15
+    assert f"bregmod run: {name}" in out
+
+
+def test_quick_perceptron_tv_report(quick_runs):
+    code, _, err, folder = quick_runs["perceptron-tv"]
+    assert code == 0, err
+    report = json.loads((folder / "report.json").read_text())
+    assert report["spec"]["regularizer"] == "1.92·tv"  # 0.015 · m, m = 128 outputs
+    assert report["solver"]["used"] == "pdhg" and report["solver"]["status"] == "optimal"
+    assert report["global_optimum_claimed"] and report["metrics"]["psnr"] > 18
+    with np.load(folder / "result.npz") as saved:
+        assert saved["history_primal_residual"].shape == (report["solver"]["iterations"],)
+
+
+def test_quick_quadratic_variant_report(quick_runs):
+    folder = quick_runs["perceptron-tv-quadratic"][3]
+    report = json.loads((folder / "report.json").read_text())
+    assert report["spec"]["fidelity"] == "quadratic" and report["spec"]["lam"] == 1.0
+    assert report["certificate"]["certified"] is False and not report["global_optimum_claimed"]
+    assert [gap["block"] for gap in report["bregman_gaps"]] == ["z1 (layer 1, Dense)"]
+
+
+def test_run_that_does_not_converge_exits_1_and_still_writes(capsys, tmp_path):
+    code, out, err = run(capsys, "run", "perceptron-tv", "--quick", "--out", str(tmp_path),
+                         "--set", "solver.max_iter=5", "--no-figures")
+    assert code == 1
+    assert err.count("\n") == 1 and "status 'max_iter'" in err and str(tmp_path) in err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["solver"]["status"] == "max_iter" and report["solver"]["iterations"] == 5
+    assert report["files"] == ["result.npz", "report.json"]
+    assert not report["global_optimum_claimed"]
+
+
+# --- certify, bound, conjugate -----------------------------------------------------------------
+
+
+def test_certify(capsys):
+    code, out, _ = run(capsys, "certify", "perceptron-tv", "--quick")
+    assert code == 0 and "CERTIFIED by structure" in out
+    code, out, _ = run(capsys, "certify", "perceptron-tv-quadratic", "--quick",
+                       "--set", "input.shape=[8, 8]", "--set", "layers.0.out=32")
+    assert code == 1 and "NOT certified" in out and "To certify" in out
+    assert "Dense(64→32, ReLU)" in out
+
+
+def test_bound_verifies_the_error_estimate(capsys):
+    code, out, err = run(capsys, "bound", "perceptron-bound", "--quick")
+    assert code == 0, err
+    assert "verified" in out and "measured δ" in out and "Burbea–Rao = 0" in out
+
+
+def test_bound_with_too_small_a_claimed_delta_is_negative(capsys):
+    code, out, _ = run(capsys, "bound", "perceptron-bound", "--quick", "--delta", "0.01")
+    assert code == 1 and "premise violated" in out
+
+
+def test_conjugate_of_psi(capsys):
+    code, out, err = run(capsys, "conjugate", "abs(u)")
+    assert code == 0, err
+    assert "σ(x) =" in out and "Φ*(x) =" in out and "PASSED" in out
+
+
+def test_conjugate_of_sigma(capsys):
+    code, out, err = run(capsys, "conjugate", "--sigma", "max(x, 0)")
+    assert code == 0, err
+    assert "Ψ(u) =" in out and "PASSED" in out
+
+
+def test_conjugate_of_a_non_admissible_sigma(capsys):
+    code, out, err = run(capsys, "conjugate", "--sigma", "2*x")
+    assert code == 1 and out == ""
+    assert err.startswith("bregmod: not admissible: ") and err.count("\n") == 1
+
+
+def test_conjugate_refuses_code(capsys):
+    assert_error(capsys, "conjugate", "__import__('os').system('true')",
+                 fragments=("disallowed construct",))
+
+
+# --- the installed console script --------------------------------------------------------------
+
+
+def test_console_script_exit_code(tmp_path):
+    script = shutil.which("bregmod") or pytest.skip("the bregmod console script is not installed")
+    bad = subprocess.run([script, "certify", str(tmp_path / "x.toml")], capture_output=True,
+                         text=True, check=False)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("bregmod: error: ") and bad.stderr.count("\n") == 1
+
+
+def test_warnings_are_shown_on_one_line(capsys, monkeypatch):
+    import warnings
+
+    from bregmod import cli
+
+    def noisy(args):
+        warnings.simplefilter("always")
+        warnings.warn("first line\nsecond line", UserWarning, stacklevel=1)
+        return 0
+
+    shown = warnings.showwarning
+    monkeypatch.setattr(cli, "_examples", noisy)
+    code, out, err = run(capsys, "examples")
+    assert code == 0 and out == ""
+    assert err == "bregmod: warning: first line second line (UserWarning)\n"
+    assert warnings.showwarning is shown
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("bregmod ")

@@ -1,0 +1,81 @@
+"""The talk's examples (``examples/*.py``) run end to end at their ``--quick`` sizes.
+
+Each script is loaded from its file and its ``main(argv)`` called in-process; the test checks
+the exit status, the figure and the numbers the script prints.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in output:\n{text}"
+    return float(match.group(1))
+
+
+def test_shallow_relu(tmp_path, capsys):
+    module = load("shallow_relu")
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "shallow_relu.png").stat().st_size > 0
+    assert "increasing" in out and "not monotone" not in out
+    assert number(r"max \|N − K\| on \[0, 1.5\] = ([\d.e-]+)", out) < 0.01
+    assert number(r"RMS error ([\d.e-]+)", out) < 0.1
+    assert module.fit_network().c.shape == (25,)
+
+
+def test_residual_cubic(tmp_path, capsys):
+    module = load("residual_cubic")
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "residual_cubic.png").stat().st_size > 0
+    assert number(r"smallest ρ = ([\d.]+)", out) == pytest.approx(187.4, abs=0.05)
+    assert "at ρ = 200: CERTIFIED" in out and "global optimum claimed: True" in out
+    assert number(r"max \|N − \(u³ \+ u\)\| on \[−1, 1\] = ([\d.e-]+)", out) < 0.05
+    assert number(r"min slope ([\d.e-]+)", out) >= 1.0  # every layer has slope ≥ 1
+    assert number(r"RMS error ([\d.e-]+)", out) < 0.05
+    assert len(module.fit_network().layers) == 20
+
+
+def test_perceptron_tv(tmp_path, capsys):
+    module = load("perceptron_tv")
+    code = module.main(["--quick", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert (tmp_path / "perceptron_tv.png").stat().st_size > 0
+    statuses = []
+    for name in module.SPECS:
+        folder = tmp_path / name
+        for file in ("result.npz", "report.json", "reconstruction.png", "convergence.png"):
+            assert (folder / file).exists()
+        report = json.loads((folder / "report.json").read_text())
+        assert report["metrics"]["psnr"] > 15
+        statuses.append(report["solver"]["status"])
+    assert code == (0 if statuses == ["optimal", "optimal"] else 1)
+    assert "fidelity bregman" in out and "fidelity quadratic" in out
+
+
+def test_autoencoder_digits(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    module = load("autoencoder_digits")
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "autoencoder_digits.png").stat().st_size > 0
+    decoder = number(r"decoder W₂ f \+ b₂: +mean PSNR ([\d.]+) dB", out)
+    inversion = number(r"inversion R\(f\) \(cvxpy, optimal\): mean PSNR ([\d.]+) dB", out)
+    assert decoder > 10 and inversion > 10
