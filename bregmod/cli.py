@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from bregmod import __version__
 from bregmod.errors import BregmodError, NotAdmissibleError

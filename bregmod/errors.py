@@ -51,4 +51,5 @@ def describe_entries(mask, values, limit: int = 5) -> str:
     count = int(mask.sum())
     shown = [tuple(int(i) for i in row) if len(row) != 1 else int(row[0]) for row in idx]
     vals = [float(values[tuple(row)]) for row in idx]
-    return f"{count} entr{'y' if count == 1 else 'ies'}, first at indices {shown} with values {vals}"
+    noun = "entry" if count == 1 else "entries"
+    return f"{count} {noun}, first at indices {shown} with values {vals}"

@@ -111,13 +111,13 @@ import copy
 import importlib
 import inspect
 import re
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from bregmod import activations as _act
 from bregmod.errors import BregmodError, DomainError

@@ -363,6 +363,14 @@ def test_pdhg_dualize_data_needs_the_bregman_fidelity():
         problem.solve(solver="pdhg", dualize_data=True)
 
 
+def test_pdhg_defaults_handle_quadratic_fidelity_with_total_variation():
+    """Regression: TV made the default dualize_data=True, which the lifted model refuses."""
+    problem = residual_net(610, 2, ReLU(), 0.05 * TotalVariation((2, 2)), n=4)
+    reference = problem.solve(solver="cvxpy", **CVXPY_OPTIONS)
+    assert reference.status == "optimal"
+    _check_against(problem, reference, ("pdhg",))
+
+
 def test_fista_refuses_regularisers_with_a_linear_operator():
     problem = perceptron(604, ReLU(), 0.05 * TotalVariation((3, 3)), m=16, n=9, image=(3, 3))
     message = r"fista needs a regulariser without a linear operator.*use solver='pdhg'"

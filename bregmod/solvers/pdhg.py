@@ -326,7 +326,7 @@ def solve(
     dual_constraint = mode == "dual"
     blocks = [_Composite(w, L, g, setup.u0_slice, setup.dtype) for w, L, g in composites]
     if dualize_data is None:
-        dualize_data = bool(composites)
+        dualize_data = bool(composites) and mode == "bregman"
     if dualize_data and mode != "bregman":
         raise ValueError(
             "dualize_data=True needs fidelity='bregman' (the quadratic-fidelity data term is "
