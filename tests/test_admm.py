@@ -1,0 +1,314 @@
+"""Tests of the structure-exploiting ADMM solver (bregmod.solvers.admm).
+
+The truth is the exact CVXPY + Clarabel solve of the same Inversion (``solver="cvxpy"``), a
+different code path (DCP model, interior point) from the ADMM iteration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bregmod.activations import ReLU, Sigmoid, SoftThreshold, Tanh
+from bregmod.errors import SolverError
+from bregmod.network import Conv2d, Dense
+from bregmod.operators import Gradient2D, MatrixOperator
+from bregmod.problem import Inversion, SolverWarning
+from bregmod.regularizers import L1, L21Norm, NonNegative, SquaredL2, TotalVariation
+from bregmod.solvers import admm
+
+SHAPE = (6, 6)
+N_IN = SHAPE[0] * SHAPE[1]
+
+
+def _data(activation, W, b, u_true, rng, noise=0.05):
+    """f = σ(W u† + b) + noise, kept inside the range of σ (so inside dom Ψ)."""
+    f = activation.prox(W @ u_true + b) + noise * rng.standard_normal(W.shape[0])
+    if isinstance(activation, ReLU):
+        return np.maximum(f, 0.0)
+    if isinstance(activation, Tanh):
+        return np.clip(f, -0.95, 0.95)
+    if isinstance(activation, Sigmoid):
+        return np.clip(f, 0.05, 0.95)
+    return f
+
+
+def _problem(activation, reg, m=2 * N_IN, seed=0, batch=None):
+    """A random one-layer Bregman-fidelity problem on 6 × 6 images (batch: B data vectors)."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((m, N_IN)) / np.sqrt(N_IN)
+    b = 0.1 * rng.standard_normal(m)
+    u_true = np.zeros(SHAPE)
+    u_true[1:4, 2:5] = 1.0
+    u_true = u_true.ravel()
+    if batch is None:
+        data = _data(activation, W, b, u_true, rng)
+    else:
+        data = np.stack([_data(activation, W, b, u_true + 0.3 * k, rng) for k in range(batch)])
+    return Inversion(Dense(W, b, activation, in_shape=SHAPE), data, reg, fidelity="bregman")
+
+
+REGULARIZERS = {
+    "TV": lambda: 0.05 * TotalVariation(SHAPE),
+    "TV+NonNegative": lambda: 0.05 * TotalVariation(SHAPE) + NonNegative(),
+    "L1": lambda: 0.05 * L1(),
+    "SquaredL2": lambda: 0.2 * SquaredL2(),
+}
+ACTIVATIONS = {
+    "ReLU": ReLU,
+    "Tanh": Tanh,
+    "SoftThreshold": lambda: SoftThreshold(0.1),
+    "Sigmoid": Sigmoid,
+}
+
+
+def _exact(problem):
+    return problem.solve(solver="cvxpy", tol=1e-9)
+
+
+def _relative(a, b) -> float:
+    return float(
+        np.linalg.norm(np.ravel(a) - np.ravel(b)) / max(np.linalg.norm(np.ravel(b)), 1e-12)
+    )
+
+
+@pytest.mark.parametrize("reg_name", sorted(REGULARIZERS))
+@pytest.mark.parametrize("act_name", sorted(ACTIVATIONS))
+def test_matches_cvxpy(act_name, reg_name):
+    problem = _problem(ACTIVATIONS[act_name](), REGULARIZERS[reg_name]())
+    exact = _exact(problem)
+    result = problem.solve(solver="admm", tol=1e-8)
+    assert exact.status == "optimal"
+    assert result.status == "optimal" and result.solver == "admm"
+    assert result.global_optimum_claimed
+    assert abs(result.objective - exact.objective) <= 1e-6 * abs(exact.objective)
+    # m = 2n and strictly convex enough here: the minimiser is unique and matches.
+    assert _relative(result.u0, exact.u0) <= 1e-4
+    # the objective in the Result is the model's value at the returned point
+    assert result.objective == pytest.approx(problem.objective(result.u), rel=1e-12)
+
+
+def test_simple_part_is_exact_in_the_result():
+    """With NonNegative in J the returned input lies exactly in dom J (it is v, not u)."""
+    problem = _problem(ReLU(), 0.05 * TotalVariation(SHAPE) + NonNegative(), seed=3)
+    result = problem.solve(solver="admm", tol=1e-6)
+    assert result.status == "optimal"
+    assert (result.u0 >= 0).all() and np.isfinite(result.objective)
+
+
+def test_underdetermined_woodbury_matches_cvxpy():
+    """m ≪ n (the case Woodbury is for): 8 × 8 images, 16 measurements, ReLU + TV."""
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((16, 64))
+    b = rng.standard_normal(16)
+    u_true = np.zeros((8, 8))
+    u_true[2:6, 3:7] = 1.0
+    f = np.maximum(W @ u_true.ravel() + b + 0.01 * rng.standard_normal(16), 0.0)
+    problem = Inversion(
+        Dense(W, b, ReLU(), in_shape=(8, 8)), f, 0.2 * TotalVariation((8, 8)), fidelity="bregman"
+    )
+    exact = _exact(problem)
+    result = problem.solve(solver="admm", tol=1e-8)
+    assert result.status == "optimal"
+    assert abs(result.objective - exact.objective) <= 1e-6 * abs(exact.objective)
+
+
+def test_conv2d_layer_is_densified():
+    """A matrix-free (convolution) A takes the to_dense path."""
+    rng = np.random.default_rng(2)
+    kernel = rng.standard_normal((2, 1, 3, 3))
+    layer = Conv2d(kernel, b=[0.1, -0.1], activation=ReLU(), in_shape=(1, 6, 6), padding=1)
+    u_true = np.abs(rng.standard_normal((1, 6, 6)))
+    f = np.maximum(layer(u_true) + 0.05 * rng.standard_normal(layer.out_shape), 0.0)
+    problem = Inversion(layer, f, 0.1 * L1(), fidelity="bregman")
+    exact = _exact(problem)
+    result = problem.solve(solver="admm", tol=1e-8)
+    assert result.status == "optimal"
+    assert abs(result.objective - exact.objective) <= 1e-6 * abs(exact.objective)
+    assert _relative(result.u0, exact.u0) <= 1e-4
+
+
+def test_batched_equals_per_problem():
+    problem = _problem(ReLU(), 0.05 * TotalVariation(SHAPE), batch=3, seed=7)
+    batched = problem.solve(solver="admm", tol=1e-9)
+    assert batched.status == "optimal" and batched.u0.shape == (3, *SHAPE)
+    for k in range(3):
+        single = Inversion(problem.network, problem.data[k], problem.reg, fidelity="bregman")
+        alone = single.solve(solver="admm", tol=1e-9)
+        assert batched.objective[k] == pytest.approx(alone.objective, rel=1e-8)
+        assert _relative(batched.u0[k], alone.u0) <= 1e-4
+
+
+def test_float32_reaches_float32_accuracy():
+    problem = _problem(Tanh(), 0.05 * TotalVariation(SHAPE), seed=4)
+    exact = _exact(problem)
+    result = problem.solve(solver="admm", tol=1e-5, dtype=np.float32)
+    assert result.status == "optimal" and result.stats["dtype"] == "float32"
+    assert abs(result.objective - exact.objective) <= 1e-5 * abs(exact.objective)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(memory=0, adaptive=False), dict(memory=0, relaxation=1.6), dict(memory=3)],
+    ids=["plain", "over-relaxed", "short-memory"],
+)
+def test_variants_converge_to_the_same_optimum(options):
+    problem = _problem(ReLU(), 0.05 * TotalVariation(SHAPE) + NonNegative(), seed=1)
+    exact = _exact(problem)
+    result = problem.solve(solver="admm", tol=1e-7, max_iter=20_000, **options)
+    assert result.status == "optimal"
+    assert abs(result.objective - exact.objective) <= 1e-6 * abs(exact.objective)
+
+
+def test_rescue_balancing_repairs_a_bad_penalty():
+    """A data penalty 10⁵× too small is rebalanced (and the optimum still found)."""
+    problem = _problem(ReLU(), 0.05 * TotalVariation(SHAPE), seed=2)
+    exact = _exact(problem)
+    result = problem.solve(solver="admm", tol=1e-7, rho_data=1e-6, rho_reg=1e-5)
+    assert result.stats["penalty_updates"] >= 2
+    assert result.stats["rho_data"] > 1e-4
+    assert result.status == "optimal"
+    assert abs(result.objective - exact.objective) <= 1e-6 * abs(exact.objective)
+
+
+def test_max_iter_gives_status_max_iter():
+    problem = _problem(ReLU(), 0.05 * TotalVariation(SHAPE))
+    with pytest.warns(SolverWarning, match="max_iter"):
+        result = problem.solve(solver="admm", tol=1e-10, max_iter=5)
+    assert result.status == "max_iter" and result.iterations == 5
+    assert not result.global_optimum_claimed
+    assert len(result.history["objective"]) == 5 and np.isfinite(result.objective)
+
+
+def test_history_is_recorded():
+    problem = _problem(Sigmoid(), 0.05 * L1())
+    result = problem.solve(solver="admm", tol=1e-6)
+    history = result.history
+    assert len(history["primal_residual"]) == result.iterations
+    assert history["primal_residual"][-1] <= 1e-6 and history["dual_residual"][-1] <= 1e-6
+    assert history["objective"][-1] == pytest.approx(result.objective, rel=1e-5)
+
+
+def test_nan_in_data_is_refused():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((10, N_IN))
+    f = np.abs(rng.standard_normal(10))
+    f[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        Inversion(Dense(W, activation=ReLU(), in_shape=SHAPE), f, L1(), fidelity="bregman")
+
+
+def test_nan_in_warm_start_is_refused():
+    problem = _problem(ReLU(), 0.05 * L1())
+    start = np.zeros(SHAPE)
+    start[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        problem.solve(solver="admm", warm_start=start)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (dict(rho_data=-1.0), "rho_data"),
+        (dict(rho_reg=np.nan), "rho_reg"),
+        (dict(relaxation=2.0), "relaxation"),
+        (dict(memory=-1), "memory"),
+        (dict(memory=2.5), "memory"),
+        (dict(adaptive="yes"), "adaptive"),
+        (dict(tol=0.0), "tol"),
+        (dict(max_iter=0), "max_iter"),
+        (dict(dtype=np.int32), "dtype"),
+    ],
+)
+def test_bad_options_raise(options, match):
+    problem = _problem(ReLU(), 0.05 * L1())
+    with pytest.raises(ValueError, match=match):
+        problem.solve(solver="admm", **options)
+
+
+def test_unknown_option_raises_type_error():
+    problem = _problem(ReLU(), 0.05 * L1())
+    with pytest.raises(TypeError, match="rho"):
+        problem.solve(solver="admm", rho=1.0)
+
+
+def test_refuses_the_lifted_model():
+    rng = np.random.default_rng(0)
+    net = Dense(rng.standard_normal((8, N_IN)), activation=ReLU(), in_shape=SHAPE)
+    problem = Inversion(net, np.abs(rng.standard_normal(8)), L1())
+    with pytest.raises(ValueError, match="fidelity='bregman'"):
+        problem.solve(solver="admm")
+
+
+class _NotAGradient(TotalVariation):
+    """TV whose splitting view uses a stored matrix instead of Gradient2D."""
+
+    def split(self):
+        return None, [(1.0, MatrixOperator(Gradient2D(self.shape).to_dense()), L21Norm(2))]
+
+
+def test_refuses_a_composite_the_dct_cannot_diagonalise():
+    problem = _problem(ReLU(), _NotAGradient(SHAPE))
+    with pytest.raises(ValueError, match="Gradient2D"):
+        problem.solve(solver="admm")
+
+
+def test_refuses_a_too_large_matrix_free_operator(monkeypatch):
+    rng = np.random.default_rng(0)
+    layer = Conv2d(rng.standard_normal((1, 1, 3, 3)), activation=ReLU(), in_shape=(1, 6, 6))
+    f = np.maximum(layer(rng.standard_normal((1, 6, 6))), 0.0)
+    problem = Inversion(layer, f, L1(), fidelity="bregman")
+    monkeypatch.setattr(admm, "DENSE_ENTRY_LIMIT", 10)
+    with pytest.raises(SolverError, match="DENSE_ENTRY_LIMIT"):
+        problem.solve(solver="admm")
+
+
+def test_dct_diagonalises_the_neumann_laplacian():
+    """T(∇ᵀ∇ x) = λ ⊙ T(x) on a non-square grid (the identity the u-step rests on)."""
+    shape = (5, 7)
+    gradient = Gradient2D(shape)
+    transform = admm._Transform(shape)
+    x = np.random.default_rng(0).standard_normal((2, 35))
+    lhs = transform.forward(gradient.apply_adjoint(gradient.apply(x)))
+    rhs = transform.laplacian_eigenvalues() * transform.forward(x)
+    np.testing.assert_allclose(lhs, rhs, atol=1e-12)
+    np.testing.assert_allclose(transform.inverse(transform.forward(x)), x, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-3)])
+def test_woodbury_u_step_solves_the_system(dtype, rtol):
+    """(ρ_y ÂᵀÂ + diag d) û = Âᵀ s + d ⊙ t̂ and Â û, against a dense solve (m < n)."""
+    rng = np.random.default_rng(1)
+    shape, m = (4, 5), 7
+    transform = admm._Transform(shape)
+    A = rng.standard_normal((m, 20))
+    d0 = transform.laplacian_eigenvalues() + 0.1
+    system = admm._WoodburySystem(A, transform, d0, dtype)
+    system.set_penalties(0.7, 3.0)
+    s, t_hat = rng.standard_normal((2, m)), rng.standard_normal((2, 20))
+    u_hat, Au, _ = system.solve(s.astype(dtype), t_hat.astype(dtype), np.zeros((0, m), dtype))
+    A_hat = transform.forward(A)
+    d = 3.0 * d0
+    expected = np.linalg.solve(0.7 * A_hat.T @ A_hat + np.diag(d), (s @ A_hat + d * t_hat).T).T
+    assert u_hat.dtype == dtype
+    np.testing.assert_allclose(u_hat, expected, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(Au, expected @ A_hat.T, rtol=rtol, atol=rtol)
+
+
+def test_non_finite_state_ends_with_status_diverged(monkeypatch):
+    """A NaN in the state stops the run with "diverged" and the last finite iterate."""
+    problem = _problem(ReLU(), 0.05 * TotalVariation(SHAPE))
+    step = admm._Anderson.step
+    calls = []
+
+    def poisoned(self, zeta, g):
+        calls.append(1)
+        out = step(self, zeta, g)
+        return out * np.nan if len(calls) == 4 else out
+
+    monkeypatch.setattr(admm._Anderson, "step", poisoned)
+    with pytest.warns(SolverWarning, match="diverged"):
+        result = problem.solve(solver="admm", tol=1e-10)
+    assert result.status == "diverged" and result.iterations == 5
+    assert "non-finite ADMM state" in result.stats["message"]
+    assert np.isfinite(result.u0).all() and np.isfinite(result.objective)
