@@ -627,7 +627,12 @@ class Inversion:
         if self._fidelity == "bregman":
             size = int(np.prod(lifted.input_shape)) + lifted.n_z
             _, composites = self._reg.split() if self._reg is not None else (None, [])
-            fallback = "pdhg" if composites else "fista"
+            if not composites:
+                fallback = "fista"
+            else:
+                from bregmod.solvers import admm
+
+                fallback = "pdhg" if admm.unsupported_reason(self) else "admm"
         else:
             size = lifted.n_u + lifted.n_z
             fallback = "pdhg"
@@ -676,9 +681,10 @@ class Inversion:
             only), a first-order solver of :mod:`bregmod.solvers` (``"pdhg"``, ``"fista"``,
             ``"cd"``, ``"admm"``), or ``"auto"``: ``"cvxpy"`` when the problem is certified,
             has at most :data:`AUTO_EXACT_LIMIT` unknowns, ``dtype`` is float64 and every
-            activation has a DCP form; otherwise ``"pdhg"`` (``"fista"`` for the Bregman
-            fidelity when J has no composite term). The reason is in
-            ``Result.stats["auto"]``.
+            activation has a DCP form; otherwise ``"pdhg"`` (for the Bregman fidelity:
+            ``"fista"`` when J has no composite term, ``"admm"`` when J's composite terms are
+            total variation on the input and the layer fits in memory as a dense matrix).
+            The reason is in ``Result.stats["auto"]``.
         tol : float
             Relative tolerance (CVXPY: passed to the solver's gap/feasibility tolerances).
         max_iter : int, optional

@@ -223,7 +223,7 @@ def test_quick_perceptron_tv_report(quick_runs):
     assert code == 0, err
     report = json.loads((folder / "report.json").read_text())
     assert report["spec"]["regularizer"] == "1.92·tv"  # 0.015 · m, m = 128 outputs
-    assert report["solver"]["used"] == "pdhg" and report["solver"]["status"] == "optimal"
+    assert report["solver"]["used"] == "admm" and report["solver"]["status"] == "optimal"
     assert report["global_optimum_claimed"] and report["metrics"]["psnr"] > 18
     with np.load(folder / "result.npz") as saved:
         assert saved["history_primal_residual"].shape == (report["solver"]["iterations"],)

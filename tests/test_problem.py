@@ -449,4 +449,4 @@ def test_auto_for_bregman_fidelity_chooses_by_regulariser(monkeypatch):
     Inversion(net, f, L1(), fidelity="bregman").solve(dtype=np.float32)
     tv = 0.1 * TotalVariation((4, 4))
     Inversion(net, f, tv, fidelity="bregman").solve(dtype=np.float32)
-    assert [name for name, _ in calls] == ["fista", "pdhg"]
+    assert [name for name, _ in calls] == ["fista", "admm"]

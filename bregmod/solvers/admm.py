@@ -102,7 +102,13 @@ from bregmod.solvers._common import (
     relative_residual,
 )
 
-__all__ = ["DEFAULT_MAX_ITER", "DENSE_ENTRY_LIMIT", "MAX_PENALTY_UPDATES", "solve"]
+__all__ = [
+    "DEFAULT_MAX_ITER",
+    "DENSE_ENTRY_LIMIT",
+    "MAX_PENALTY_UPDATES",
+    "solve",
+    "unsupported_reason",
+]
 
 #: Iteration limit when ``max_iter`` is None.
 DEFAULT_MAX_ITER = 5000
@@ -134,18 +140,33 @@ _SYRK_COLUMNS = 4096
 
 
 # --------------------------------------------------------------------------- problem checks
-def _dense_operator(A) -> np.ndarray:
-    """A as a dense float64 matrix (stored matrix, or a densified matrix-free operator)."""
+def _check_densifiable(A) -> bool:
+    """True when A is stored densely; raise SolverError when densifying it is too large."""
     m, n = A.shape
     if isinstance(A, MatrixOperator) and not scipy.sparse.issparse(A.matrix):
-        return A.matrix
+        return True
     if m * n > DENSE_ENTRY_LIMIT:
         raise SolverError(
             f"{_SUPPORTED}; the layer's operator {A!r} has m·n = {m * n} entries, more than "
             f"DENSE_ENTRY_LIMIT = {DENSE_ENTRY_LIMIT} that the Woodbury u-step densifies: "
             "use solver='pdhg'"
         )
-    return A.to_dense()
+    return False
+
+
+def _dense_operator(A) -> np.ndarray:
+    """A as a dense float64 matrix (stored matrix, or a densified matrix-free operator)."""
+    return A.matrix if _check_densifiable(A) else A.to_dense()
+
+
+def unsupported_reason(problem) -> str | None:
+    """Why :func:`solve` would refuse ``problem``, or None when it applies (used by "auto")."""
+    try:
+        _split(problem)
+        _check_densifiable(problem.A)
+    except (ValueError, SolverError) as exc:
+        return str(exc)
+    return None
 
 
 def _split(problem) -> tuple:
