@@ -38,3 +38,14 @@ def positive_scalar(t, name: str) -> float:
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite positive number, got {value}")
     return value
+
+
+def nonnegative_scalar(t, name: str) -> float:
+    """Return ``t`` as a float, raising ``ValueError`` unless it is finite and ≥ 0."""
+    try:
+        value = float(t)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number ≥ 0, got {t!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {value}")
+    return value

@@ -61,7 +61,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from bregmod._checks import positive_scalar
+from bregmod._checks import nonnegative_scalar, positive_scalar
 from bregmod.errors import SolverError
 from bregmod.lifted import LiftedNetwork
 from bregmod.operators import BlockOperator, IdentityOperator, Operator
@@ -237,23 +237,12 @@ def _check_method(method) -> str:
     return method
 
 
-def _nonnegative(value, name: str) -> float:
-    """``value`` as a float, raising ``ValueError`` unless it is finite and ≥ 0."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number ≥ 0, got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{name} must be a finite number ≥ 0, got {number}")
-    return number
-
-
 def _check_lam(lam) -> float:
-    return _nonnegative(lam, "lam (the data weight λ)")
+    return nonnegative_scalar(lam, "lam (the data weight λ)")
 
 
 def _check_tol(tol) -> float | None:
-    return None if tol is None else _nonnegative(tol, "tol (absolute eigenvalue tolerance)")
+    return None if tol is None else nonnegative_scalar(tol, "tol (absolute eigenvalue tolerance)")
 
 
 def _check_dense_limit(dense_limit) -> int:

@@ -38,6 +38,14 @@ class SolverError(BregmodError):
     """A solver could not produce a trustworthy answer."""
 
 
+class SourceConditionError(BregmodError, ValueError):
+    """No v satisfies the source condition Wᵀv ∈ ∂J(u†) (within the tolerance)."""
+
+
+class SolverWarning(UserWarning):
+    """A solver returned a status other than ``"optimal"`` (inaccurate, stopped early, failed)."""
+
+
 def describe_entries(mask, values, limit: int = 5) -> str:
     """Describe the entries selected by a boolean ``mask`` for an error message.
 

@@ -27,7 +27,13 @@ import numpy as np
 from bregmod._checks import finite_array, positive_scalar
 from bregmod.activations import Activation
 from bregmod.certificate import DENSE_LIMIT, Certificate, certify
-from bregmod.errors import NoDCPFormError, NotCertifiedError, ShapeError, SolverError
+from bregmod.errors import (
+    NoDCPFormError,
+    NotCertifiedError,
+    ShapeError,
+    SolverError,
+    SolverWarning,
+)
 from bregmod.lifted import LiftedNetwork
 from bregmod.network import Conv2d, Dense, Network
 from bregmod.operators import Operator
@@ -68,10 +74,6 @@ STATUSES = (
     "unbounded",
     "unbounded_inaccurate",
 )
-
-
-class SolverWarning(UserWarning):
-    """A solver returned a status other than ``"optimal"`` (inaccurate, stopped early, failed)."""
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,13 @@ import scipy.sparse as sp
 from scipy.optimize import brentq
 
 from bregmod._checks import finite_array, positive_scalar
-from bregmod.errors import BregmodError, DomainError, ShapeError, SolverError, describe_entries
+from bregmod.errors import (
+    DomainError,
+    ShapeError,
+    SolverError,
+    SourceConditionError,
+    describe_entries,
+)
 from bregmod.network import Conv2d, Dense, Network
 from bregmod.problem import Inversion
 from bregmod.regularizers import Regularizer
@@ -118,10 +124,6 @@ NOISE_RTOL = 1e-9
 ROUNDING_RTOL = 1e-12
 #: Tolerances of the small CVXPY programs (Clarabel) of :func:`source_element`.
 _CLARABEL_OPTIONS = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}
-
-
-class SourceConditionError(BregmodError, ValueError):
-    """No v satisfies the source condition Wᵀv ∈ ∂J(u†) (within the tolerance)."""
 
 
 # --- validation ---------------------------------------------------------------------------------

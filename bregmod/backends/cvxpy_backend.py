@@ -28,7 +28,7 @@ clipped into dom J (its Box terms), z into dom Ψ (clip to the interval; vector 
 projection onto the simplex) and the hidden states are recomputed from M u = V z with u₀ and
 z fixed (least squares in the other blocks, exact for every supported architecture). The
 model's value there is compared with CVXPY's; a mismatch beyond √tol · max(1, |value|)
-downgrades the status to ``"optimal_inaccurate"`` (with a :class:`~bregmod.problem.SolverWarning`).
+downgrades the status to ``"optimal_inaccurate"`` (with a :class:`~bregmod.errors.SolverWarning`).
 Batched data is solved one problem after the other (the data enters as a CVXPY parameter, so
 the problem is compiled once) and the results are stacked.
 """
