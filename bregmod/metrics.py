@@ -38,9 +38,11 @@ def psnr(estimate, truth, data_range: float | None = None) -> float:
 def ssim(estimate, truth, data_range: float | None = None) -> float:
     """Structural similarity index (Wang et al. 2004) via scikit-image.
 
-    Requires scikit-image (``pip install bregmod[data]``); images must be 2-D and at least 7×7.
+    Requires scikit-image (``pip install bregmod[data]``); images must be 2-D (after removing
+    singleton axes) and at least 7×7.
     """
     estimate, truth = _pair(estimate, truth)
+    estimate, truth = np.squeeze(estimate), np.squeeze(truth)  # e.g. a grey (1, H, W) image
     try:
         from skimage.metrics import structural_similarity
     except ImportError:

@@ -464,10 +464,11 @@ class Inversion:
         return np.linalg.norm(Mu - Vz, axis=1), scale
 
     def _reg_rows(self, u0: np.ndarray) -> np.ndarray:
-        """J(u₀) of every row of u₀ (B, n_in), each reshaped to the input shape."""
+        """J(u₀) of every row of u₀ (B, n_in), each reshaped to J's item shape (e.g. (H, W) for
+        TV on a (1, H, W) convolution input) or else to the input shape."""
         if self._reg is None:
             return np.zeros(u0.shape[0])
-        shape = self._lifted.input_shape
+        shape = self._reg.shape if self._reg.shape is not None else self._lifted.input_shape
         return np.array([self._reg(row.reshape(shape)) for row in u0])
 
     def _bregman_gap_rows(self, u: np.ndarray, z: np.ndarray, f: np.ndarray) -> np.ndarray:

@@ -647,11 +647,12 @@ def _ground_truth(ctx: _Context, table: dict, shape: tuple[int, ...]) -> np.ndar
     if "image" in table:
         from bregmod.data import load_image
 
-        if len(shape) != 2 or shape[0] != shape[1]:
-            raise ctx.error(f"{key}.image", f"built-in images are square 2-D, but the input "
-                                            f"shape is {shape}")
+        image = shape[1:] if shape[:1] == (1,) else shape  # a grey [1, H, W] input
+        if len(image) != 2 or image[0] != image[1]:
+            raise ctx.error(f"{key}.image", f"built-in images are square 2-D ([H, H] or "
+                                            f"[1, H, H]), but the input shape is {shape}")
         try:
-            return load_image(table["image"], shape[0])
+            return load_image(table["image"], image[0]).reshape(shape)
         except (ValueError, ImportError) as exc:
             raise ctx.error(f"{key}.image", str(exc)) from None
     if "file" in table:
@@ -830,9 +831,12 @@ def _regularizer(ctx: _Context, raw: dict, input_shape: tuple[int, ...], n_out: 
     for weight, name, args in _parse_terms(ctx, text, "regularizer.expr"):
         try:
             if name.startswith("tv"):
-                if len(input_shape) != 2:
-                    raise ValueError(f"{name} needs a 2-D input [H, W], got shape {input_shape}")
-                base = rg.TotalVariation(input_shape, isotropic=(name == "tv"))
+                image = input_shape[1:] if input_shape[:1] == (1,) else input_shape
+                if len(image) != 2:
+                    raise ValueError(
+                        f"{name} needs a 2-D input [H, W] or [1, H, W], got shape {input_shape}"
+                    )
+                base = rg.TotalVariation(image, isotropic=(name == "tv"))
             elif name == "box":
                 base = rg.Box(*args)
             else:

@@ -15,7 +15,7 @@ import pytest
 from bregmod.activations import ReLU
 from bregmod.certificate import Certificate
 from bregmod.errors import DomainError, NoDCPFormError, ShapeError, SolverError
-from bregmod.network import Dense, Residual, Sequential
+from bregmod.network import Conv2d, Dense, Residual, Sequential
 from bregmod.problem import (
     DEFAULT_RHO,
     Inversion,
@@ -450,3 +450,19 @@ def test_auto_for_bregman_fidelity_chooses_by_regulariser(monkeypatch):
     tv = 0.1 * TotalVariation((4, 4))
     Inversion(net, f, tv, fidelity="bregman").solve(dtype=np.float32)
     assert [name for name, _ in calls] == ["fista", "admm"]
+
+
+def test_total_variation_on_a_single_channel_convolution_input():
+    """TV of shape (H, W) acts on the (1, H, W) input of a Conv2d layer."""
+    rng = np.random.default_rng(11)
+    net = Conv2d(rng.standard_normal((2, 1, 3, 3)), None, ReLU(), in_shape=(1, 6, 6), padding=1)
+    u = np.zeros((1, 6, 6))
+    u[0, 1:4, 2:5] = 1.0
+    tv = TotalVariation((6, 6))
+    problem = Inversion(net, net(u), reg=0.1 * tv, fidelity="bregman")
+    # the data are exact, so the Bregman misfit vanishes and the objective is 0.1·TV(u)
+    assert problem.objective(problem.lifted.forward(u)[0]) == pytest.approx(0.1 * tv(u[0]))
+    exact = problem.solve("cvxpy", tol=1e-9)
+    iterative = problem.solve("admm", tol=1e-8)
+    assert exact.u0.shape == (1, 6, 6)
+    assert iterative.objective == pytest.approx(exact.objective, rel=1e-6)

@@ -535,3 +535,19 @@ def test_a_transposed_weight_file_is_not_reshaped(tmp_path):
     assert "has shape (64, 16) (1024 entries), expected shape (16, 64)" in message
     np.save(tmp_path / "W.npy", np.ones((1, 16, 64)))
     assert parse(text, base_dir=tmp_path).network.W.shape == (16, 64)
+
+
+def test_grey_convolution_input_takes_a_builtin_image_and_total_variation():
+    text = BASE.replace("shape = [8, 8]", "shape = [1, 8, 8]").replace(
+        'type = "dense"\nout = 16',
+        'type = "conv2d"\nchannels = 2\nkernel_size = 3\npadding = 1',
+    ).replace('bias = { distribution = "normal", std = 1.0, seed = 1 }\n', "")
+    spec = parse(text)
+    assert spec.ground_truth.shape == (1, 8, 8)
+    np.testing.assert_array_equal(spec.ground_truth[0], phantom(8))
+    assert spec.problem.reg.shape == (8, 8)  # TV on the grey image
+    u, _ = spec.problem.lifted.forward(spec.ground_truth)
+    assert np.isfinite(spec.problem.objective(u))
+    with pytest.raises(SpecError, match=r"tv needs a 2-D input \[H, W\] or \[1, H, W\]"):
+        parse(text.replace("shape = [1, 8, 8]", "shape = [2, 8, 8]").replace(
+            'ground_truth = { image = "phantom" }', 'ground_truth = { values = 0.5 }'))
