@@ -550,4 +550,5 @@ def test_grey_convolution_input_takes_a_builtin_image_and_total_variation():
     assert np.isfinite(spec.problem.objective(u))
     with pytest.raises(SpecError, match=r"tv needs a 2-D input \[H, W\] or \[1, H, W\]"):
         parse(text.replace("shape = [1, 8, 8]", "shape = [2, 8, 8]").replace(
-            'ground_truth = { image = "phantom" }', 'ground_truth = { values = 0.5 }'))
+            'ground_truth = { image = "phantom" }',
+            f"ground_truth = {{ values = {np.full((2, 8, 8), 0.5).tolist()} }}"))
