@@ -43,6 +43,7 @@ import numpy as np
 
 from bregmod import __version__
 from bregmod.errors import BregmodError, NotAdmissibleError
+from bregmod.solvers import registry
 
 __all__ = ["main"]
 
@@ -279,7 +280,8 @@ def _parser() -> _Parser:
     _spec_arguments(bound)
     bound.add_argument("--delta", type=float,
                        help="claimed noise level δ (default: the measured one)")
-    bound.add_argument("--solver", default="cvxpy", help="solver for u_α (default cvxpy)")
+    bound.add_argument("--solver", default="cvxpy", choices=registry.names(),
+                       help="solver for u_α (default cvxpy)")
     bound.add_argument("--zero-tol", type=float, default=1e-6,
                        help="entries (TV: gradient vectors) below this count as zero in "
                             "subgradient tests (default 1e-6)")

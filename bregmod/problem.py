@@ -17,7 +17,6 @@ The regulariser J carries its own weight (``0.015 * TotalVariation(shape)``).
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,14 +30,14 @@ from bregmod.errors import (
     NoDCPFormError,
     NotCertifiedError,
     ShapeError,
-    SolverError,
     SolverWarning,
 )
 from bregmod.lifted import LiftedNetwork
 from bregmod.network import Conv2d, Dense, Network
 from bregmod.operators import Operator
 from bregmod.regularizers import Regularizer
-from bregmod.solvers import SOLVERS as FIRST_ORDER_SOLVERS
+from bregmod.solvers import registry
+from bregmod.solvers.registry import AUTO_EXACT_LIMIT
 
 __all__ = [
     "AUTO_EXACT_LIMIT",
@@ -57,9 +56,6 @@ FIDELITIES = ("quadratic", "bregman")
 #: ρ used when ``rho=None`` (the talk's value for deep residual nets; the exact certificate and
 #: the exact solve do not depend on ρ, since the penalty vanishes on M u = V z).
 DEFAULT_RHO = 1e3
-#: ``solver="auto"`` picks the exact CVXPY backend up to this many scalar unknowns
-#: (n_u + n_z, or n_in + m for the Bregman fidelity), a few seconds with Clarabel.
-AUTO_EXACT_LIMIT = 2000
 #: χ_{=0}(M u − V z) counts as 0 when ‖M u − V z‖ ≤ FEASIBILITY_RTOL · max(1, ‖M u‖, ‖V z‖).
 FEASIBILITY_RTOL = 1e-8
 #: Statuses a :class:`Result` may carry; only ``"optimal"`` means "converged to tolerance".
@@ -624,47 +620,6 @@ class Inversion:
         )
 
     # ------------------------------------------------------------------ solving
-    def _auto_solver(self, dtype) -> tuple[str, str, str]:
-        """``(choice, first-order fallback, reason)`` for ``solver="auto"``."""
-        lifted = self._lifted
-        if self._fidelity == "bregman":
-            size = int(np.prod(lifted.input_shape)) + lifted.n_z
-            _, composites = self._reg.split() if self._reg is not None else (None, [])
-            if not composites:
-                fallback = "fista"
-            else:
-                from bregmod.solvers import admm
-
-                fallback = "pdhg" if admm.unsupported_reason(self) else "admm"
-        else:
-            size = lifted.n_u + lifted.n_z
-            fallback = "pdhg"
-        if np.dtype(dtype) != np.float64:
-            reason = f"dtype {np.dtype(dtype)}: the CVXPY backend computes in float64"
-        elif size > AUTO_EXACT_LIMIT:
-            reason = f"{size} unknowns > AUTO_EXACT_LIMIT = {AUTO_EXACT_LIMIT}"
-        elif not self.certify():
-            reason = "not certified convex, so the exact backend does not apply"
-        else:
-            return "cvxpy", fallback, f"certified convex, {size} unknowns ≤ {AUTO_EXACT_LIMIT}"
-        return fallback, fallback, reason
-
-    @staticmethod
-    def _solver_module(name: str):
-        if name == "cvxpy":
-            from bregmod.backends import cvxpy_backend
-
-            return cvxpy_backend
-        module_name = f"bregmod.solvers.{name}"
-        try:
-            return importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            raise SolverError(
-                f"solver {name!r} is not available: the module {module_name} is missing"
-            ) from None
-
     def solve(
         self,
         solver: str = "auto",
@@ -680,14 +635,17 @@ class Inversion:
         Parameters
         ----------
         solver : str
-            ``"cvxpy"`` (exact, :mod:`bregmod.backends.cvxpy_backend`; certified problems
-            only), a first-order solver of :mod:`bregmod.solvers` (``"pdhg"``, ``"fista"``,
-            ``"cd"``, ``"admm"``), or ``"auto"``: ``"cvxpy"`` when the problem is certified,
-            has at most :data:`AUTO_EXACT_LIMIT` unknowns, ``dtype`` is float64 and every
-            activation has a DCP form; otherwise ``"pdhg"`` (for the Bregman fidelity:
-            ``"fista"`` when J has no composite term, ``"admm"`` when J's composite terms are
-            total variation on the input and the layer fits in memory as a dense matrix).
-            The reason is in ``Result.stats["auto"]``.
+            A name of the solver registry :mod:`bregmod.solvers.registry`: ``"cvxpy"``
+            (exact, :mod:`bregmod.backends.cvxpy_backend`; certified problems only), a
+            first-order solver of :mod:`bregmod.solvers` (``"pdhg"``, ``"fista"``, ``"cd"``,
+            ``"admm"``), or ``"auto"``: the first solver of
+            ``registry.AUTO_ORDER[fidelity]`` whose ``supports(problem)`` accepts it —
+            ``"cvxpy"`` when the problem is certified, has at most
+            :data:`AUTO_EXACT_LIMIT` unknowns, ``dtype`` is float64 and every activation has
+            a DCP form; otherwise ``"pdhg"`` (for the Bregman fidelity: ``"fista"`` when J has
+            no composite term, ``"admm"`` when J's composite terms are total variation on the
+            input and the layer fits in memory as a dense matrix). The reason is in
+            ``Result.stats["auto"]``.
         tol : float
             Relative tolerance (CVXPY: passed to the solver's gap/feasibility tolerances).
         max_iter : int, optional
@@ -714,23 +672,23 @@ class Inversion:
         NotCertifiedError, NoDCPFormError
             From the CVXPY backend, when named explicitly.
         """
-        names = ("auto", "cvxpy", *FIRST_ORDER_SOLVERS)
-        if solver not in names:
-            raise ValueError(f"unknown solver {solver!r}; choose one of {names}")
+        if solver not in registry.names():
+            raise ValueError(f"unknown solver {solver!r}; choose one of {registry.names()}")
         arguments = dict(
             tol=tol, max_iter=max_iter, warm_start=warm_start, progress=progress, dtype=dtype
         )
         if solver != "auto":
-            return self._solver_module(solver).solve(self, **arguments, **options)
-        name, fallback, reason = self._auto_solver(dtype)
-        if name == "cvxpy":
-            try:
-                result = self._solver_module(name).solve(self, **arguments, **options)
-            except (NoDCPFormError, NotCertifiedError) as exc:
-                name = fallback
-                reason = f"the exact backend refused ({exc}); fell back to {fallback}"
-        if name != "cvxpy":
-            result = self._solver_module(name).solve(self, **arguments, **options)
+            return registry.load(solver).solve(self, **arguments, **options)
+        name, _, reason = registry.choose(self, dtype)
+        try:
+            result = registry.load(name).solve(self, **arguments, **options)
+        except (NoDCPFormError, NotCertifiedError) as exc:
+            if name not in registry.EXACT:
+                raise
+            # The DCP split can need more than the certificate (cvxpy_backend's docstring).
+            name, _, _ = registry.choose(self, dtype, exclude=registry.EXACT)
+            reason = f"the exact backend refused ({exc}); fell back to {name}"
+            result = registry.load(name).solve(self, **arguments, **options)
         result.stats["auto"] = reason
         return result
 

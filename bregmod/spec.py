@@ -108,8 +108,6 @@ Tables and keys
 from __future__ import annotations
 
 import copy
-import importlib
-import inspect
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -120,7 +118,8 @@ from typing import Any
 import numpy as np
 
 from bregmod import activations as _act
-from bregmod.errors import BregmodError, DomainError
+from bregmod.errors import BregmodError, DomainError, SolverError
+from bregmod.solvers import registry
 
 __all__ = [
     "ACTIVATIONS",
@@ -212,7 +211,6 @@ _SOLVER = {"name": (str,), "tol": _NUMBER, "max_iter": (int,), "dtype": (str,),
            "options": (dict,)}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 #: Keyword arguments every solver takes; a spec sets them through [solver], not ``options``.
-_COMMON_SOLVE_ARGS = {"problem", "tol", "max_iter", "warm_start", "progress", "dtype"}
 
 
 # --- locating keys in the text --------------------------------------------------------------
@@ -873,20 +871,16 @@ class SolverSettings:
 
 
 def _solver_names() -> tuple[str, ...]:
-    from bregmod.solvers import SOLVERS
-
-    return ("auto", "cvxpy", *SOLVERS)
+    return registry.names()
 
 
 def _solver_parameters(ctx: _Context, name: str) -> set[str]:
     """Keyword arguments of the named solver's ``solve`` beyond the common ones."""
-    module = ("bregmod.backends.cvxpy_backend" if name == "cvxpy" else f"bregmod.solvers.{name}")
     try:
-        solve = importlib.import_module(module).solve
-    except ModuleNotFoundError:
+        return registry.options(name)
+    except SolverError:
         raise ctx.error("solver.name", f"solver {name!r} is not available in this installation "
-                                       f"(module {module} is missing)") from None
-    return set(inspect.signature(solve).parameters) - _COMMON_SOLVE_ARGS
+                                       f"(module {registry.MODULES[name]} is missing)") from None
 
 
 def _solver(ctx: _Context, raw: dict) -> SolverSettings:

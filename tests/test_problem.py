@@ -24,6 +24,7 @@ from bregmod.problem import (
     StructuralCertificate,
 )
 from bregmod.regularizers import L1, NonNegative, SquaredL2, TotalVariation
+from bregmod.solvers import registry
 
 N_IN, WIDTH = 4, 3
 
@@ -389,6 +390,8 @@ def test_missing_solver_module_is_named(residual, monkeypatch):
 def fake_solvers(monkeypatch, calls, refuse=None):
     """Replace the solver modules by recorders returning a dummy Result (or raising ``refuse``)."""
 
+    load = registry.load
+
     def module(name):
         def solve(problem, **kwargs):
             calls.append((name, kwargs))
@@ -397,9 +400,9 @@ def fake_solvers(monkeypatch, calls, refuse=None):
             u, z = problem.lifted.forward(np.zeros(problem.lifted.input_shape))
             return problem.make_result(u, z, status="optimal", solver=name)
 
-        return types.SimpleNamespace(solve=solve)
+        return types.SimpleNamespace(solve=solve, supports=load(name).supports)
 
-    monkeypatch.setattr(Inversion, "_solver_module", staticmethod(module))
+    monkeypatch.setattr(registry, "load", module)
 
 
 def test_named_solver_gets_the_arguments(residual, monkeypatch):

@@ -50,7 +50,10 @@ from bregmod.errors import NoDCPFormError, NotCertifiedError
 from bregmod.problem import STATUSES, Inversion, Result, _box_terms
 from bregmod.solvers._common import prepare
 
-__all__ = ["DEFAULT_SOLVER", "solve", "to_cvxpy"]
+__all__ = ["DEFAULT_SOLVER", "NAME", "solve", "supports", "to_cvxpy"]
+
+#: The solver's name in the registry (:mod:`bregmod.solvers.registry`).
+NAME = "cvxpy"
 
 #: The CVXPY solver used unless ``cvxpy_solver`` names another installed one.
 DEFAULT_SOLVER = "CLARABEL"
@@ -139,6 +142,37 @@ def _certified(problem: Inversion) -> Certificate:
             "solver (solver='pdhg'), which runs as a local method and claims no global optimum."
         )
     return certificate
+
+
+def supports(problem) -> str | None:
+    """None when the exact backend can write ``problem`` in DCP form, else the reason.
+
+    Checks what is known before building the problem: an :class:`Inversion`, small enough for
+    dense matrices (quadratic fidelity), certified convex, and a DCP form of Φ* and of Ψ or Φ
+    for every activation. The DCP split can still refuse at solve time (see the module
+    docstring), with :class:`~bregmod.errors.NotCertifiedError`.
+    """
+    if not isinstance(problem, Inversion):
+        return f"the CVXPY backend solves an Inversion, got {type(problem).__name__}"
+    lifted = problem.lifted
+    if problem.fidelity == "quadratic":
+        if lifted.n_u + lifted.n_z > DENSE_LIMIT:
+            return (
+                f"n_u + n_z = {lifted.n_u + lifted.n_z} > DENSE_LIMIT = {DENSE_LIMIT}: too "
+                "large for the dense matrices of the exact backend"
+            )
+        certificate = problem.certify("exact")
+        if not certificate.certified:
+            return f"not certified convex at λ = {problem.lam:g} (exact certificate)"
+    try:
+        for blk, act in zip(lifted.z_blocks, lifted.activations, strict=True):
+            variable = cp.Variable(blk.size)
+            _dcp(act.cvx_phi_conj, variable, f"Φ* of z block {blk.name} ({act.name})")
+            if problem.fidelity == "quadratic":
+                _psi_or_phi(act, variable, f"z block {blk.name}")
+    except NoDCPFormError as exc:
+        return str(exc)
+    return None
 
 
 def _quadratic_factor(

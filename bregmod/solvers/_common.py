@@ -31,9 +31,9 @@ Conventions
   provable Lipschitz bounds), :class:`ProxPart` (g) and :class:`Elimination` (the
   parametrisation of {M u = V z} by (u₀, z)).
 * History: ``Result.history`` maps ``"objective"``, ``"primal_residual"``,
-  ``"dual_residual"`` (and ``"gap"`` or solver-specific keys when reported) to one float per
-  recorded iteration; the objective of a batch is the sum over the batch, residuals are the
-  batch maxima.
+  ``"dual_residual"`` (only for solvers with a dual variable), ``"gap"`` or solver-specific
+  keys when reported, to one float per recorded iteration; the objective of a batch is the
+  sum over the batch, residuals are the batch maxima.
 * Warm start (``warm_start=``): ``None`` starts from the forward pass of u₀ = 0; an array of
   the input shape (optionally batched) starts from the forward pass of that u₀; a pair
   ``(u, z)`` of stacked lifted vectors, or a previous :class:`~bregmod.problem.Result`, starts
@@ -347,7 +347,7 @@ class Monitor:
         iteration: int,
         *,
         primal_residual,
-        dual_residual,
+        dual_residual=None,
         objective=None,
         gap=None,
         **extra,
@@ -358,8 +358,12 @@ class Monitor:
         ----------
         iteration : int
             Number of completed iterations.
-        primal_residual, dual_residual : float or ndarray (B,)
-            Relative residuals of the optimality conditions (batch: worst problem counts).
+        primal_residual : float or ndarray (B,)
+            Relative residual of the optimality conditions (batch: worst problem counts).
+        dual_residual : float or ndarray (B,), optional
+            Relative residual of the dual optimality conditions, for solvers with a dual
+            variable (None: the solver has none; nothing is recorded, and the test uses the
+            primal residual alone).
         objective : float or ndarray (B,), optional
             Objective value (batch: summed).
         gap : float or ndarray (B,), optional
@@ -375,10 +379,9 @@ class Monitor:
             True when the run must stop (see :attr:`status`).
         """
         self.iterations = iteration
-        values = {
-            "primal_residual": float(np.max(primal_residual)),
-            "dual_residual": float(np.max(dual_residual)),
-        }
+        values = {"primal_residual": float(np.max(primal_residual))}
+        if dual_residual is not None:
+            values["dual_residual"] = float(np.max(dual_residual))
         if objective is not None:
             values["objective"] = float(np.sum(objective, dtype=np.float64))
         if gap is not None:
@@ -391,7 +394,9 @@ class Monitor:
         if self._bar is not None:
             self._bar.update(1)
             if iteration % 25 == 0:
-                self._bar.set_postfix(rp=values["primal_residual"], rd=values["dual_residual"])
+                self._bar.set_postfix(
+                    rp=values["primal_residual"], rd=values.get("dual_residual", np.nan)
+                )
         for key, value in values.items():
             if not np.isfinite(value):
                 return self._stop(
@@ -415,18 +420,18 @@ class Monitor:
                     f"{iteration}: the iterates diverged (step too large?); the last finite "
                     "iterate is returned",
                 )
-        converged = values["primal_residual"] <= self.tol and values["dual_residual"] <= self.tol
-        if converged and values.get("gap", 0.0) <= self.tol:
+        measured = ("primal_residual", "dual_residual", "gap")
+        if max(values[key] for key in measured if key in values) <= self.tol:
             return self._stop(
                 _STATUS_OPTIMAL,
                 f"relative residuals ≤ tol = {self.tol:g} after {iteration} iterations",
             )
         if iteration >= self.max_iter:
+            residuals = ", ".join(f"{values[key]:.2e}" for key in measured[:2] if key in values)
             return self._stop(
                 _STATUS_MAX_ITER,
                 f"max_iter = {self.max_iter} reached before the relative residuals "
-                f"({values['primal_residual']:.2e}, {values['dual_residual']:.2e}) fell below "
-                f"tol = {self.tol:g}",
+                f"({residuals}) fell below tol = {self.tol:g}",
             )
         return False
 

@@ -106,9 +106,13 @@ __all__ = [
     "DEFAULT_MAX_ITER",
     "DENSE_ENTRY_LIMIT",
     "MAX_PENALTY_UPDATES",
+    "NAME",
     "solve",
-    "unsupported_reason",
+    "supports",
 ]
+
+#: The solver's name in the registry (:mod:`bregmod.solvers.registry`).
+NAME = "admm"
 
 #: Iteration limit when ``max_iter`` is None.
 DEFAULT_MAX_ITER = 5000
@@ -159,8 +163,8 @@ def _dense_operator(A) -> np.ndarray:
     return A.matrix if _check_densifiable(A) else A.to_dense()
 
 
-def unsupported_reason(problem) -> str | None:
-    """Why :func:`solve` would refuse ``problem``, or None when it applies (used by "auto")."""
+def supports(problem) -> str | None:
+    """None when :func:`solve` applies to ``problem``, else why it would refuse it."""
     try:
         _split(problem)
         _check_densifiable(problem.A)

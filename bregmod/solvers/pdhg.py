@@ -84,7 +84,10 @@ from bregmod.solvers._common import (
     relative_residual,
 )
 
-__all__ = ["solve"]
+__all__ = ["NAME", "solve", "supports"]
+
+#: The solver's name in the registry (:mod:`bregmod.solvers.registry`).
+NAME = "pdhg"
 
 #: Safety factor θ < 1 of the step condition τ(L_f/2 + Σσ_i‖L_i‖²) ≤ θ.
 THETA = 0.99
@@ -222,6 +225,11 @@ def _constraint_mode(problem, constraint: str):
             raise
         return "dual", None, {"constraint": "dual (the constraint cannot be eliminated)"}
     return "eliminated", elimination, {"constraint": "eliminated (x = P(u₀, z))"}
+
+
+def supports(problem) -> str | None:
+    """None: PDHG applies to every problem (any fidelity, any J with a splitting view)."""
+    return None
 
 
 def solve(
@@ -414,10 +422,11 @@ def solve(
         primal = relative_residual(
             batch_norm(p), grad_scale, adjoint_scale, batch_norm(step_term - direction)
         )
+        # Without dual blocks there is no dual variable and no dual residual.
         dual = (
             relative_residual(np.sqrt(dual_res_sq), dual_scale)
             if dual_constraint or blocks
-            else np.zeros(setup.batch)
+            else None
         )
         objective = (
             float(np.sum(smooth.objective(x_new, images_new)))
@@ -433,7 +442,7 @@ def solve(
         if stop:
             break
         if not fixed:
-            rp, rd = float(np.max(primal)), float(np.max(dual))
+            rp, rd = float(np.max(primal)), float(np.max(dual))  # adaptive ⇒ c > 0 ⇒ dual blocks
             if rp > _DELTA * rd and s > s_floor:
                 s = max(s * (1 - alpha), s_floor)
             elif rd > _DELTA * rp:
