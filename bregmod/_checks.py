@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bregmod.errors import describe_entries
+from bregmod.errors import ShapeError, describe_entries
 
 
 def finite_array(x, name: str, dtype=np.float64) -> np.ndarray:
@@ -49,3 +49,23 @@ def nonnegative_scalar(t, name: str) -> float:
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number ≥ 0, got {value}")
     return value
+
+
+def as_batch(x, shape: tuple[int, ...], what: str) -> tuple[np.ndarray, bool]:
+    """Return ``x`` (of ``shape`` or ``(batch, *shape)``) as a finite (batch, size) array.
+
+    The second value says whether ``x`` carried a batch axis.
+    """
+    arr = finite_array(x, what)
+    size = int(np.prod(shape, dtype=int))
+    if arr.shape == shape:
+        return arr.reshape(1, size), False
+    if arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:
+        return arr.reshape(arr.shape[0], size), True
+    raise ShapeError(f"{what} must have shape {shape} or (batch, *{shape}), got {arr.shape}")
+
+
+def from_batch(x: np.ndarray, shape: tuple[int, ...], batched: bool) -> np.ndarray:
+    """Inverse of :func:`as_batch`: reshape a (batch, size) array to ``shape`` (with the batch
+    axis when ``batched``)."""
+    return x.reshape((x.shape[0], *shape)) if batched else x.reshape(shape)

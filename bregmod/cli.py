@@ -151,8 +151,9 @@ def _bound(args: argparse.Namespace) -> int:
         raise ValueError("the error estimate needs data.ground_truth (u†) and a regulariser")
     alpha, J = _split_weight(problem.reg)
     truth, data = spec.ground_truth, spec.data
-    pre = (problem.A.apply(truth.ravel()) + problem.bias).reshape(data.shape)
-    measured = float(np.sqrt(max(problem.activation.bregman(data, pre), 0.0)))
+    energy = problem.energy()
+    misfit = energy.data_term(energy.pre_activation(truth.reshape(1, -1)))[0]
+    measured = float(np.sqrt(max(misfit, 0.0)))
     delta = measured if args.delta is None else args.delta
     if not delta > 0:
         raise ValueError("the data are noise-free (B_Ψ(f^δ, W u† + b) = 0): give --delta")

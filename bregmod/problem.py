@@ -32,8 +32,9 @@ from bregmod.errors import (
     ShapeError,
     SolverWarning,
 )
-from bregmod.lifted import LiftedNetwork
-from bregmod.network import Conv2d, Dense, Network
+from bregmod.model.lifted import FEASIBILITY_RTOL, LiftedEnergy
+from bregmod.model.onelayer import OneLayerEnergy
+from bregmod.network import Network
 from bregmod.operators import Operator
 from bregmod.regularizers import Regularizer
 from bregmod.solvers import registry
@@ -56,8 +57,6 @@ FIDELITIES = ("quadratic", "bregman")
 #: ρ used when ``rho=None`` (the talk's value for deep residual nets; the exact certificate and
 #: the exact solve do not depend on ρ, since the penalty vanishes on M u = V z).
 DEFAULT_RHO = 1e3
-#: χ_{=0}(M u − V z) counts as 0 when ‖M u − V z‖ ≤ FEASIBILITY_RTOL · max(1, ‖M u‖, ‖V z‖).
-FEASIBILITY_RTOL = 1e-8
 #: Statuses a :class:`Result` may carry; only ``"optimal"`` means "converged to tolerance".
 STATUSES = (
     "optimal",
@@ -272,26 +271,33 @@ class Inversion:
     @property
     def A(self) -> Operator:
         """``fidelity="bregman"``: the operator A of the pre-activation A u₀ + β."""
-        # lift() puts the single layer's operator at (z block 0, u block 0) of W.
-        return self._bregman_lifted().W.blocks[0][0]
+        return self._single_layer()[0]
 
     @property
     def bias(self) -> np.ndarray:
         """``fidelity="bregman"``: the bias β of the pre-activation A u₀ + β."""
-        return self._bregman_lifted().b
+        return self._single_layer()[1]
 
     @property
     def activation(self) -> Activation:
         """``fidelity="bregman"``: the activation σ = prox_Ψ of the layer."""
-        return self._bregman_lifted().activations[0]
+        return self._single_layer()[2]
 
-    def _bregman_lifted(self) -> LiftedNetwork:
+    def _single_layer(self) -> tuple[Operator, np.ndarray, Activation]:
         if self._fidelity != "bregman":
             raise AttributeError(
                 "A, bias and activation describe the single layer of fidelity='bregman'; "
                 "this problem has fidelity='quadratic' (see .lifted)"
             )
-        return self._lifted
+        return self._lifted.single_layer()
+
+    def energy(self) -> OneLayerEnergy | LiftedEnergy:
+        """The model's energy (:mod:`bregmod.model`) on the data rows of this problem:
+        :class:`~bregmod.model.onelayer.OneLayerEnergy` for ``fidelity="bregman"``,
+        :class:`~bregmod.model.lifted.LiftedEnergy` for ``fidelity="quadratic"``."""
+        if self._fidelity == "bregman":
+            return OneLayerEnergy.of(self)
+        return LiftedEnergy.of(self)
 
     def __repr__(self) -> str:
         batch = "" if self._batch_size is None else f", batch_size={self._batch_size}"
@@ -318,15 +324,15 @@ class Inversion:
             )
         return reg
 
-    @staticmethod
-    def _check_single_layer(network: Network) -> None:
-        layers = network.layers
-        if len(layers) != 1 or not isinstance(layers[0], (Dense, Conv2d)):
+    def _check_single_layer(self, network: Network) -> None:
+        try:
+            self._lifted.single_layer()
+        except ValueError:
             raise ValueError(
                 "fidelity='bregman' needs a one-layer network u₀ ↦ σ(A u₀ + β) (a single Dense "
-                f"or Conv2d layer), got {network!r} with {len(layers)} layer(s); use "
+                f"or Conv2d layer), got {network!r} with {len(network.layers)} layer(s); use "
                 "fidelity='quadratic' for deeper networks"
-            )
+            ) from None
 
     def _check_data(self, data) -> tuple[np.ndarray, int | None]:
         arr = finite_array(data, "data")
@@ -433,47 +439,9 @@ class Inversion:
 
     def _objective_rows(self, u: np.ndarray, z: np.ndarray | None, f: np.ndarray) -> np.ndarray:
         """E on rows u (B, n_u), z (B, n_z) with data rows f (B, n_out) → (B,)."""
-        lifted = self._lifted
-        u0 = u[:, lifted.u_blocks[0].slice]
-        values = self._reg_rows(u0)
         if self._fidelity == "bregman":
-            x = self.A.apply(u0) + self.bias
-            terms = self.activation.bregman_terms(f, x)
-            return values + terms.reshape(u.shape[0], -1).sum(axis=1)
-        residual = lifted.K.apply(u) + lifted.c - f
-        values = values + 0.5 * self._lam * np.einsum("bi,bi->b", residual, residual)
-        violation, scale = self._violation_rows(u, z)
-        values = np.where(
-            violation <= FEASIBILITY_RTOL * scale, values + 0.5 * self._rho * violation**2, np.inf
-        )
-        inside = np.isfinite(np.atleast_1d(lifted.psi(z)))
-        if inside.any():
-            x = lifted.W.apply(u[inside]) + lifted.b
-            values[inside] += np.atleast_1d(lifted.bregman(z[inside], x))
-        values[~inside] = np.inf
-        return values
-
-    def _violation_rows(self, u: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """‖M u − V z‖ and the scale max(1, ‖M u‖, ‖V z‖) of every row."""
-        Mu, Vz = self._lifted.M.apply(u), self._lifted.V.apply(z)
-        scale = np.maximum(1.0, np.maximum(np.linalg.norm(Mu, axis=1), np.linalg.norm(Vz, axis=1)))
-        return np.linalg.norm(Mu - Vz, axis=1), scale
-
-    def _reg_rows(self, u0: np.ndarray) -> np.ndarray:
-        """J(u₀) of every row of u₀ (B, n_in), each reshaped to J's item shape (e.g. (H, W) for
-        TV on a (1, H, W) convolution input) or else to the input shape."""
-        if self._reg is None:
-            return np.zeros(u0.shape[0])
-        shape = self._reg.shape if self._reg.shape is not None else self._lifted.input_shape
-        return np.array([self._reg(row.reshape(shape)) for row in u0])
-
-    def _bregman_gap_rows(self, u: np.ndarray, z: np.ndarray, f: np.ndarray) -> np.ndarray:
-        """Per-block Bregman gaps (B, blocks); the data misfit (B, 1) for the Bregman fidelity."""
-        if self._fidelity == "bregman":
-            x = self.A.apply(u[:, self._lifted.u_blocks[0].slice]) + self.bias
-            return self.activation.bregman_terms(f, x).reshape(u.shape[0], -1).sum(1)[:, None]
-        x = self._lifted.W.apply(u) + self._lifted.b
-        return np.atleast_2d(self._lifted.bregman_per_block(z, x))
+            return OneLayerEnergy.of(self, f).energy(u[:, self._lifted.u_blocks[0].slice])
+        return LiftedEnergy.of(self, f).energy(u, z)
 
     # ------------------------------------------------------------------ results
     def make_result(
@@ -562,14 +530,21 @@ class Inversion:
         objective = np.full(batch, np.nan)
         gaps_size = 1 if self._fidelity == "bregman" else len(lifted.z_blocks)
         gaps = np.full((batch, gaps_size), np.nan)
+        stats = dict(stats or {})
         if solved.any():
             f = self._data_rows()[solved]
-            objective[solved] = self._objective_rows(u_rows[solved], z_rows[solved], f)
-            gaps[solved] = self._bregman_gap_rows(u_rows[solved], z_rows[solved], f)
-        stats = dict(stats or {})
-        if self._fidelity == "quadratic" and solved.any():
-            violation, scale = self._violation_rows(u_rows[solved], z_rows[solved])
-            stats["constraint_violation"] = float(np.max(violation / scale))
+            u_solved, z_solved = u_rows[solved], z_rows[solved]
+            if self._fidelity == "bregman":
+                energy = OneLayerEnergy.of(self, f)
+                u0 = u_solved[:, lifted.u_blocks[0].slice]
+                objective[solved] = energy.energy(u0)
+                gaps[solved] = energy.data_term(energy.pre_activation(u0))[:, None]
+            else:
+                energy = LiftedEnergy.of(self, f)
+                objective[solved] = energy.energy(u_solved, z_solved)
+                gaps[solved] = energy.bregman_gaps(u_solved, z_solved)
+                violation, scale = energy.violation(u_solved, z_solved)
+                stats["constraint_violation"] = float(np.max(violation / scale))
         if np.isinf(objective).any():
             warnings.warn(
                 f"{solver}: the model's value at the returned point is +inf for "
@@ -698,6 +673,4 @@ class Inversion:
         See :func:`bregmod.backends.cvxpy_backend.to_cvxpy`; ``index`` selects the problem of
         a batch (required when the data is batched).
         """
-        from bregmod.backends import cvxpy_backend
-
-        return cvxpy_backend.to_cvxpy(self, index=index)
+        return registry.load("cvxpy").to_cvxpy(self, index=index)

@@ -157,23 +157,7 @@ class SpecError(BregmodError, ValueError):
         self.source, self.line, self.key = source, line, key
 
 
-ACTIVATIONS: dict[str, tuple[type, tuple[str, ...]]] = {
-    "identity": (_act.Identity, ()),
-    "relu": (_act.ReLU, ()),
-    "leaky_relu": (_act.LeakyReLU, ("slope",)),
-    "soft_threshold": (_act.SoftThreshold, ("threshold",)),
-    "clip": (_act.Clip, ("lo", "hi")),
-    "tanh": (_act.Tanh, ()),
-    "sigmoid": (_act.Sigmoid, ()),
-    "elu": (_act.ELU, ("alpha",)),
-    "arctan": (_act.Arctan, ()),
-    "isru": (_act.ISRU, ()),
-    "softsign": (_act.Softsign, ()),
-    "asinh": (_act.Asinh, ()),
-    "softplus": (_act.Softplus, ()),
-    "softmax": (_act.Softmax, ()),
-    "sparsemax": (_act.Sparsemax, ()),
-}
+ACTIVATIONS: dict[str, tuple[type, tuple[str, ...]]] = _act.NAMES
 """Activation names usable in specs, with their classes and parameter names."""
 
 # --- schema ---------------------------------------------------------------------------------
@@ -210,7 +194,6 @@ _MODEL = {"fidelity": (str,), "lam": _NUMBER, "rho": _NUMBER}
 _SOLVER = {"name": (str,), "tol": _NUMBER, "max_iter": (int,), "dtype": (str,),
            "options": (dict,)}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-#: Keyword arguments every solver takes; a spec sets them through [solver], not ``options``.
 
 
 # --- locating keys in the text --------------------------------------------------------------

@@ -291,8 +291,8 @@ def test_value_mismatch_downgrades_the_status(monkeypatch):
     net, _ = residual_net(seed=34)
     feasible = cvxpy_backend._feasible_rows
 
-    def shifted(problem, M, u, z):
-        u, z = feasible(problem, M, u, z)
+    def shifted(problem, u, z):
+        u, z = feasible(problem, u, z)
         return u + 0.1, z  # a point that is not CVXPY's optimum
 
     monkeypatch.setattr(cvxpy_backend, "_feasible_rows", shifted)

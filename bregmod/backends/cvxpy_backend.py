@@ -24,9 +24,9 @@ those D_k = 0, stronger than the certificate; the backend checks it and otherwis
 convex for every layer, with ΣΦ(f) a constant.
 
 Returned points. The solver's point is made exactly feasible before the Result is built: u₀ is
-clipped into dom J (its Box terms), z into dom Ψ (clip to the interval; vector activations:
-projection onto the simplex) and the hidden states are recomputed from M u = V z with u₀ and
-z fixed (least squares in the other blocks, exact for every supported architecture). The
+clipped into dom J (its Box terms), z projected onto dom Ψ (``Activation.project_domain``: clip
+to the interval; vector activations: projection onto the simplex) and the hidden states are
+recomputed from M u = V z with u₀ and z fixed (``LiftedNetwork.states_from``). The
 model's value there is compared with CVXPY's; a mismatch beyond √tol · max(1, |value|)
 downgrades the status to ``"optimal_inaccurate"`` (with a :class:`~bregmod.errors.SolverWarning`).
 Batched data is solved one problem after the other (the data enters as a CVXPY parameter, so
@@ -44,7 +44,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from bregmod.activations import DCPTerm, Sparsemax
+from bregmod.activations import DCPTerm
 from bregmod.certificate import DENSE_LIMIT, Certificate
 from bregmod.errors import NoDCPFormError, NotCertifiedError
 from bregmod.problem import STATUSES, Inversion, Result, _box_terms
@@ -87,7 +87,6 @@ class _Model(NamedTuple):
     u: cp.Expression  # stacked u (quadratic) or u₀ flattened (bregman)
     z: cp.Expression | None
     split: dict[str, str]  # "Ψ" or "Φ" per z block (see the module docstring)
-    M: np.ndarray | None  # dense M, to recompute the hidden states (quadratic only)
 
 
 def _short(name: str) -> str:
@@ -176,19 +175,24 @@ def supports(problem) -> str | None:
 
 
 def _quadratic_factor(
-    problem: Inversion, dense: dict[str, np.ndarray], half: np.ndarray, tolerance: float
+    problem: Inversion, certificate: Certificate, dense: dict[str, np.ndarray], half: np.ndarray
 ) -> np.ndarray:
     """L with ½‖L x‖² = ½ xᵀHx on ker A, H = [[λKᵀK, −Wᵀ], [−W, diag(half)]], A = [M, −V].
 
-    ``dense`` holds K, W, M, V as dense matrices. Raises NotCertifiedError when H has an
-    eigenvalue below −``tolerance`` on ker A.
+    Reuses the certificate's orthonormal basis N of ker A and, when H = H₀ (every block keeps
+    ½‖z_k‖², ``half`` all ones), its eigen-decomposition of Nᵀ H₀ N. ``dense`` holds K and W as
+    dense matrices. Raises NotCertifiedError when H has an eigenvalue below −tolerance on
+    ker A.
     """
     lifted = problem.lifted
-    K, W = dense["K"], dense["W"]
-    A = np.hstack([dense["M"], -dense["V"]])
-    H = np.block([[problem.lam * K.T @ K, -W.T], [-W, np.diag(half)]])
-    N = sla.null_space(A)
-    theta, Q = sla.eigh(N.T @ H @ N)
+    N = certificate.null_space
+    if half.all():
+        theta, Q = certificate.restricted_eigenvalues, certificate.restricted_eigenvectors
+    else:
+        K, W = dense["K"], dense["W"]
+        H = np.block([[problem.lam * K.T @ K, -W.T], [-W, np.diag(half)]])
+        theta, Q = sla.eigh(N.T @ H @ N)
+    tolerance = certificate.tolerance
     if theta.size and theta[0] < -tolerance:
         names = [
             f"{blk.name} ({act.name})"
@@ -231,7 +235,7 @@ def _build_quadratic(problem: Inversion) -> _Model:
         terms += [term, _dcp(act.cvx_phi_conj, pre[blk.slice], what)]
     if problem.reg is not None:
         terms.append(problem.reg.cvx(u_vars[0]))
-    L = _quadratic_factor(problem, dense, half, certificate.tolerance)
+    L = _quadratic_factor(problem, certificate, dense, half)
     data = cp.Parameter(lifted.n_out, name="data")
     constant = cp.Parameter(name="constant")
     objective = (
@@ -256,7 +260,6 @@ def _build_quadratic(problem: Inversion) -> _Model:
         u,
         z,
         split,
-        dense["M"],
     )
 
 
@@ -282,7 +285,6 @@ def _build_bregman(problem: Inversion) -> _Model:
         _flat(u0),
         None,
         {},
-        None,
     )
 
 
@@ -364,11 +366,9 @@ def _solver_options(name: str, tol: float, max_iter: int | None, extra) -> dict:
     return options
 
 
-def _feasible_rows(problem: Inversion, M: np.ndarray | None, u: np.ndarray, z: np.ndarray | None):
-    """The exactly feasible point next to the solver's (see the module docstring).
-
-    ``M`` is the dense M (None, like ``z``, for the Bregman fidelity).
-    """
+def _feasible_rows(problem: Inversion, u: np.ndarray, z: np.ndarray | None):
+    """The exactly feasible point next to the solver's (see the module docstring); ``z`` is
+    None for the Bregman fidelity."""
     lifted = problem.lifted
     u = u.copy()
     inputs = lifted.u_blocks[0].slice
@@ -378,18 +378,9 @@ def _feasible_rows(problem: Inversion, M: np.ndarray | None, u: np.ndarray, z: n
         return u, None
     z = z.copy()
     for blk, act in zip(lifted.z_blocks, lifted.activations, strict=True):
-        if act.is_vector:
-            z[:, blk.slice] = Sparsemax().prox(z[:, blk.slice])
-            continue
-        dom = act.domain
-        lo = dom.lo if dom.lo_closed or not np.isfinite(dom.lo) else np.nextafter(dom.lo, np.inf)
-        hi = dom.hi if dom.hi_closed or not np.isfinite(dom.hi) else np.nextafter(dom.hi, -np.inf)
-        z[:, blk.slice] = np.clip(z[:, blk.slice], lo, hi)
-    hidden = np.ones(lifted.n_u, dtype=bool)
-    hidden[inputs] = False
-    rhs = lifted.V.apply(z) - u[:, inputs] @ M[:, inputs].T
-    u[:, hidden] = sla.lstsq(M[:, hidden], rhs.T)[0].T
-    return u, z
+        z[:, blk.slice] = act.project_domain(z[:, blk.slice])
+    u0 = u[:, inputs].reshape(-1, *lifted.input_shape)
+    return lifted.states_from(u0, z), z
 
 
 def _set_start(model: _Model, lifted, u: np.ndarray, z: np.ndarray | None, i: int) -> None:
@@ -443,7 +434,7 @@ def _solve_one(
     z = None if model.z is None else np.reshape(model.z.value, (1, -1))
     if model.z is None:
         u = lifted.forward(u.reshape(1, *lifted.input_shape))[0]
-    u, z = _feasible_rows(problem, model.M, u, z)
+    u, z = _feasible_rows(problem, u, z)
     ours = float(problem._objective_rows(u, z, problem._data_rows()[index : index + 1])[0])
     message = ""
     if not abs(ours - value) <= np.sqrt(tol) * max(1.0, abs(ours)):

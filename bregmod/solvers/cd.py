@@ -186,6 +186,8 @@ def solve(
     h = setup.u[:, hidden].copy()
     x = u0 @ w.T + b
     sigma = lifted.prox(x).astype(setup.dtype)
+    energy = setup.energy()
+    u = np.empty((setup.batch, lifted.n_u), dtype=setup.dtype)
     monitor = Monitor(setup, progress)
     for k in range(1, setup.max_iter + 1):
         h_new = h.copy()
@@ -219,11 +221,8 @@ def solve(
                 batch_norm(alpha * u0_new),
             ]
         )
-        objective = (
-            0.5 * lam * float(np.sum((f - h_new @ c) ** 2))
-            + float(np.sum(lifted.bregman(h_new, x_new)))
-            + 0.5 * alpha * float(np.sum(u0_new**2))
-        )
+        u[:, u0_slice], u[:, hidden] = u0_new, h_new
+        objective = float(np.sum(energy.energy(u, h_new)))
         stop = monitor.record(
             k,
             primal_residual=relative_residual(residual, scale),
@@ -234,7 +233,6 @@ def solve(
         u0, h, x, sigma = u0_new, h_new, x_new, sigma_new
         if stop:
             break
-    u = np.empty((setup.batch, lifted.n_u), dtype=setup.dtype)
     u[:, u0_slice], u[:, hidden] = u0, h
     stats = {
         "step_condition": (

@@ -7,7 +7,7 @@ without a linear operator inside J (ℓ1, ½‖·‖², box, non-negativity and 
 * ``fidelity="bregman"``: ξ = u₀, f(u₀) = B_Ψ(f^δ, A u₀ + β), ∇f = Aᵀ(σ(A u₀ + β) − f^δ)
   (σ only), g = J.
 * ``fidelity="quadratic"``: the constraint M u = V z is eliminated: ξ = (u₀, z) and
-  (u, z) = P ξ (:class:`~bregmod.solvers._common.Elimination`, exact for every compiled
+  (u, z) = P ξ (:class:`~bregmod.model.lifted.Elimination`, exact for every compiled
   architecture), f(ξ) = λ/2‖K u + c − f^δ‖² + ½‖z‖² − ⟨z, W u + b⟩ + Σ Φ*(W u + b) at P ξ with
   ∇f(ξ) = Pᵀ(λKᵀ(K u + c − f^δ) + Wᵀ(σ(W u + b) − z), z − (W u + b)), and g(ξ) = J(u₀) + Ψ(z)
   (prox blockwise). f is convex exactly when the certificate holds (Pᵀ H₀ P ⪰ 0; no μ is
@@ -42,12 +42,10 @@ import numpy as np
 
 from bregmod._checks import positive_scalar
 from bregmod.errors import SolverError
+from bregmod.model.lifted import Elimination, ReducedSmooth
 from bregmod.solvers._common import (
-    BregmanSmooth,
-    Elimination,
     Monitor,
     ProxPart,
-    ReducedSmooth,
     all_finite,
     batch_dot,
     batch_norm,
@@ -85,7 +83,7 @@ def _composite_refusal(problem) -> str | None:
 
 def supports(problem) -> str | None:
     """None when FISTA applies: J without a linear operator inside and, for the quadratic
-    fidelity, a lifted constraint that :class:`~bregmod.solvers._common.Elimination` can
+    fidelity, a lifted constraint that :class:`~bregmod.model.lifted.Elimination` can
     eliminate; else the reason."""
     refusal = _composite_refusal(problem)
     if refusal is None and problem.fidelity == "quadratic":
@@ -163,12 +161,12 @@ def solve(
     )
     step = None if step is None else positive_scalar(step, "step")
     if problem.fidelity == "bregman":
-        smooth = BregmanSmooth(setup)
+        smooth = setup.energy()
         xi = setup.u0.copy()
         prox = ProxPart(setup, simple, None)
     else:
         elimination = Elimination(problem.lifted)
-        smooth = ReducedSmooth(setup, elimination)
+        smooth = ReducedSmooth(setup.energy(), elimination)
         xi = np.concatenate([setup.u0, setup.z], axis=1)
         prox = ProxPart(setup, simple, elimination.n0)
     bound = smooth.lipschitz
