@@ -326,3 +326,17 @@ def test_warnings_are_shown_on_one_line(capsys, monkeypatch):
 def test_version(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("bregmod ")
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("((9**999)**999)**999*0 + x/2", "exact constants are limited"),
+    ("tanh(" * 150 + "x" + ")" * 150, "nested too deeply"),
+])
+def test_conjugate_refuses_expressions_that_cost_unbounded_work(capsys, expr, message):
+    assert_error(capsys, "conjugate", expr, "--sigma", fragments=(message,))
+
+
+def test_conjugate_calls_a_step_function_discontinuous(capsys):
+    code, out, err = run(capsys, "conjugate", "--sigma", "Heaviside(x)")
+    assert code == 1
+    assert "discontinuous at x = 0" in err and "constant" not in err
