@@ -91,11 +91,13 @@ def _check_weight(weight, reg: Regularizer) -> float:
             f"negative weight {w:g} on {reg.name} makes the regulariser non-convex; "
             "weights must be positive"
         )
-    if w == 0 or not np.isfinite(w):
+    if w == 0:
         raise ValueError(
-            f"the weight of {reg.name} must be finite and positive, got {w:g} "
-            "(drop a term instead of giving it weight 0)"
+            f"the weight of {reg.name} must be finite and positive, got 0 "
+            "(drop the term instead of giving it weight 0)"
         )
+    if not np.isfinite(w):
+        raise ValueError(f"the weight of {reg.name} must be finite, got {w:g}")
     return w
 
 
