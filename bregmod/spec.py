@@ -1257,12 +1257,12 @@ def resolve_spec(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    if path.is_dir():
-        raise SpecError("is a directory, not a spec file (give the .toml file inside it)",
-                        str(name_or_path))
     bundled = bundled_specs()
     name = path.name.removesuffix(".toml")
     if path.parent == Path(".") and name in bundled:
         return bundled[name][0]
+    if path.is_dir():
+        raise SpecError("is a directory, not a spec file (give the .toml file inside it)",
+                        str(name_or_path))
     raise SpecError(f"no spec file {str(name_or_path)!r} and no bundled spec of that name; "
                     f"bundled specs: {', '.join(bundled) or 'none'}", str(name_or_path))

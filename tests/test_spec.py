@@ -639,3 +639,9 @@ def test_the_solver_comment_of_a_bundled_spec_names_what_auto_picks(name):
     spec = load_spec(path)
     assert spec.solver.name == "auto"
     assert spec.problem._auto_solver(np.float64)[0] == claim.group(1)
+
+
+def test_a_bundled_name_wins_over_an_output_directory_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "perceptron-tv").mkdir()  # e.g. left by bregmod run perceptron-tv --out ...
+    assert resolve_spec("perceptron-tv") == SPEC_DIR / "perceptron-tv.toml"
