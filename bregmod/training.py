@@ -190,6 +190,8 @@ class _Run:
     best_epoch: int = 0
     best_weights: list[tuple[np.ndarray, np.ndarray]] | None = None
     stale_epochs: int = 0
+    #: A batch committed but not yet written into the fields above (see _apply_pending).
+    pending: tuple | None = None
 
 
 _HISTORY_KEYS = ("epoch", "energy", "train_loss", "val_loss", "tau", "time")
@@ -427,27 +429,33 @@ class Training:
             )
         return [self._weight_gradient(l, weights, X) for l in range(1, len(X))]
 
-    def _weight_gradient(self, l: int, weights, X: list[np.ndarray]):
+    def _weight_gradient(self, l: int, weights, X: list[np.ndarray], pre=None):
+        """(∂E/∂W_l, ∂E/∂b_l) on the rows of ``X``; ``pre`` = W_l x^{l−1} + b_l if known."""
         W, b = weights[l - 1]
-        residual = self._activations[l - 1].prox(_pre_activation(W, b, X[l - 1])) - X[l]
+        if pre is None:
+            pre = _pre_activation(W, b, X[l - 1])
+        residual = self._activations[l - 1].prox(pre) - X[l]
         rows = X[l].shape[0]
         return residual.T @ X[l - 1] / rows + self._weight_decay * W, residual.sum(axis=0) / rows
 
     # ------------------------------------------------------------------ the block updates
-    def _state_step(self, l: int, weights, X: list[np.ndarray], mu: np.ndarray) -> int:
+    def _state_step(self, l: int, weights, X: list[np.ndarray], mu: np.ndarray,
+                    drive: np.ndarray | None = None) -> tuple[int, np.ndarray]:
         """One proximal gradient step on hidden state x^l (in place in ``X``), μ backtracked.
 
         Smooth part (per sample) f(x) = B_{Ψ_{l+1}}(x^{l+1}, W_{l+1} x + b_{l+1})
         − ⟨x, W_l x^{l−1} + b_l⟩ (+ const), with ∇f = W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x + b_{l+1})
         − x^{l+1}) − (W_l x^{l−1} + b_l); nonsmooth part Φ_l + α_l‖·‖₁ through its prox.
         A sample's step μ_i is halved until f(x⁺) ≤ f(x) + ⟨∇f, x⁺ − x⟩ + ‖x⁺ − x‖²/(2μ_i),
-        which gives E(x⁺) ≤ E(x) − ‖x⁺ − x‖²/(2μ_i). ``mu`` (batch, 1) is updated in place;
-        returns the number of halvings.
+        which gives E(x⁺) ≤ E(x) − ‖x⁺ − x‖²/(2μ_i). ``mu`` (batch, 1) is updated in place.
+
+        Returns the number of halvings and W_{l+1} x⁺ + b_{l+1} (the next layer's drive).
+        ``drive`` = W_l x^{l−1} + b_l when the caller has it.
         """
-        W_in, b_in = weights[l - 1]
         W_out, b_out = weights[l]
         activation_out = self._activations[l]
-        drive = _pre_activation(W_in, b_in, X[l - 1])
+        if drive is None:
+            drive = _pre_activation(*weights[l - 1], X[l - 1])
         x, above = X[l], X[l + 1]
 
         def smooth(z, rows):
@@ -458,14 +466,14 @@ class Training:
         rows = np.arange(x.shape[0])
         f0, pre = smooth(x, rows)
         grad = (activation_out.prox(pre) - above) @ W_out - drive
-        new = np.empty_like(x)
+        new, new_pre = np.empty_like(x), np.empty_like(pre)
         halvings = 0
         for _ in range(_MAX_BACKTRACKS):
             m = mu[rows]
             new[rows] = _prox_state(self._activations[l - 1], self._alphas[l],
                                     x[rows] - m * grad[rows], m)
             d = new[rows] - x[rows]
-            f1 = smooth(new[rows], rows)[0]
+            f1, new_pre[rows] = smooth(new[rows], rows)
             bound = (f0[rows] + np.sum(grad[rows] * d, axis=1)
                      + np.sum(d * d, axis=1) / (2 * m[:, 0]))
             ok = f1 <= bound + _BACKTRACK_RTOL * (np.abs(f0[rows]) + np.abs(bound) + 1.0)
@@ -474,20 +482,20 @@ class Training:
             rows = rows[~ok]
             mu[rows] *= 0.5
             halvings += 1
-        else:
-            new[rows] = x[rows]  # no acceptable step (not expected): keep those states
+        else:  # no acceptable step (not expected): keep those states
+            new[rows], new_pre[rows] = x[rows], pre[rows]
         X[l] = new
-        return halvings
+        return halvings, new_pre
 
-    def _weight_step(self, l: int, weights, anchor, X: list[np.ndarray], tau: float):
+    def _weight_step(self, l: int, weights, anchor, X: list[np.ndarray], tau: float, pre=None):
         """One gradient step on (W_l, b_l) of E_S + 1/(2τ)‖(W_l, b_l) − (W_l, b_l)^k‖².
 
-        Step 1/L with L = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ, X̃ = [x^{l−1}, 1]: the exact Lipschitz
-        constant of the smooth (1-Lipschitz σ) objective in (W_l, b_l) up to the σ factor.
+        Step 1/L with L = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ, X̃ = [x^{l−1}, 1]: a Lipschitz constant
+        of the gradient in (W_l, b_l) (σ_l is 1-Lipschitz). ``pre`` = W_l x^{l−1} + b_l if known.
         """
         W, b = weights[l - 1]
         W0, b0 = anchor[l - 1]
-        gW, gb = self._weight_gradient(l, weights, X)
+        gW, gb = self._weight_gradient(l, weights, X, pre)
         gW = gW + (W - W0) / tau
         gb = gb + (b - b0) / tau
         x_tilde = np.hstack([X[l - 1], np.ones((X[l - 1].shape[0], 1))])
@@ -497,38 +505,54 @@ class Training:
         return W - gW / lipschitz, b - gb / lipschitz
 
     def _batch_step(self, run: _Run, index: np.ndarray, tau: float, inner: int,
-                    state_init: str, dtype: np.dtype) -> None:
-        """The implicit SGD step on the batch ``index`` (committed to ``run`` at the end).
+                    state_init: str) -> None:
+        """The implicit SGD step on the batch ``index``, committed to ``run`` at the end.
 
         The batch's hidden states start from the forward pass of the current weights
         (``state_init="forward"``) or from their values at the sample's previous visit
-        (``"warm"``); the final states are stored in ``run`` either way.
+        (``"warm"``); the final states are stored in ``run`` either way. Each sweep updates
+        x^1, …, x^{L−1} in turn, then all (W_l, b_l) (independent given the states).
         """
-        weights = [(W.copy(), b.copy()) for W, b in run.weights]
-        anchor = run.weights
+        weights = run.weights
+        L = len(self._layers)
         if state_init == "forward":
             X = self._forward_states(weights, self._inputs[index])[:-1] + [self._targets[index]]
         else:
             X = self._full_states([s[index] for s in run.states], self._inputs[index],
                                   self._targets[index])
-        L = len(self._layers)
         mus = [
             np.full((len(index), 1), 1.0 / max(_norm_estimate_sq(weights[l][0]), 1e-12))
             for l in range(1, L)
         ]
         halvings = 0
         for _ in range(inner):
+            pres = [None, _pre_activation(*weights[0], X[0])]  # pres[l] = W_l x^{l−1} + b_l
             for l in range(1, L):
-                halvings += self._state_step(l, weights, X, mus[l - 1])
-            weights = [self._weight_step(l, weights, anchor, X, tau) for l in range(1, L + 1)]
-        states = [s.copy() for s in run.states]
-        for l in range(1, L):
-            states[l - 1][index] = X[l].astype(dtype, copy=False)
-        # Commit in one assignment each (an interrupt before this line leaves run untouched).
-        run.weights, run.states = weights, states
-        run.counters["batches"] += 1
-        run.counters["inner_sweeps"] += inner
-        run.counters["state_backtracks"] += halvings
+                count, pre = self._state_step(l, weights, X, mus[l - 1], pres[l])
+                halvings += count
+                pres.append(pre)
+            weights = [
+                self._weight_step(l, weights, run.weights, X, tau, pres[l])
+                for l in range(1, L + 1)
+            ]
+        counters = dict(run.counters)
+        counters["batches"] += 1
+        counters["inner_sweeps"] += inner
+        counters["state_backtracks"] += halvings
+        # One assignment commits the batch; _apply_pending makes it visible (idempotently).
+        run.pending = (index, X[1:L], weights, run.batch + 1, counters)
+        self._apply_pending(run)
+
+    @staticmethod
+    def _apply_pending(run: _Run) -> None:
+        """Write a committed batch into ``run`` (safe to repeat after an interrupt)."""
+        if run.pending is None:
+            return
+        index, states, weights, batch, counters = run.pending
+        for stored, x in zip(run.states, states, strict=True):
+            stored[index] = x
+        run.weights, run.batch, run.counters = weights, batch, counters
+        run.pending = None
 
     # ------------------------------------------------------------------ solving
     def _loss(self, weights, inputs: np.ndarray, targets: np.ndarray) -> float:
@@ -692,8 +716,7 @@ class Training:
                     index = np.sort(
                         run.permutation[run.batch * batch_size:(run.batch + 1) * batch_size]
                     )
-                    self._batch_step(run, index, tau_e, inner, state_init, state_dtype)
-                    run.batch += 1
+                    self._batch_step(run, index, tau_e, inner, state_init)
                 status = self._end_epoch(run, tau_e, validation, early_stopping,
                                          time.perf_counter() - epoch_start)
                 if checkpoint is not None and (run.epoch % every == 0 or run.epoch == epochs):
@@ -799,6 +822,7 @@ class Training:
 
     def _save_checkpoint(self, path: Path, run: _Run, settings: dict[str, Any]) -> None:
         """Write ``run`` to ``path`` atomically (temporary file in the same folder + os.replace)."""
+        self._apply_pending(run)
         arrays: dict[str, np.ndarray] = {}
         for l, (W, b) in enumerate(run.weights, start=1):
             arrays[f"W{l}"], arrays[f"b{l}"] = W, b

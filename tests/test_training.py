@@ -155,7 +155,9 @@ def test_each_state_update_decreases_the_energy():
     halvings = 0
     for _ in range(5):
         for l in (1, 2):
-            halvings += training._state_step(l, weights, X, mus[l - 1])
+            count, pre = training._state_step(l, weights, X, mus[l - 1])
+            halvings += count
+            np.testing.assert_allclose(pre, X[l] @ net.layers[l].W.T + net.layers[l].b)
             new = training._energy(weights, X)
             assert new <= energy + 1e-12
             energy = new
