@@ -55,9 +55,10 @@ import numpy as np
 import scipy.linalg
 
 from bregmod._checks import finite_array, nonnegative_scalar, positive_scalar
-from bregmod.activations import Activation
 from bregmod.errors import CheckpointError, ShapeError
+from bregmod.model.deep import DeepBregman
 from bregmod.network import Dense, Network, Sequential
+from bregmod.operators import MatrixOperator
 
 __all__ = ["SCHEDULES", "STATE_DTYPES", "STATE_INITS", "Training", "TrainingResult"]
 
@@ -119,34 +120,19 @@ class TrainingResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def _pre_activation(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """W x + b for a batch of rows x (batch, n) → (batch, m)."""
-    return x @ W.T + b
-
-
-def _bregman_rows(activation: Activation, y: np.ndarray, pre: np.ndarray) -> np.ndarray:
-    """Σ_j B_Ψ(y, pre) per row (batch,): the Bregman term of one layer for each sample."""
-    terms = activation.bregman_terms(y, pre)
-    return terms.sum(axis=-1) if terms.ndim > 1 else terms
-
-
-def _soft_threshold(v: np.ndarray, t: np.ndarray) -> np.ndarray:
+def _soft_threshold(v: np.ndarray, t: float) -> np.ndarray:
     """sign(v) max(|v| − t, 0), the prox of t‖·‖₁."""
     return np.sign(v) * np.maximum(np.abs(v) - t, 0.0)
 
 
-def _prox_state(activation: Activation, alpha: float, v: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """prox_{μ(Φ + α‖·‖₁)}(v) with Φ = ½‖·‖² + Ψ, μ of shape (batch, 1).
+def prox_state(model: DeepBregman, l: int, alpha: float, v: np.ndarray, mu: float) -> np.ndarray:
+    """prox_{μ(Φ_l + α‖·‖₁)}(v) = prox_{μΦ_l}(soft_{μα}(v)), Φ_l = ½‖·‖² + Ψ_l.
 
-    prox_{μΦ}(v) = prox_{tΨ}(v/(1 + μ)) with t = μ/(1 + μ) (MATH.md §7); with the ℓ1 term,
-    prox_{t(Ψ + α|·|)} = prox_{tΨ} ∘ prox_{tα|·|} because prox_{tΨ} keeps signs (σ(0) = 0,
-    checked by :class:`Training`).
+    prox_{μΦ}(v) = prox_{tΨ}(v/(1 + μ)) with t = μ/(1 + μ) (`DeepBregman.prox_phi`), and
+    prox_{t(Ψ + α|·|)} = prox_{tΨ} ∘ prox_{tα|·|} because prox_{tΨ} keeps signs when σ(0) = 0
+    (checked by :class:`Training`); soft_{tα}(v/(1 + μ)) = soft_{μα}(v)/(1 + μ).
     """
-    t = mu / (1.0 + mu)
-    w = v / (1.0 + mu)
-    if alpha > 0:
-        w = _soft_threshold(w, t * alpha)
-    return activation.prox_scaled(w, t)
+    return model.prox_phi(l, _soft_threshold(v, mu * alpha) if alpha > 0 else v, mu)
 
 
 def _largest_eigenvalue_of_gram(X: np.ndarray) -> float:
@@ -336,12 +322,11 @@ class Training:
     def _initial_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(np.array(layer.W, dtype=np.float64), np.array(layer.b)) for layer in self._layers]
 
-    def _forward_states(self, weights, x: np.ndarray) -> list[np.ndarray]:
-        """The forward pass [x^0, x^1, …, x^L] with x^l = σ_l(W_l x^{l−1} + b_l)."""
-        states = [x]
-        for (W, b), activation in zip(weights, self._activations, strict=True):
-            states.append(activation.prox(_pre_activation(W, b, states[-1])))
-        return states
+    def _model(self, weights) -> DeepBregman:
+        """The deep lifted Bregman energy (`bregmod.model.deep`) at the parameters ``weights``."""
+        shapes = [self._network.in_shape, *(layer.out_shape for layer in self._layers)]
+        return DeepBregman([MatrixOperator(W) for W, _ in weights], [b for _, b in weights],
+                           self._activations, shapes)
 
     def _build_network(self, weights) -> Sequential:
         return Sequential(
@@ -380,18 +365,13 @@ class Training:
             out.append(x)
         return out
 
-    def _layer_energy(self, l: int, weights, X: list[np.ndarray]) -> np.ndarray:
-        """Per sample: B_{Ψ_l}(x^l, W_l x^{l−1} + b_l) (+ α_l‖x^l‖₁ for a hidden state)."""
-        W, b = weights[l - 1]
-        value = _bregman_rows(self._activations[l - 1], X[l], _pre_activation(W, b, X[l - 1]))
-        if l < len(self._layers) and self._alphas[l] > 0:
-            value = value + self._alphas[l] * np.abs(X[l]).sum(axis=1)
-        return value
-
-    def _energy(self, weights, X: list[np.ndarray]) -> float:
-        data = sum(self._layer_energy(l, weights, X) for l in range(1, len(X)))
-        decay = 0.5 * self._weight_decay * sum(float(np.sum(W * W)) for W, _ in weights)
-        return float(np.mean(data)) + decay
+    def _energy(self, model: DeepBregman, X: list[np.ndarray]) -> float:
+        """E(Θ, X) on the rows of ``X`` (mean over them); Θ is ``model``'s parameters."""
+        per_sample = model.value(X)
+        for l, alpha in self.state_penalties.items():
+            per_sample = per_sample + alpha * np.abs(X[l]).sum(axis=1)
+        decay = sum(float(np.sum(op.matrix * op.matrix)) for op in model.operators)
+        return float(np.mean(per_sample)) + 0.5 * self._weight_decay * decay
 
     def energy(self, network: Network | None = None, states=None) -> float:
         """The lifted energy E(Θ, X) (formula in the class docstring).
@@ -404,14 +384,8 @@ class Training:
             The hidden states x^1 … x^{L−1}, each (s, n_l); default: the forward pass of
             ``network`` (then only the last layer's term is nonzero).
         """
-        weights = self._weights_of(network)
-        if states is None:
-            X = self._forward_states(weights, self._inputs)[:-1] + [self._targets]
-        else:
-            X = self._full_states(
-                self._check_states(states, self.n_samples), self._inputs, self._targets
-            )
-        return self._energy(weights, X)
+        model, X = self._model_and_states(network, states)
+        return self._energy(model, X)
 
     def gradient(self, network: Network | None = None, states=None):
         """∇_{(W_l, b_l)} E(Θ, X) for every layer: ``[(∂E/∂W_l, ∂E/∂b_l), …]``.
@@ -420,82 +394,67 @@ class Training:
         ∂E/∂b_l = 1/s Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l): no σ′. Arguments as in
         :meth:`energy`.
         """
-        weights = self._weights_of(network)
+        model, X = self._model_and_states(network, states)
+        return [self._weight_gradient(model, l, X) for l in range(1, len(X))]
+
+    def _model_and_states(self, network, states) -> tuple[DeepBregman, list[np.ndarray]]:
+        model = self._model(self._weights_of(network))
         if states is None:
-            X = self._forward_states(weights, self._inputs)[:-1] + [self._targets]
+            X = model.forward(self._inputs)[:-1] + [self._targets]
         else:
             X = self._full_states(
                 self._check_states(states, self.n_samples), self._inputs, self._targets
             )
-        return [self._weight_gradient(l, weights, X) for l in range(1, len(X))]
+        return model, X
 
-    def _weight_gradient(self, l: int, weights, X: list[np.ndarray], pre=None):
-        """(∂E/∂W_l, ∂E/∂b_l) on the rows of ``X``; ``pre`` = W_l x^{l−1} + b_l if known."""
-        W, b = weights[l - 1]
-        if pre is None:
-            pre = _pre_activation(W, b, X[l - 1])
-        residual = self._activations[l - 1].prox(pre) - X[l]
-        rows = X[l].shape[0]
-        return residual.T @ X[l - 1] / rows + self._weight_decay * W, residual.sum(axis=0) / rows
+    def _weight_gradient(self, model: DeepBregman, l: int, X: list[np.ndarray]):
+        """(∂E/∂W_l, ∂E/∂b_l) on the rows of ``X``: `DeepBregman.param_gradient` + λ W_l."""
+        gradient = model.param_gradient(l, X)
+        return gradient.weight + self._weight_decay * model.operator(l).matrix, gradient.bias
 
     # ------------------------------------------------------------------ the block updates
-    def _state_step(self, l: int, weights, X: list[np.ndarray], mu: np.ndarray,
-                    drive: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+    def _state_step(self, model: DeepBregman, l: int, X: list[np.ndarray], mu: float
+                    ) -> tuple[float, int]:
         """One proximal gradient step on hidden state x^l (in place in ``X``), μ backtracked.
 
-        Smooth part (per sample) f(x) = B_{Ψ_{l+1}}(x^{l+1}, W_{l+1} x + b_{l+1})
-        − ⟨x, W_l x^{l−1} + b_l⟩ (+ const), with ∇f = W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x + b_{l+1})
-        − x^{l+1}) − (W_l x^{l−1} + b_l); nonsmooth part Φ_l + α_l‖·‖₁ through its prox.
-        A sample's step μ_i is halved until f(x⁺) ≤ f(x) + ⟨∇f, x⁺ − x⟩ + ‖x⁺ − x‖²/(2μ_i),
-        which gives E(x⁺) ≤ E(x) − ‖x⁺ − x‖²/(2μ_i). ``mu`` (batch, 1) is updated in place.
+        Smooth part f(x) = Σ_i B_{Ψ_{l+1}}(x_i^{l+1}, W_{l+1} x_i + b_{l+1}) − ⟨x_i, W_l x_i^{l−1}
+        + b_l⟩ with gradient `DeepBregman.state_gradient`; prox part Φ_l + α_l‖·‖₁
+        (:func:`prox_state`). μ is halved until f(x⁺) ≤ f(x) + ⟨∇f, x⁺ − x⟩ + ‖x⁺ − x‖²/(2μ),
+        which gives E(x⁺) ≤ E(x) − ‖x⁺ − x‖²/(2μ). The linear term cancels from this test, and
+        with p = W_{l+1} x + b_{l+1}, ⟨W_{l+1}ᵀ r, x⁺ − x⟩ = ⟨r, p⁺ − p⟩, so it reads
+        Σ B(x^{l+1}, p⁺) ≤ Σ B(x^{l+1}, p) + ⟨σ(p) − x^{l+1}, p⁺ − p⟩ + ‖x⁺ − x‖²/(2μ).
 
-        Returns the number of halvings and W_{l+1} x⁺ + b_{l+1} (the next layer's drive).
-        ``drive`` = W_l x^{l−1} + b_l when the caller has it.
+        Returns the accepted μ and the number of halvings.
         """
-        W_out, b_out = weights[l]
-        activation_out = self._activations[l]
-        if drive is None:
-            drive = _pre_activation(*weights[l - 1], X[l - 1])
         x, above = X[l], X[l + 1]
+        activation = model.activation(l + 1)
+        grad = model.state_gradient(l, X)
+        pre = model.preactivation(l + 1, x)
+        value = activation.bregman(above, pre)
+        residual = activation.prox(pre) - above
+        for halvings in range(_MAX_BACKTRACKS):
+            new = prox_state(model, l, self._alphas[l], x - mu * grad, mu)
+            new_pre = model.preactivation(l + 1, new)
+            d = new - x
+            bound = value + np.sum(residual * (new_pre - pre)) + np.sum(d * d) / (2 * mu)
+            if activation.bregman(above, new_pre) <= bound + _BACKTRACK_RTOL * (
+                abs(value) + abs(bound) + 1.0
+            ):
+                X[l] = new
+                return mu, halvings
+            mu *= 0.5
+        return mu, _MAX_BACKTRACKS  # no acceptable step (not expected): x^l unchanged
 
-        def smooth(z, rows):
-            pre = _pre_activation(W_out, b_out, z)
-            value = _bregman_rows(activation_out, above[rows], pre)
-            return value - np.sum(z * drive[rows], axis=1), pre
-
-        rows = np.arange(x.shape[0])
-        f0, pre = smooth(x, rows)
-        grad = (activation_out.prox(pre) - above) @ W_out - drive
-        new, new_pre = np.empty_like(x), np.empty_like(pre)
-        halvings = 0
-        for _ in range(_MAX_BACKTRACKS):
-            m = mu[rows]
-            new[rows] = _prox_state(self._activations[l - 1], self._alphas[l],
-                                    x[rows] - m * grad[rows], m)
-            d = new[rows] - x[rows]
-            f1, new_pre[rows] = smooth(new[rows], rows)
-            bound = (f0[rows] + np.sum(grad[rows] * d, axis=1)
-                     + np.sum(d * d, axis=1) / (2 * m[:, 0]))
-            ok = f1 <= bound + _BACKTRACK_RTOL * (np.abs(f0[rows]) + np.abs(bound) + 1.0)
-            if ok.all():
-                break
-            rows = rows[~ok]
-            mu[rows] *= 0.5
-            halvings += 1
-        else:  # no acceptable step (not expected): keep those states
-            new[rows], new_pre[rows] = x[rows], pre[rows]
-        X[l] = new
-        return halvings, new_pre
-
-    def _weight_step(self, l: int, weights, anchor, X: list[np.ndarray], tau: float, pre=None):
+    def _weight_step(self, model: DeepBregman, l: int, X: list[np.ndarray], anchor,
+                     tau: float):
         """One gradient step on (W_l, b_l) of E_S + 1/(2τ)‖(W_l, b_l) − (W_l, b_l)^k‖².
 
         Step 1/L with L = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ, X̃ = [x^{l−1}, 1]: a Lipschitz constant
-        of the gradient in (W_l, b_l) (σ_l is 1-Lipschitz). ``pre`` = W_l x^{l−1} + b_l if known.
+        of the gradient in (W_l, b_l) (σ_l is 1-Lipschitz).
         """
-        W, b = weights[l - 1]
+        W, b = model.operator(l).matrix, model.bias(l)
         W0, b0 = anchor[l - 1]
-        gW, gb = self._weight_gradient(l, weights, X, pre)
+        gW, gb = self._weight_gradient(model, l, X)
         gW = gW + (W - W0) / tau
         gb = gb + (b - b0) / tau
         x_tilde = np.hstack([X[l - 1], np.ones((X[l - 1].shape[0], 1))])
@@ -513,28 +472,23 @@ class Training:
         (``"warm"``); the final states are stored in ``run`` either way. Each sweep updates
         x^1, …, x^{L−1} in turn, then all (W_l, b_l) (independent given the states).
         """
-        weights = run.weights
-        L = len(self._layers)
+        model = self._model(run.weights)
+        L = model.depth
         if state_init == "forward":
-            X = self._forward_states(weights, self._inputs[index])[:-1] + [self._targets[index]]
+            X = model.forward(self._inputs[index])[:-1] + [self._targets[index]]
         else:
             X = self._full_states([s[index] for s in run.states], self._inputs[index],
                                   self._targets[index])
-        mus = [
-            np.full((len(index), 1), 1.0 / max(_norm_estimate_sq(weights[l][0]), 1e-12))
-            for l in range(1, L)
-        ]
+        mus = [1.0 / max(_norm_estimate_sq(W), 1e-12) for W, _ in run.weights[1:]]
         halvings = 0
         for _ in range(inner):
-            pres = [None, _pre_activation(*weights[0], X[0])]  # pres[l] = W_l x^{l−1} + b_l
             for l in range(1, L):
-                count, pre = self._state_step(l, weights, X, mus[l - 1], pres[l])
+                mus[l - 1], count = self._state_step(model, l, X, mus[l - 1])
                 halvings += count
-                pres.append(pre)
-            weights = [
-                self._weight_step(l, weights, run.weights, X, tau, pres[l])
-                for l in range(1, L + 1)
-            ]
+            model = self._model(
+                [self._weight_step(model, l, X, run.weights, tau) for l in range(1, L + 1)]
+            )
+        weights = [(op.matrix, b) for op, b in zip(model.operators, model.biases, strict=True)]
         counters = dict(run.counters)
         counters["batches"] += 1
         counters["inner_sweeps"] += inner
@@ -557,7 +511,7 @@ class Training:
     # ------------------------------------------------------------------ solving
     def _loss(self, weights, inputs: np.ndarray, targets: np.ndarray) -> float:
         """Forward-pass mean squared error (1/(s·m)) Σ_i ‖N(x_i) − y_i‖²."""
-        out = self._forward_states(weights, inputs)[-1]
+        out = self._model(weights).forward(inputs)[-1]
         return float(np.mean((out - targets) ** 2))
 
     def _validation(self, validation):
@@ -577,7 +531,7 @@ class Training:
 
     def _new_run(self, seed: int, dtype: np.dtype) -> _Run:
         weights = self._initial_weights()
-        forward = self._forward_states(weights, self._inputs)
+        forward = self._model(weights).forward(self._inputs)
         return _Run(
             weights=weights,
             states=[s.astype(dtype) for s in forward[1:-1]],
@@ -769,7 +723,7 @@ class Training:
                    seconds: float) -> str:
         """Record the epoch's history, track the best validation loss; return the status."""
         X = self._full_states(run.states, self._inputs, self._targets)
-        energy = self._energy(run.weights, X)
+        energy = self._energy(self._model(run.weights), X)
         train_loss = self._loss(run.weights, self._inputs, self._targets)
         val_loss = math.nan if validation is None else self._loss(run.weights, *validation)
         run.epoch += 1

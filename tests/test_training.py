@@ -10,7 +10,8 @@ from scipy.optimize import minimize_scalar
 
 import bregmod as bm
 from bregmod.errors import CheckpointError, DomainError, ShapeError
-from bregmod.training import _prox_state
+from bregmod.model.deep import DeepBregman
+from bregmod.training import prox_state
 
 D, H, M = 8, 24, 4
 
@@ -148,17 +149,16 @@ def test_energy_is_the_sum_of_bregman_penalties():
 
 def test_each_state_update_decreases_the_energy():
     training, net, states = _random_problem(penalties={1: 0.1, 2: 0.05})
-    weights = [(layer.W, layer.b) for layer in net.layers]
+    model = DeepBregman.from_network(net)
     X = [training.inputs, *(s.copy() for s in states), training.targets]
-    mus = [np.full((7, 1), 10.0), np.full((7, 1), 10.0)]  # too long: backtracking must act
-    energy = training._energy(weights, X)
+    mus = [10.0, 10.0]  # too long: backtracking must act
+    energy = training._energy(model, X)
     halvings = 0
     for _ in range(5):
         for l in (1, 2):
-            count, pre = training._state_step(l, weights, X, mus[l - 1])
+            mus[l - 1], count = training._state_step(model, l, X, mus[l - 1])
             halvings += count
-            np.testing.assert_allclose(pre, X[l] @ net.layers[l].W.T + net.layers[l].b)
-            new = training._energy(weights, X)
+            new = training._energy(model, X)
             assert new <= energy + 1e-12
             energy = new
     assert halvings > 0
@@ -168,6 +168,7 @@ def test_each_state_update_decreases_the_energy():
 def test_weight_step_decreases_the_subproblem():
     training, net, states = _random_problem(decay=0.1)
     weights = [(layer.W, layer.b) for layer in net.layers]
+    model = DeepBregman.from_network(net)
     anchor = [(W + 0.1, b - 0.1) for W, b in weights]
     X = [training.inputs, *states, training.targets]
     tau = 0.5
@@ -175,10 +176,10 @@ def test_weight_step_decreases_the_subproblem():
     def subproblem(ws):
         prox = sum(np.sum((W - W0) ** 2) + np.sum((b - b0) ** 2)
                    for (W, b), (W0, b0) in zip(ws, anchor, strict=True))
-        return training._energy(ws, X) + prox / (2 * tau)
+        return training._energy(training._model(ws), X) + prox / (2 * tau)
 
     before = subproblem(weights)
-    stepped = [training._weight_step(l, weights, anchor, X, tau) for l in (1, 2, 3)]
+    stepped = [training._weight_step(model, l, X, anchor, tau) for l in (1, 2, 3)]
     assert subproblem(stepped) < before - 1e-6
 
 
@@ -189,7 +190,8 @@ def test_weight_step_decreases_the_subproblem():
 def test_state_prox_with_l1_matches_brute_force(activation):
     alpha, mu = 0.3, 0.7
     v = np.array([[-2.0, -0.5, -0.1, 0.05, 0.6, 1.7]])
-    got = _prox_state(activation, alpha, v, np.array([[mu]]))
+    net = bm.Sequential(bm.Dense(np.eye(6), activation=activation), bm.Dense(np.eye(6)))
+    got = prox_state(DeepBregman.from_network(net), 1, alpha, v, mu)
     lo, hi = activation.domain.lo, activation.domain.hi
     lo, hi = max(lo, -10.0), min(hi, 10.0)
     for vi, gi in zip(v[0], got[0], strict=True):
