@@ -16,6 +16,7 @@ root finder, and Φ* defaults to Fenchel–Young with equality. Closed forms ove
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -421,6 +422,24 @@ class Activation(ABC):
     is_vector: bool = False
     domain: Interval | Simplex
     range: Interval
+
+    # ------------------------------------------------------------------ construction
+    # The symbolic front end (bregmod.symbolic) builds on this module, so these two
+    # constructors bind to it late (importlib) instead of importing it: activations never
+    # imports symbolic, and the static import graph stays acyclic (tests/test_imports.py).
+    @classmethod
+    def from_psi(cls, expr, var="u", domain=None, **options) -> Activation:
+        """Activation σ = prox_Ψ from a formula for Ψ (``bregmod.symbolic.activation_from_psi``,
+        same arguments and defaults)."""
+        symbolic = importlib.import_module("bregmod.symbolic")
+        return symbolic.activation_from_psi(expr, var, domain, **options)
+
+    @classmethod
+    def from_sigma(cls, expr, var="x", **options) -> Activation:
+        """Activation from a formula for σ (``bregmod.symbolic.activation_from_sigma``, same
+        arguments and defaults)."""
+        symbolic = importlib.import_module("bregmod.symbolic")
+        return symbolic.activation_from_sigma(expr, var, **options)
 
     def __repr__(self) -> str:
         return self.name

@@ -2,8 +2,11 @@
 
 Run ``python -m pytest tests/test_imports.py`` (or ``python tests/test_imports.py``, which
 prints the import graph's cycles, if any). Every ``import``/``from … import`` of a bregmod
-module counts, also inside functions and ``if TYPE_CHECKING:`` blocks; a dynamic
-``importlib.import_module`` (the solver registry) does not.
+module counts, also inside functions and ``if TYPE_CHECKING:`` blocks. Late binding through
+``importlib.import_module`` is not an edge; the package uses it in two places only, each a
+lookup by name of a module that builds on the caller: the solver registry
+(``bregmod.solvers.registry.load``) and ``Activation.from_psi``/``from_sigma``, which call the
+symbolic front end (``bregmod.symbolic`` subclasses ``Activation``).
 """
 
 from __future__ import annotations
