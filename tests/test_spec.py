@@ -633,12 +633,14 @@ def test_the_solver_comment_of_a_bundled_spec_names_what_auto_picks(name):
 
     import numpy as np
 
+    from bregmod.solvers import registry
+
     path = SPEC_DIR / f"{name}.toml"
     claim = re.search(r'solver = "auto" picks (\w+)', path.read_text(encoding="utf-8"))
     assert claim is not None
     spec = load_spec(path)
     assert spec.solver.name == "auto"
-    assert spec.problem._auto_solver(np.float64)[0] == claim.group(1)
+    assert registry.choose(spec.problem, np.float64)[0] == claim.group(1)
 
 
 def test_a_bundled_name_wins_over_an_output_directory_of_that_name(tmp_path, monkeypatch):
