@@ -42,7 +42,7 @@ def main(out: Path) -> None:
     J = TotalVariation(shape)
 
     start = time.perf_counter()
-    v = source_element(net, J, u_true, support=f > 0.1, zero_tol=1e-6)
+    v = source_element(net, J, u_true, support=f > 0.1, tol=1e-6, zero_tol=1e-6)
     print(
         f"{int((f > 0.1).sum())} of {m} outputs above 0.1, {n} pixels; ‖v†‖ = "
         f"{np.linalg.norm(v):.4g} ({time.perf_counter() - start:.1f} s)"

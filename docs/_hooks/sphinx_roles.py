@@ -25,6 +25,7 @@ _ROLE = re.compile(
     r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|const):"
     r"<code>(?P<tilde>~?)(?P<target>[^<]+)</code>"
 )
+_MATH = re.compile(r":math:<code>(?P<tex>[^<]*)</code>")
 _DIRECTIVE = re.compile(r"^:::\s+([\w.]+)", re.MULTILINE)
 _EXPLICIT = re.compile(r"^(?P<title>.*?)\s*<(?P<target>[^>]+)>$")
 
@@ -83,4 +84,5 @@ def on_page_content(html_text: str, page, config, files):  # noqa: ARG001 (MkDoc
             f"<code>{html.escape(shown)}</code></autoref>"
         )
 
+    html_text = _MATH.sub(lambda m: f'<span class="arithmatex">\\({m["tex"]}\\)</span>', html_text)
     return _ROLE.sub(replace, html_text)
