@@ -42,6 +42,10 @@ class SourceConditionError(BregmodError, ValueError):
     """No v satisfies the source condition Wᵀv ∈ ∂J(u†) (within the tolerance)."""
 
 
+class CheckpointError(BregmodError):
+    """A training checkpoint is corrupt, unreadable, or belongs to another problem or settings."""
+
+
 class SolverWarning(UserWarning):
     """A solver returned a status other than ``"optimal"`` (inaccurate, stopped early, failed)."""
 
