@@ -322,6 +322,7 @@ def _unicode_math():
         ),
         ("ℝ^{n_{l−1}} and e^{−x}", "ℝ<sup>n<sub>l−1</sub></sup> and e<sup>−x</sup>"),
         ("Σ_{k^{2}} D_J^{p_α}", "Σ<sub>k<sup>2</sup></sub> D<sub>J</sub><sup>p<sub>α</sub></sup>"),
+        ("B_Ψ = W_lᵀ x", "B<sub>Ψ</sub> = W<sub>l</sub>ᵀ x"),
         ("Φ*(x) = x s and Φ* = min_v f", "Φ*(x) = x s and Φ* = min<sub>v</sub> f"),
         (
             "`u_true`, u_true, *a* and **b**",

@@ -28,13 +28,14 @@ from markdown.inlinepatterns import InlineProcessor
 from mkdocs.plugins import event_priority
 
 _GROUP = r"\{(?P<body>(?:[^{}]|\{[^{}]*\})*)\}"
+# one Latin or Greek letter or digit, not followed by more of a name (``u_true`` stays)
+_SINGLE = r"_(?P<single>[A-Za-z0-9α-ωΑ-Ω])(?![A-Za-z0-9_{α-ωΑ-Ω])"
 _SCRIPT = re.compile(
     # after a letter, digit, bracket, prime or dagger (\x03 ends a placeholder: x_0 before *)
     r"(?<=[\w)\]′'ΦΨΣΔΛΘΩ∇∂ℝ|‖†\x03])"
-    r"(?:(?P<kind>[_^])" + _GROUP + r"|_(?P<single>[A-Za-z0-9α-ω])(?![\w{])"
-    r"|(?P<star>\*)(?=[(_'⁻/}]| =| \())"
+    r"(?:(?P<kind>[_^])" + _GROUP + "|" + _SINGLE + r"|(?P<star>\*)(?=[(_'⁻/}]| =| \())"
 )
-_INNER = re.compile(r"(?P<kind>[_^])" + _GROUP + r"|_(?P<single>[A-Za-z0-9α-ω])(?![\w{])")
+_INNER = re.compile(r"(?P<kind>[_^])" + _GROUP + "|" + _SINGLE)
 
 
 def _fill(element: etree.Element, text: str) -> None:
