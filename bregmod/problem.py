@@ -25,16 +25,18 @@ import numpy as np
 
 from bregmod._checks import finite_array, positive_scalar
 from bregmod.activations import Activation
-from bregmod.certificate import DENSE_LIMIT, Certificate, certify
+from bregmod.certificate import DENSE_LIMIT, Certificate, certify, certify_deep
 from bregmod.errors import (
     NoDCPFormError,
     NotCertifiedError,
     ShapeError,
     SolverWarning,
 )
+from bregmod.lifted import LiftedNetwork
+from bregmod.model.deep import DeepBregman
 from bregmod.model.lifted import FEASIBILITY_RTOL, LiftedEnergy
-from bregmod.model.onelayer import OneLayerEnergy
-from bregmod.network import Network
+from bregmod.model.onelayer import OneLayerEnergy, regularizer_rows
+from bregmod.network import Conv2d, Dense, Network
 from bregmod.operators import Operator
 from bregmod.regularizers import Regularizer
 from bregmod.solvers import registry
@@ -57,9 +59,12 @@ FIDELITIES = ("quadratic", "bregman")
 #: ρ used when ``rho=None`` (the talk's value for deep residual nets; the exact certificate and
 #: the exact solve do not depend on ρ, since the penalty vanishes on M u = V z).
 DEFAULT_RHO = 1e3
-#: Statuses a :class:`Result` may carry; only ``"optimal"`` means "converged to tolerance".
+#: Statuses a :class:`Result` may carry. ``"optimal"``: converged to tolerance on a problem
+#: certified convex; ``"stationary"``: converged to tolerance on a problem that is not certified
+#: convex (a stationary point / local solution; :meth:`Inversion.make_result` converts).
 STATUSES = (
     "optimal",
+    "stationary",
     "optimal_inaccurate",
     "max_iter",
     "diverged",
@@ -254,6 +259,7 @@ class Inversion:
             raise ValueError(f"unknown fidelity {fidelity!r}; choose one of {FIDELITIES}")
         self._network = network
         self._fidelity = fidelity
+        self._deep: DeepBregman | None = None
         self._lifted = network.lift()
         self._reg = self._check_reg(reg)
         if fidelity == "bregman":
@@ -264,7 +270,7 @@ class Inversion:
                     "(reg = alpha * J)"
                 )
             self._lam, self._rho = 1.0, None
-            self._check_single_layer(network)
+            self._deep = self._deep_model(network)
         else:
             self._lam = positive_scalar(lam, "lam (the data weight λ)")
             self._rho = DEFAULT_RHO if rho is None else positive_scalar(rho, "rho (the penalty ρ)")
@@ -280,37 +286,50 @@ class Inversion:
     rho = property(lambda self: self._rho, doc="ρ (None for the Bregman fidelity).")
     fidelity = property(lambda self: self._fidelity, doc='"quadratic" or "bregman".')
     batch_size = property(lambda self: self._batch_size, doc="B, or None when unbatched.")
+    deep = property(
+        lambda self: self._deep,
+        doc="The deep lifted Bregman energy (fidelity='bregman' with two or more layers), "
+        "else None.",
+    )
 
     @property
     def A(self) -> Operator:
         """``fidelity="bregman"``: the operator A of the pre-activation A u₀ + β."""
-        return self._single_layer()[0]
+        return self._bregman_lifted().single_layer()[0]
 
     @property
     def bias(self) -> np.ndarray:
         """``fidelity="bregman"``: the bias β of the pre-activation A u₀ + β."""
-        return self._single_layer()[1]
+        return self._bregman_lifted().single_layer()[1]
 
     @property
     def activation(self) -> Activation:
         """``fidelity="bregman"``: the activation σ = prox_Ψ of the layer."""
-        return self._single_layer()[2]
+        return self._bregman_lifted().single_layer()[2]
 
-    def _single_layer(self) -> tuple[Operator, np.ndarray, Activation]:
+    def energy(self) -> OneLayerEnergy | LiftedEnergy | DeepBregman:
+        """The model's energy (:mod:`bregmod.model`) on the data rows of this problem:
+        :class:`~bregmod.model.onelayer.OneLayerEnergy` for the one-layer Bregman fidelity,
+        :class:`~bregmod.model.lifted.LiftedEnergy` for ``fidelity="quadratic"``, the
+        :class:`~bregmod.model.deep.DeepBregman` model (:attr:`deep`) for a deep chain."""
+        if self._deep is not None:
+            return self._deep
+        if self._fidelity == "bregman":
+            return OneLayerEnergy.of(self)
+        return LiftedEnergy.of(self)
+
+    def _bregman_lifted(self) -> LiftedNetwork:
         if self._fidelity != "bregman":
             raise AttributeError(
                 "A, bias and activation describe the single layer of fidelity='bregman'; "
                 "this problem has fidelity='quadratic' (see .lifted)"
             )
-        return self._lifted.single_layer()
-
-    def energy(self) -> OneLayerEnergy | LiftedEnergy:
-        """The model's energy (:mod:`bregmod.model`) on the data rows of this problem:
-        :class:`~bregmod.model.onelayer.OneLayerEnergy` for ``fidelity="bregman"``,
-        :class:`~bregmod.model.lifted.LiftedEnergy` for ``fidelity="quadratic"``."""
-        if self._fidelity == "bregman":
-            return OneLayerEnergy.of(self)
-        return LiftedEnergy.of(self)
+        if self._deep is not None:
+            raise AttributeError(
+                "A, bias and activation describe the single layer of fidelity='bregman'; this "
+                f"network has {self._deep.depth} layers (see .deep for their operators)"
+            )
+        return self._lifted
 
     def __repr__(self) -> str:
         batch = "" if self._batch_size is None else f", batch_size={self._batch_size}"
@@ -339,15 +358,19 @@ class Inversion:
             )
         return reg
 
-    def _check_single_layer(self, network: Network) -> None:
-        try:
-            self._lifted.single_layer()
-        except ValueError:
-            raise ValueError(
-                "fidelity='bregman' needs a one-layer network u₀ ↦ σ(A u₀ + β) (a single Dense "
-                f"or Conv2d layer), got {network!r} with {len(network.layers)} layer(s); use "
-                "fidelity='quadratic' for deeper networks"
-            ) from None
+    @staticmethod
+    def _deep_model(network: Network) -> DeepBregman | None:
+        """The deep Bregman energy of a feed-forward chain of two or more Dense/Conv2d layers
+        (None for one layer, the one-layer model); ValueError naming any other layer."""
+        layers = network.layers
+        for j, layer in enumerate(layers, start=1):
+            if not isinstance(layer, (Dense, Conv2d)):
+                raise ValueError(
+                    "fidelity='bregman' needs a feed-forward network of Dense and Conv2d layers "
+                    f"(one layer: u₀ ↦ σ(A u₀ + β); several: the deep lifted Bregman model), but "
+                    f"layer {j} of {network!r} is {layer.kind}; use fidelity='quadratic' for it"
+                )
+        return DeepBregman.from_network(network) if len(layers) > 1 else None
 
     def _check_data(self, data) -> tuple[np.ndarray, int | None]:
         arr = finite_array(data, "data")
@@ -362,9 +385,12 @@ class Inversion:
                 f"data of shape {shape} or a batch of shape (B, *{shape})"
             )
         if self._fidelity == "bregman":
-            activation = self._lifted.activations[0]
+            if self._deep is not None:
+                activation, size = self._deep.activations[-1], self._deep.sizes[-1]
+            else:
+                activation, size = self._lifted.activations[0], self._lifted.n_z
             # A vector activation acts on the whole (flattened) layer output, as in lift().
-            values = arr.reshape(-1, self._lifted.n_z) if activation.is_vector else arr
+            values = arr.reshape(-1, size) if activation.is_vector else arr
             activation.check_domain(values, what="data f^δ (fidelity='bregman')")
         return arr, batch_size
 
@@ -400,9 +426,15 @@ class Inversion:
         Returns
         -------
         Certificate, StructuralCertificate or None
-            ``fidelity="bregman"`` always gets a :class:`StructuralCertificate` (the model is
-            convex by structure; ``method`` is ignored).
+            ``fidelity="bregman"`` with one layer always gets a :class:`StructuralCertificate`
+            (the model is convex by structure; ``method`` is ignored); with two or more layers
+            the deep model's exact check :func:`bregmod.certificate.certify_deep` (None when
+            the network is too large for it).
         """
+        if self._deep is not None:
+            if "deep" not in self._certificates:
+                self._certificates["deep"] = certify_deep(self._deep, self._reg)
+            return self._certificates["deep"]
         if self._fidelity == "bregman":
             return StructuralCertificate(
                 "B_Ψ(f, A u₀ + β) = ΣΦ(f) + ΣΦ*(A u₀ + β) − ⟨f, A u₀ + β⟩ is convex in u₀ "
@@ -428,7 +460,10 @@ class Inversion:
         ‖M u − V z‖ > :data:`FEASIBILITY_RTOL` · max(1, ‖M u‖, ‖V z‖).
 
         ``fidelity="bregman"``: B_Ψ(f, A u₀ + β) + J(u₀) with u₀ the first block of u;
-        ``z`` is ignored.
+        ``z`` is ignored. With two or more layers, the deep lifted Bregman energy
+        Σ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) + J(x₀) (:mod:`bregmod.model.deep`) with the
+        states x_0, …, x_{L−1} the first L blocks of u and x_L = f; +inf when a state lies
+        outside dom Ψ_l.
 
         Parameters
         ----------
@@ -454,9 +489,51 @@ class Inversion:
 
     def _objective_rows(self, u: np.ndarray, z: np.ndarray | None, f: np.ndarray) -> np.ndarray:
         """E on rows u (B, n_u), z (B, n_z) with data rows f (B, n_out) → (B,)."""
+        u0 = u[:, self._lifted.u_blocks[0].slice]
+        if self._deep is None and self._fidelity == "bregman":
+            return OneLayerEnergy.of(self, f).energy(u0)
+        if self._deep is None:
+            return LiftedEnergy.of(self, f).energy(u, z)
+        values = self._reg_rows(u0)
+        states = self._deep_states(u, f)
+        inside = np.ones(u.shape[0], dtype=bool)
+        for activation, x in zip(self._deep.activations[:-1], states[1:-1], strict=True):
+            inside &= np.isfinite(activation.psi(x)).reshape(u.shape[0], -1).all(axis=1)
+        values[~inside] = np.inf
+        if inside.any():
+            values[inside] += self._deep.value([x[inside] for x in states])
+        return values
+
+    def _violation_rows(self, u: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """‖M u − V z‖ and the scale max(1, ‖M u‖, ‖V z‖) of every row."""
+        return LiftedEnergy(self._lifted, self._lam, self._rho, None).violation(u, z)
+
+    def _reg_rows(self, u0: np.ndarray) -> np.ndarray:
+        """J(u₀) of every row of u₀ (B, n_in) (:func:`~bregmod.model.onelayer.regularizer_rows`)."""
+        return regularizer_rows(self._reg, u0, self._lifted.input_shape)
+
+    def _deep_states(self, u: np.ndarray, f: np.ndarray) -> list[np.ndarray]:
+        """The deep model's states [x_0, …, x_{L−1}, f] from lifted rows u (B, n_u): the first L
+        u blocks (the lifted feed-forward layout stacks the layer states)."""
+        blocks = self._lifted.u_blocks[: self._deep.depth]
+        return [u[:, blk.slice] for blk in blocks] + [f]
+
+    def _deep_lifted(self, states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Lifted rows (u, z) of deep states [x_0, …, x_L]: u stacks the states that have a u
+        block (x_L = f too unless a trailing affine layer was folded), z = u without x_0."""
+        u = np.concatenate(states[: len(self._lifted.u_blocks)], axis=1)
+        return u, u[:, self._lifted.u_blocks[0].size :]
+
+    def _bregman_gap_rows(self, u: np.ndarray, z: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """Per-block Bregman gaps (B, blocks); the data misfit (B, 1) for the one-layer Bregman
+        fidelity; the L terms B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) (B, L) for the deep model."""
+        if self._deep is not None:
+            return self._deep.terms(self._deep_states(u, f))
         if self._fidelity == "bregman":
-            return OneLayerEnergy.of(self, f).energy(u[:, self._lifted.u_blocks[0].slice])
-        return LiftedEnergy.of(self, f).energy(u, z)
+            energy = OneLayerEnergy.of(self, f)
+            x = energy.pre_activation(u[:, self._lifted.u_blocks[0].slice])
+            return energy.data_term(x)[:, None]
+        return LiftedEnergy.of(self, f).bregman_gaps(u, z)
 
     # ------------------------------------------------------------------ results
     def make_result(
@@ -529,7 +606,12 @@ class Inversion:
         if status == "optimal" and not solved.all():
             raise ValueError("status 'optimal' needs a point u for every problem, got NaN rows")
         u_rows = u_rows.copy()
-        if self._fidelity == "bregman":
+        if self._deep is not None:
+            z_rows = np.full((batch, lifted.n_z), np.nan)
+            if solved.any():
+                states = self._deep_states(u_rows[solved], self._data_rows()[solved])
+                u_rows[solved], z_rows[solved] = self._deep_lifted(states)
+        elif self._fidelity == "bregman":
             z_rows = np.full((batch, lifted.n_z), np.nan)
             if solved.any():
                 u0 = u_rows[solved, lifted.u_blocks[0].slice]
@@ -543,23 +625,19 @@ class Inversion:
             if not np.array_equal(np.isnan(z_rows).all(axis=1), ~solved):
                 raise ValueError("u and z must mark the same problems as unsolved (NaN rows)")
         objective = np.full(batch, np.nan)
-        gaps_size = 1 if self._fidelity == "bregman" else len(lifted.z_blocks)
+        if self._deep is not None:
+            gaps_size = self._deep.depth
+        else:
+            gaps_size = 1 if self._fidelity == "bregman" else len(lifted.z_blocks)
         gaps = np.full((batch, gaps_size), np.nan)
-        stats = dict(stats or {})
         if solved.any():
             f = self._data_rows()[solved]
-            u_solved, z_solved = u_rows[solved], z_rows[solved]
-            if self._fidelity == "bregman":
-                energy = OneLayerEnergy.of(self, f)
-                u0 = u_solved[:, lifted.u_blocks[0].slice]
-                objective[solved] = energy.energy(u0)
-                gaps[solved] = energy.data_term(energy.pre_activation(u0))[:, None]
-            else:
-                energy = LiftedEnergy.of(self, f)
-                objective[solved] = energy.energy(u_solved, z_solved)
-                gaps[solved] = energy.bregman_gaps(u_solved, z_solved)
-                violation, scale = energy.violation(u_solved, z_solved)
-                stats["constraint_violation"] = float(np.max(violation / scale))
+            objective[solved] = self._objective_rows(u_rows[solved], z_rows[solved], f)
+            gaps[solved] = self._bregman_gap_rows(u_rows[solved], z_rows[solved], f)
+        stats = dict(stats or {})
+        if self._fidelity == "quadratic" and solved.any():
+            violation, scale = self._violation_rows(u_rows[solved], z_rows[solved])
+            stats["constraint_violation"] = float(np.max(violation / scale))
         if np.isinf(objective).any():
             warnings.warn(
                 f"{solver}: the model's value at the returned point is +inf for "
@@ -570,14 +648,24 @@ class Inversion:
                 stacklevel=2,
             )
         certificate = self.certify()
+        certified = certificate is not None and bool(certificate.certified)
+        if status == "optimal" and not certified:
+            status = "stationary"
+            stats["message"] = (
+                f"{stats.get('message', '')}; " if stats.get("message") else ""
+            ) + self._uncertified_note(certificate)
+            warnings.warn(
+                f"{solver} stopped at its tolerance, but {stats['message']}",
+                SolverWarning,
+                stacklevel=2,
+            )
         claimed = (
-            certificate is not None
-            and bool(certificate.certified)
+            certified
             and status == "optimal"
             and bool(np.isfinite(objective).all())
             and global_optimum_claimed is not False
         )
-        if status != "optimal":
+        if status not in ("optimal", "stationary"):
             message = stats.get("message", "")
             warnings.warn(
                 f"{solver} finished with status {status!r}"
@@ -609,6 +697,21 @@ class Inversion:
             global_optimum_claimed=claimed,
         )
 
+    def _uncertified_note(self, certificate) -> str:
+        """Why a converged run is only a stationary point, and what would certify it."""
+        if certificate is None:
+            why = (
+                "no convexity certificate applies (the network is too large for the exact check "
+                "and V ≠ Wᵀ rules out the paper check)"
+            )
+        else:
+            why = f"the problem is not certified convex ({certificate.explain().splitlines()[0]})"
+        advice = getattr(certificate, "advice", "") if certificate is not None else ""
+        return (
+            f"{why}: the point is stationary (a local solution), not a certified global "
+            "optimum" + (f"; {advice}" if advice else "")
+        )
+
     # ------------------------------------------------------------------ solving
     def solve(
         self,
@@ -628,14 +731,14 @@ class Inversion:
             A name of the solver registry :mod:`bregmod.solvers.registry`: ``"cvxpy"``
             (exact, :mod:`bregmod.backends.cvxpy_backend`; certified problems only), a
             first-order solver of :mod:`bregmod.solvers` (``"pdhg"``, ``"fista"``, ``"cd"``,
-            ``"admm"``), or ``"auto"``: the first solver of
-            ``registry.AUTO_ORDER[fidelity]`` whose ``supports(problem)`` accepts it —
-            ``"cvxpy"`` when the problem is certified, has at most
-            :data:`AUTO_EXACT_LIMIT` unknowns, ``dtype`` is float64 and every activation has
-            a DCP form; otherwise ``"pdhg"`` (for the Bregman fidelity: ``"fista"`` when J has
-            no composite term, ``"admm"`` when J's composite terms are total variation on the
-            input and the layer fits in memory as a dense matrix). The reason is in
-            ``Result.stats["auto"]``.
+            ``"admm"``, ``"palm"``), or ``"auto"``: the first solver of
+            ``registry.AUTO_ORDER`` (per fidelity; ``"palm"`` for a deep chain) whose
+            ``supports(problem)`` accepts it — ``"cvxpy"`` when the problem is certified, has
+            at most :data:`AUTO_EXACT_LIMIT` unknowns, ``dtype`` is float64 and every
+            activation has a DCP form; otherwise ``"pdhg"`` (for the Bregman fidelity:
+            ``"fista"`` when J has no composite term, ``"admm"`` when J's composite terms are
+            total variation on the input and the layer fits in memory as a dense matrix).
+            The reason is in ``Result.stats["auto"]``.
         tol : float
             Relative tolerance (CVXPY: passed to the solver's gap/feasibility tolerances).
         max_iter : int, optional
@@ -667,6 +770,11 @@ class Inversion:
         arguments = dict(
             tol=tol, max_iter=max_iter, warm_start=warm_start, progress=progress, dtype=dtype
         )
+        if self._deep is not None and solver not in ("auto", "palm"):
+            raise ValueError(
+                f"solver {solver!r} does not solve the deep lifted Bregman model ({self._deep!r}); "
+                "use solver='palm' (or 'auto')"
+            )
         if solver != "auto":
             return registry.load(solver).solve(self, **arguments, **options)
         name, _, reason = registry.choose(self, dtype)

@@ -211,7 +211,7 @@ def test_every_bundled_spec_runs_end_to_end_in_quick_mode(quick_runs, name):
     code, out, err, folder = quick_runs[name]
     report = json.loads((folder / "report.json").read_text())
     # a bundled spec must reach its tolerance (stopping at max_iter is not success)
-    assert report["solver"]["status"] == "optimal" and code == 0, err
+    assert report["solver"]["status"] in ("optimal", "stationary") and code == 0, err
     assert report["spec"]["name"] == name and report["spec"]["quick"]
     assert report["files"] == ["result.npz", *FIGURES, "report.json"]
     assert all((folder / file).stat().st_size > 0 for file in report["files"])

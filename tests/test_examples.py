@@ -66,7 +66,8 @@ def test_perceptron_tv(tmp_path, capsys):
         report = json.loads((folder / "report.json").read_text())
         assert report["metrics"]["psnr"] > 15
         statuses.append(report["solver"]["status"])
-    assert statuses == ["optimal", "optimal"] and code == 0
+    # both specs must reach their tolerance (stopping at max_iter is not success)
+    assert set(statuses) <= {"optimal", "stationary"} and code == 0
     assert "fidelity bregman" in out and "fidelity quadratic" in out
 
 

@@ -9,7 +9,8 @@ declares ``NAME``, ``supports(problem) -> str | None`` and ``solve``:
 * ``fista`` — accelerated proximal gradient with backtracking and restart (J without a linear
   operator inside; the lifted constraint is eliminated);
 * ``cd``    — the implicit/explicit coordinate descent for ``ShallowSum`` networks;
-* ``admm``  — structure-exploiting solver for the one-layer Bregman-fidelity problem.
+* ``admm``  — structure-exploiting solver for the one-layer Bregman-fidelity problem;
+* ``palm``  — block proximal gradient (PALM) for the deep lifted Bregman model.
 
 The first-order solvers share the stopping policy, history, warm start and Result
 construction of :mod:`bregmod.solvers._common`.

@@ -15,7 +15,7 @@ consider it, one entry in :data:`AUTO_ORDER`). :meth:`bregmod.problem.Inversion.
 :mod:`bregmod.spec` and the CLI read this registry; modules are imported only when used (the
 CVXPY backend imports CVXPY).
 
-``solver="auto"`` (:func:`choose`) walks :data:`AUTO_ORDER` for the problem's fidelity and
+``solver="auto"`` (:func:`choose`) walks :data:`AUTO_ORDER` for the kind of problem and
 takes the first solver whose ``supports`` accepts the problem. Exact solvers
 (:data:`EXACT`) are asked only when ``dtype`` is float64 and the problem has at most
 :data:`AUTO_EXACT_LIMIT` unknowns (their dense factorisations grow as the cube of the size);
@@ -41,6 +41,7 @@ __all__ = [
     "MODULES",
     "SOLVERS",
     "choose",
+    "kind",
     "load",
     "names",
     "options",
@@ -54,19 +55,22 @@ MODULES: dict[str, str] = {
     "fista": "bregmod.solvers.fista",
     "cd": "bregmod.solvers.cd",
     "admm": "bregmod.solvers.admm",
+    "palm": "bregmod.solvers.palm",
 }
 #: The first-order (iterative, numpy) solvers.
-SOLVERS: tuple[str, ...] = ("pdhg", "fista", "cd", "admm")
+SOLVERS: tuple[str, ...] = ("pdhg", "fista", "cd", "admm", "palm")
 #: Solvers that compute an exact solution with dense factorisations (CVXPY): ``"auto"`` asks
 #: them only for float64 and at most :data:`AUTO_EXACT_LIMIT` unknowns.
 EXACT: tuple[str, ...] = ("cvxpy",)
-#: ``solver="auto"``: the candidates, per fidelity, in the order their ``supports`` is asked.
-#: Bregman fidelity: the exact backend, then FISTA (J without a linear operator), ADMM (J's
-#: linear operators are TV on the input), PDHG (everything). Quadratic fidelity: the exact
-#: backend, then PDHG. ``cd`` (ShallowSum networks only) is never chosen automatically.
+#: ``solver="auto"``: the candidates, per kind of problem (:func:`kind`), in the order their
+#: ``supports`` is asked. One-layer Bregman fidelity: the exact backend, then FISTA (J without
+#: a linear operator), ADMM (J's linear operators are TV on the input), PDHG (everything).
+#: Quadratic fidelity: the exact backend, then PDHG. The deep lifted Bregman model (a chain of
+#: two or more layers): PALM. ``cd`` (ShallowSum networks only) is never chosen automatically.
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "bregman": ("cvxpy", "fista", "admm", "pdhg"),
     "quadratic": ("cvxpy", "pdhg"),
+    "deep": ("palm",),
 }
 #: ``"auto"`` asks the exact backend up to this many scalar unknowns (n_u + n_z, or n_in + m
 #: for the Bregman fidelity), a few seconds with Clarabel.
@@ -116,6 +120,12 @@ def supports(name: str, problem) -> str | None:
     return load(name).supports(problem)
 
 
+def kind(problem) -> str:
+    """The key of :data:`AUTO_ORDER` for ``problem``: ``"deep"`` for the deep lifted Bregman
+    model, else its fidelity."""
+    return "deep" if getattr(problem, "deep", None) is not None else problem.fidelity
+
+
 def _size(problem) -> int:
     """The number of scalar unknowns the exact backend works with."""
     lifted = problem.lifted
@@ -140,13 +150,13 @@ def choose(
     Returns
     -------
     name : str
-        The first solver of ``AUTO_ORDER[problem.fidelity]`` that supports the problem.
+        The first solver of ``AUTO_ORDER[kind(problem)]`` that supports the problem.
     passed_over : list of (name, reason)
         The earlier candidates and why each was not taken.
     reason : str
         Why ``name`` was taken (for ``Result.stats["auto"]``).
     """
-    order = tuple(name for name in AUTO_ORDER[problem.fidelity] if name not in exclude)
+    order = tuple(name for name in AUTO_ORDER[kind(problem)] if name not in exclude)
     passed_over: list[tuple[str, str]] = []
     for name in order:
         if name in EXACT:
