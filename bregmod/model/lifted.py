@@ -1,4 +1,4 @@
-r"""The quadratic lifted energy (MATH.md §4, §5).
+r"""The quadratic lifted energy (docs/math/lifted.md, docs/math/certificates.md).
 
 For the compiled network N(u₀) = K u + c, M u = V z, z = prox_Ψ(W u + b)
 (:mod:`bregmod.lifted`), data f, λ, ρ > 0 and J::
@@ -118,7 +118,8 @@ class LiftedSmooth:
 
     With Ψ(z) (in g) it is E_Ψ^ρ without the constraint, whose value on {M u = V z} does not
     depend on μ or ρ. Its quadratic part is ½ xᵀ(H₀ + μ AᵀA) x, A = [M, −V], convex when the
-    exact certificate holds with this μ (MATH.md §5); Φ* is convex with ∇Φ* = σ. Gradient:
+    exact certificate holds with this μ (docs/math/certificates.md); Φ* is convex with ∇Φ* = σ.
+    Gradient:
 
         ∇_u f = λ Kᵀ(K u + c − f^δ) + Wᵀ(σ(W u + b) − z) + Mᵀ q,
         ∇_z f = z − (W u + b) − Vᵀ q,        q = μ (M u − V z) (+ a multiplier y, see below).

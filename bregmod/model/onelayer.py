@@ -1,4 +1,4 @@
-r"""The one-layer Bregman inversion energy (MATH.md §6, §7).
+r"""The one-layer Bregman inversion energy (docs/math/error-estimate.md, docs/math/solvers.md).
 
 For a single layer u₀ ↦ σ(A u₀ + β), σ = prox_Ψ, data f in dom Ψ and a convex J::
 

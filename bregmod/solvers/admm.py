@@ -2,7 +2,8 @@ r"""Structure-exploiting ADMM ("admm") for the one-layer Bregman-fidelity invers
 
 Problem
 -------
-``Inversion(Dense(A, β, σ) or Conv2d(...), f, reg=J, fidelity="bregman")`` (MATH.md §6, §7)::
+``Inversion(Dense(A, β, σ) or Conv2d(...), f, reg=J, fidelity="bregman")``
+(docs/math/error-estimate.md, docs/math/solvers.md)::
 
     min_u  h(A u + β) + J(u),    h(y) = Σ Φ*(y) − ⟨f, y⟩ + Σ Φ(f)   (h(A u + β) = B_Ψ(f, A u + β)),
 
