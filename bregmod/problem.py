@@ -17,6 +17,7 @@ The regulariser J carries its own weight (``0.015 * TotalVariation(shape)``).
 
 from __future__ import annotations
 
+import copy
 import importlib
 import warnings
 from dataclasses import dataclass, field
@@ -304,6 +305,16 @@ class Inversion:
             f"Inversion({self._network!r}, reg={self._reg!r}, fidelity={self._fidelity!r}"
             f"{', ' + weights if weights else ''}{batch})"
         )
+
+    def with_data(self, data) -> Inversion:
+        """The same compiled problem with other data f^δ (validated as in the constructor).
+
+        Shares the compiled network, the regulariser and the cached certificates, which do
+        not depend on the data; used to solve parts of a batch (:mod:`bregmod.distributed`).
+        """
+        other = copy.copy(self)
+        other._data, other._batch_size = other._check_data(data)
+        return other
 
     # ------------------------------------------------------------------ validation
     def _check_reg(self, reg) -> Regularizer | None:
@@ -673,6 +684,7 @@ class Inversion:
         warm_start=None,
         progress: bool = False,
         dtype=np.float64,
+        client=None,
         **options,
     ) -> Result:
         """Solve the model and return a :class:`Result`.
@@ -698,6 +710,9 @@ class Inversion:
             Show progress (CVXPY: verbose solver output).
         dtype : numpy float dtype
             Floating dtype of first-order iterates (CVXPY: float64 only).
+        client : dask.distributed.Client, optional
+            Solve the items of a batch in chunks on the client's workers
+            (:func:`bregmod.distributed.solve_batch`); None solves in this process.
         **options
             Passed to the solver (CVXPY: ``cvxpy_solver``, ``solver_options``).
 
@@ -720,6 +735,10 @@ class Inversion:
         arguments = dict(
             tol=tol, max_iter=max_iter, warm_start=warm_start, progress=progress, dtype=dtype
         )
+        if client is not None:
+            from bregmod.distributed import solve_batch
+
+            return solve_batch(self, client, solver=solver, **arguments, **options)
         if solver != "auto":
             return self._solver_module(solver).solve(self, **arguments, **options)
         name, fallback, reason = self._auto_solver(dtype)
