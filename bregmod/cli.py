@@ -3,6 +3,7 @@
 ::
 
     bregmod run SPEC [--out DIR] [--quick] [--set KEY=VALUE ...] [--no-progress] [--no-figures]
+                     [--workers N | --scheduler ADDRESS]
     bregmod certify SPEC [--method {exact,paper}] [--quick] [--set KEY=VALUE ...]
     bregmod bound SPEC [--delta D] [--solver NAME] [--zero-tol T] [--quick] [--set ...]
     bregmod conjugate EXPR [--sigma] [--var NAME] [--domain LO HI] [--no-verify]
@@ -12,6 +13,9 @@ SPEC is a spec file (:mod:`bregmod.spec`) or the name of a bundled spec (``bregm
 lists them). ``--quick`` applies the spec's ``[quick]`` overrides (reduced sizes); ``--set``
 overrides any entry by its dotted path, the value written in TOML (``--set solver.tol=1e-3``,
 ``--set 'input.shape=[32, 32]'``; a bare word is taken as a string: ``--set solver.name=pdhg``).
+``--workers N`` solves the items of a spec with batched data on a local Dask cluster of N
+worker processes, ``--scheduler ADDRESS`` on a running one (:mod:`bregmod.distributed`; the
+extra ``bregmod[distributed]``).
 
 Exit codes
 ----------
@@ -108,7 +112,10 @@ def _run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SolverWarning)  # the status is reported below
-        result = spec.problem.solve(progress=progress, **spec.solver.kwargs())
+        if args.workers is None and args.scheduler is None:
+            result = spec.problem.solve(progress=progress, **spec.solver.kwargs())
+        else:
+            result = _run_on_cluster(args, spec, progress)
     report = build_report(spec, result)
     write_outputs(out, spec, result, report, figures=not args.no_figures)
     print(format_summary(report, out))
@@ -116,6 +123,28 @@ def _run(args: argparse.Namespace) -> int:
         return _negative(f"{result.solver} finished with status {result.status!r} (not "
                          f"converged to tol = {spec.solver.tol:g}); outputs written to {out}")
     return 0
+
+
+def _run_on_cluster(args: argparse.Namespace, spec, progress: bool):
+    """Solve the items of the spec's batch on a Dask cluster (``--workers``/``--scheduler``)."""
+    import importlib.util
+
+    from bregmod.distributed import cluster
+
+    if spec.problem.batch_size is None:
+        raise _UsageError(
+            f"--workers/--scheduler solve the items of a batch in parallel, but {spec.name} has "
+            "one data item; declare a batch (data.noise.copies = N, or a data file of shape "
+            "(N, *output_shape))")
+    if args.workers is not None and args.workers < 1:
+        raise _UsageError(f"--workers must be >= 1, got {args.workers}")
+    with cluster(workers=args.workers, scheduler=args.scheduler) as client:
+        where = (f"local cluster of {args.workers} worker process(es)" if args.scheduler is None
+                 else f"{len(client.nthreads())} worker(s)")
+        dashboard = client.dashboard_link + (
+            "" if importlib.util.find_spec("bokeh") else " (install bokeh to view it)")
+        print(f"dask: {where} at {client.scheduler.address}, dashboard {dashboard}", flush=True)
+        return spec.problem.solve(progress=progress, client=client, **spec.solver.kwargs())
 
 
 def _certify(args: argparse.Namespace) -> int:
@@ -258,6 +287,13 @@ def _parser() -> _Parser:
                      help="output directory (default: bregmod-out/<spec name>)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    target = run.add_mutually_exclusive_group()
+    target.add_argument("--workers", type=int, metavar="N",
+                        help="solve the items of a batched spec on a local Dask cluster of N "
+                             "worker processes (prints the dashboard address)")
+    target.add_argument("--scheduler", metavar="ADDRESS",
+                        help="solve the items of a batched spec on the Dask cluster at ADDRESS "
+                             "(tcp://host:8786)")
     run.set_defaults(handler=_run)
 
     certify = commands.add_parser(

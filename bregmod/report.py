@@ -18,7 +18,9 @@ display and no pyplot state); matplotlib is the optional extra ``plot``.
     global_optimum_claimed
     files        names of the files written next to it
 
-Non-finite numbers (an infinite PSNR of an exact reconstruction) are written as null.
+Non-finite numbers (an infinite PSNR of an exact reconstruction) are written as null. For
+batched data (N items) ``objective``, each gap ``value`` and each metric are lists over the
+items, ``solver.statuses`` lists the item statuses, and the reconstruction figure shows item 1.
 """
 
 from __future__ import annotations
@@ -130,7 +132,14 @@ def build_report(spec, result) -> dict[str, Any]:
         JSON-compatible, keys :data:`REPORT_KEYS` (``files`` empty until written).
     """
     problem = spec.problem
-    gaps = np.atleast_1d(np.asarray(result.bregman_gaps, dtype=float))
+    batched = problem.batch_size is not None
+    gaps = np.asarray(result.bregman_gaps, dtype=float)
+    gaps = gaps.T if batched else np.atleast_1d(gaps)
+    if batched:
+        items = [quality(u0, spec.ground_truth) for u0 in result.u0]
+        metrics = {key: [item[key] for item in items] for key in items[0]}
+    else:
+        metrics = quality(result.u0, spec.ground_truth)
     return {
         "bregmod_version": __version__,
         "spec": _jsonable({
@@ -158,19 +167,28 @@ def build_report(spec, result) -> dict[str, Any]:
             "wall_time": result.wall_time,
             "tol": spec.solver.tol,
             "max_iter": spec.solver.max_iter,
+            **({"statuses": result.stats.get("statuses", [result.status] * len(result.u0))}
+               if batched else {}),
         }),
-        "objective": _number(result.objective),
+        "objective": _jsonable(result.objective),
         "bregman_gaps": [
-            {"block": label, "value": _number(value)}
+            {"block": label, "value": _jsonable(value)}
             for label, value in zip(_gap_labels(problem), gaps, strict=True)
         ],
-        "metrics": quality(result.u0, spec.ground_truth),
+        "metrics": metrics,
         "global_optimum_claimed": bool(result.global_optimum_claimed),
         "files": [],
     }
 
 
 def _fmt(value, spec: str = ".4g", unit: str = "") -> str:
+    """A number, or the range of a list of numbers (one per item of a batch)."""
+    if isinstance(value, list):
+        known = [v for v in value if v is not None]
+        if not known:
+            return "n/a"
+        return (f"{_fmt(min(known), spec, unit)} to {_fmt(max(known), spec, unit)} over "
+                f"{len(value)} items")
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
 
@@ -197,7 +215,10 @@ def format_summary(report: dict[str, Any], out_dir: str | Path | None = None) ->
         ("certificate", verdict),
         ("solver", used),
         ("status", solver["status"] + ("  (global optimum claimed)"
-                                       if report["global_optimum_claimed"] else "")),
+                                       if report["global_optimum_claimed"] else "")
+         + ("" if "statuses" not in solver else "  [items: " + ", ".join(
+             f"{solver['statuses'].count(s)} {s}" for s in dict.fromkeys(solver["statuses"]))
+            + "]")),
         ("iterations", str(solver["iterations"])),
         ("time", _fmt(solver["wall_time"], ".2f", " s")),
         ("objective", _fmt(report["objective"], ".6e")),
@@ -260,26 +281,29 @@ def _show(ax, values: np.ndarray, title: str, *, reference: np.ndarray | None = 
 
 def plot_reconstruction(path: str | Path, spec, result, metrics: dict | None = None) -> Path:
     """Save ground truth (when known), data and reconstruction side by side as PNG."""
-    truth = spec.ground_truth
-    metrics = metrics or quality(result.u0, truth)
+    truth, data, estimate, item = spec.ground_truth, spec.data, result.u0, ""
+    if spec.problem.batch_size is not None:  # a batch: its first item
+        data, estimate, item = data[0], estimate[0], f" (item 1 of {len(spec.data)})"
+        metrics = {key: values[0] for key, values in (metrics or {}).items()} or None
+    metrics = metrics or quality(estimate, truth)
     panels = 3 if truth is not None else 2
     fig, axes = _figure(panels)
     column = 0
     if truth is not None:
         _show(axes[0], truth, "ground truth u†", reference=truth)
         column = 1
-    if spec.data.ndim >= 2:  # an image: shown on its own grey scale
-        _show(axes[column], spec.data, "data f^δ")
+    if data.ndim >= 2:  # an image: shown on its own grey scale
+        _show(axes[column], data, "data f^δ")
     else:  # a signal: overlaid with the network's output at the reconstruction
-        fitted = np.asarray(spec.network(result.u0), dtype=float)
-        _show(axes[column], spec.data, "data f^δ and N(reconstruction)", reference=fitted,
+        fitted = np.asarray(spec.network(estimate), dtype=float)
+        _show(axes[column], data, "data f^δ and N(reconstruction)", reference=fitted,
               labels=("f^δ", "N(reconstruction)"))
     title = "reconstruction"
     if metrics["psnr"] is not None:
         title += f", PSNR {metrics['psnr']:.2f} dB"
-    _show(axes[column + 1], result.u0, title, reference=truth,
+    _show(axes[column + 1], estimate, title, reference=truth,
           labels=("reconstruction", "ground truth u†"))
-    fig.suptitle(f"{spec.name}: {result.solver}, {result.status}", fontsize=10)
+    fig.suptitle(f"{spec.name}{item}: {result.solver}, {result.status}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

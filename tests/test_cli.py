@@ -214,7 +214,7 @@ def test_every_bundled_spec_runs_end_to_end_in_quick_mode(quick_runs, name):
     assert report["spec"]["name"] == name and report["spec"]["quick"]
     assert report["files"] == ["result.npz", *FIGURES, "report.json"]
     assert all((folder / file).stat().st_size > 0 for file in report["files"])
-    assert report["metrics"]["psnr"] > 15
+    assert np.min(report["metrics"]["psnr"]) > 15  # a batched spec: one value per item
     assert f"bregmod run: {name}" in out
 
 

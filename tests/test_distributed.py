@@ -8,6 +8,9 @@ stops), and a run that loses a worker must return exactly what an undisturbed ru
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import pickle
 import signal
@@ -23,11 +26,13 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import bregmod.activations as act  # noqa: E402
+from bregmod.cli import main  # noqa: E402
 from bregmod.distributed import chunk_slices, cluster, solve_batch  # noqa: E402
 from bregmod.errors import SolverWarning  # noqa: E402
 from bregmod.network import Conv2d, Dense, Residual, Sequential  # noqa: E402
 from bregmod.problem import Inversion  # noqa: E402
 from bregmod.regularizers import L1, Box, NonNegative, SquaredL2, TotalVariation  # noqa: E402
+from bregmod.spec import load_spec, resolve_spec  # noqa: E402
 from bregmod.symbolic import activation_from_psi  # noqa: E402
 
 BATCH = 8
@@ -236,6 +241,55 @@ def test_cluster_needs_exactly_one_target():
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         with cluster(workers=0):
             pass
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_solves_a_batched_spec_on_a_running_cluster(client, tmp_path):
+    code, out, err = _cli(["run", "perceptron-tv-batch", "--quick", "--no-figures",
+                           "--scheduler", client.scheduler.address, "--out", str(tmp_path)])
+    assert code == 0, err
+    assert f"dask: 2 worker(s) at {client.scheduler.address}, dashboard http" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["solver"]["statuses"] == ["optimal"] * 4
+    spec = load_spec(resolve_spec("perceptron-tv-batch"), quick=True)
+    reference = spec.problem.solve(**spec.solver.kwargs())
+    with np.load(tmp_path / "result.npz") as saved:
+        assert saved["u0"].shape == reference.u0.shape == (4, 16, 16)
+        np.testing.assert_allclose(saved["u0"], reference.u0, atol=1e-4)
+
+
+def test_cli_refuses_to_distribute_a_single_item(client):
+    code, _, err = _cli(["run", "perceptron-tv", "--quick", "--scheduler",
+                         client.scheduler.address])
+    assert code == 2 and "has one data item; declare a batch" in err
+
+
+@pytest.mark.slow
+def test_cli_workers_starts_and_closes_a_local_cluster(tmp_path):
+    code, out, err = _cli(["run", "perceptron-tv-batch", "--quick", "--no-figures",
+                           "--workers", "2", "--out", str(tmp_path)])
+    assert code == 0, err
+    assert "dask: local cluster of 2 worker process(es) at tcp://" in out
+    assert json.loads((tmp_path / "report.json").read_text())["solver"]["statuses"] == [
+        "optimal"] * 4
+
+
+@pytest.mark.slow
+def test_cli_unreachable_scheduler_is_an_error_not_a_hang():
+    start = time.perf_counter()
+    code, _, err = _cli(["run", "perceptron-tv-batch", "--quick", "--scheduler",
+                         "tcp://127.0.0.1:9"])
+    assert code == 2 and "no Dask scheduler answered at 'tcp://127.0.0.1:9'" in err
+    assert time.perf_counter() - start < 60
 
 
 # --- faults (last: the test replaces a worker of the module's cluster) -------------------------
