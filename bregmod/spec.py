@@ -716,7 +716,7 @@ def _noisy(ctx: _Context, noise: dict, network, truth: np.ndarray, fidelity: str
                    "std": std, "seed": noise.get("seed", 0), "projected": projected,
                    "copies": copies}
     batch = () if copies is None else (copies,)
-    return data.reshape(*batch, *network.out_shape), description
+    return data.reshape(batch + tuple(network.out_shape)), description
 
 
 def _data(ctx: _Context, raw: dict, network, fidelity: str):
