@@ -36,6 +36,7 @@ from bregmod.lifted import LiftedNetwork, lift
 from bregmod.network import Conv2d, Dense, Residual, Sequential, ShallowSum
 from bregmod.problem import Inversion, Result
 from bregmod.regularizers import L1, Box, NonNegative, SquaredL2, TotalVariation
+from bregmod.training import Training, TrainingResult
 
 __version__ = "0.1.0"
 
@@ -76,6 +77,8 @@ __all__ = [
     "SquaredL2",
     "Tanh",
     "TotalVariation",
+    "Training",
+    "TrainingResult",
     "certify",
     "lift",
     "smallest_lambda",

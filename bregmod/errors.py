@@ -22,6 +22,11 @@ class NotAdmissibleError(BregmodError, ValueError):
     """A function is not an admissible activation (not a proximal map)."""
 
 
+class ExpressionTooComplexError(BregmodError, ValueError):
+    """A formula would cost unbounded work: nested too deeply, huge constants, or a symbolic
+    derivation that ran past its time limit."""
+
+
 class NoDCPFormError(BregmodError, NotImplementedError):
     """An activation or regulariser has no DCP-compliant CVXPY form."""
 
@@ -40,6 +45,10 @@ class SolverError(BregmodError):
 
 class SourceConditionError(BregmodError, ValueError):
     """No v satisfies the source condition Wᵀv ∈ ∂J(u†) (within the tolerance)."""
+
+
+class CheckpointError(BregmodError):
+    """A training checkpoint is corrupt, unreadable, or belongs to another problem or settings."""
 
 
 class SolverWarning(UserWarning):
