@@ -181,15 +181,19 @@ def test_lifted_batch_with_pdhg_keeps_the_order_and_the_history(client):
     problem = residual_batch()
     result = solve_batch(problem, client, chunk_size=3, solver="pdhg", tol=1e-6)
     assert [c["items"] for c in result.stats["chunks"]] == [[0, 3], [3, 6], [6, 8]]
+    locals_ = []
     for chunk in result.stats["chunks"]:
         items = slice(*chunk["items"])
-        local = problem.with_data(problem.data[items]).solve(solver="pdhg", tol=1e-6)
-        np.testing.assert_allclose(result.u[items], local.u, rtol=1e-12, atol=1e-14)
+        locals_.append(problem.with_data(problem.data[items]).solve(solver="pdhg", tol=1e-6))
+        np.testing.assert_allclose(result.u[items], locals_[-1].u, rtol=1e-12, atol=1e-14)
     # The merged history: the batch objective is the sum over the chunks (a finished chunk
-    # holds its last value), so its last entry is the sum of the chunks' last objectives.
+    # holds its last value), so its last entry is the sum of the chunks' last objectives;
+    # the residuals are the maxima over the chunks.
     history = result.history["objective"]
-    assert len(history) == result.iterations == max(c["iterations"] for c in
-                                                    result.stats["chunks"])
+    assert len(history) == result.iterations == max(r.iterations for r in locals_)
+    assert history[-1] == pytest.approx(sum(r.history["objective"][-1] for r in locals_))
+    assert result.history["primal_residual"][0] == max(r.history["primal_residual"][0]
+                                                       for r in locals_)
     assert result.stats["distributed"]["chunk_size"] == 3
 
 
