@@ -42,6 +42,13 @@ class SourceConditionError(BregmodError, ValueError):
     """No v satisfies the source condition Wᵀv ∈ ∂J(u†) (within the tolerance)."""
 
 
+class ConversionError(BregmodError, ValueError):
+    """A model that cannot be converted between PyTorch and bregmod (`bregmod.torch`).
+
+    The message names the module or layer, its position and why it has no counterpart.
+    """
+
+
 class SolverWarning(UserWarning):
     """A solver returned a status other than ``"optimal"`` (inaccurate, stopped early, failed)."""
 
