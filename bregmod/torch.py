@@ -18,6 +18,7 @@ torch                         bregmod
 ``AvgPool2d``                 a `Conv2d` with the kernel 1/(k_h k_w) on each channel
 ``BatchNorm1d/2d`` (eval)     y = s ⊙ (x − μ) + β, s = γ/√(var + ε): folded into the affine
                               map before it (or the one after it, where exact)
+``ZeroPad2d``                 the padding of the ``Conv2d`` right after it
 ``Dropout`` (eval)            dropped (the identity in eval mode)
 ``Flatten``, ``Unflatten``    the layers' ``in_shape``/``out_shape`` (C order, as torch)
 ``Identity``                  nothing
@@ -156,8 +157,13 @@ def _array(tensor, what: str, where: str) -> np.ndarray:
     return tensor.detach().to("cpu", torch.float64).numpy().copy()
 
 
+def _label(name: str, module: nn.Module) -> str:
+    """How messages name a module: its type and position, e.g. ``"Conv2d at features.3"``."""
+    return f"{type(module).__name__} at {name}"
+
+
 def _refuse(name: str, module: nn.Module, why: str) -> ConversionError:
-    return ConversionError(f"{type(module).__name__} at {name}: {why}")
+    return ConversionError(f"{_label(name, module)}: {why}")
 
 
 # --------------------------------------------------------------------------- affine pieces
@@ -250,12 +256,38 @@ def _linear(name: str, module: nn.Linear, shape: Shape) -> _Piece:
             f"Linear at {name}: expects {module.in_features} input features, the state has "
             f"shape {shape}"
         )
-    W = _array(module.weight, "weight", name)
-    b = np.zeros(W.shape[0]) if module.bias is None else _array(module.bias, "bias", name)
+    W = _array(module.weight, "weight", _label(name, module))
+    b = (
+        np.zeros(W.shape[0])
+        if module.bias is None
+        else _array(module.bias, "bias", _label(name, module))
+    )
     return _Piece(shape, b, matrix=W)
 
 
-def _conv(name: str, module: nn.Conv2d, shape: Shape) -> _Piece:
+def _padding(name: str, module: nn.Conv2d, pad, kernel_shape, stride):
+    """Conv2dOperator's padding for a zero padding (left, right, top, bottom) before ``module``."""
+    left, right, top, bottom = pad
+    if module.padding not in ((0, 0), "valid"):
+        raise _refuse(name, module, "an nn.ZeroPad2d before a convolution that pads as well")
+    kh, kw = kernel_shape
+    same = (top, left) == ((kh - 1) // 2, (kw - 1) // 2) and (bottom, right) == (
+        kh - 1 - top,
+        kw - 1 - left,
+    )
+    if (top, left) == (bottom, right):
+        return top, left
+    if same and tuple(stride) == (1, 1):
+        return "same"
+    raise _refuse(
+        name,
+        module,
+        f"the zero padding {pad} before it is uneven and not the 'same' padding "
+        "of its kernel, which bregmod's Conv2d does not write",
+    )
+
+
+def _conv(name: str, module: nn.Conv2d, shape: Shape, pad=None) -> _Piece:
     if len(shape) != 3:
         raise _refuse(name, module, f"nn.Conv2d needs a (C, H, W) state, got shape {shape}")
     if module.padding_mode != "zeros":
@@ -270,7 +302,7 @@ def _conv(name: str, module: nn.Conv2d, shape: Shape) -> _Piece:
             f"Conv2d at {name}: expects {module.in_channels} input channels, the state has "
             f"shape {shape}"
         )
-    weight = _array(module.weight, "weight", name)
+    weight = _array(module.weight, "weight", _label(name, module))
     c_out, c_group, kh, kw = weight.shape
     groups = module.groups
     kernel = np.zeros((c_out, c_group * groups, kh, kw))
@@ -284,14 +316,18 @@ def _conv(name: str, module: nn.Conv2d, shape: Shape) -> _Piece:
         dilated = np.zeros((c_out, kernel.shape[1], (kh - 1) * dh + 1, (kw - 1) * dw + 1))
         dilated[:, :, ::dh, ::dw] = kernel
         kernel = dilated
-    padding = module.padding
-    if padding == "valid":
-        padding = 0
+    padding = 0 if module.padding == "valid" else module.padding
+    if pad is not None:
+        padding = _padding(name, module, pad, kernel.shape[2:], module.stride)
     try:
         conv = Conv2dOperator(kernel, shape, stride=module.stride, padding=padding)
     except ShapeError as exc:
         raise ShapeError(f"Conv2d at {name}: {exc}") from None
-    b = np.zeros(c_out) if module.bias is None else _array(module.bias, "bias", name)
+    b = (
+        np.zeros(c_out)
+        if module.bias is None
+        else _array(module.bias, "bias", _label(name, module))
+    )
     return _Piece(shape, np.repeat(b, conv.out_shape[1] * conv.out_shape[2]), conv=conv)
 
 
@@ -341,12 +377,12 @@ def _batch_norm(name: str, module: nn.modules.batchnorm._BatchNorm, shape: Shape
         raise ShapeError(
             f"{type(module).__name__} at {name}: cannot act on a state of shape {shape}"
         )
-    mean = _array(module.running_mean, "running_mean", name)
-    var = _array(module.running_var, "running_var", name)
+    mean = _array(module.running_mean, "running_mean", _label(name, module))
+    var = _array(module.running_var, "running_var", _label(name, module))
     scale = 1.0 / np.sqrt(var + module.eps)
     if module.affine:
-        scale = scale * _array(module.weight, "weight", name)
-        return scale, _array(module.bias, "bias", name) - mean * scale
+        scale = scale * _array(module.weight, "weight", _label(name, module))
+        return scale, _array(module.bias, "bias", _label(name, module)) - mean * scale
     return scale, -mean * scale
 
 
@@ -419,7 +455,7 @@ def _activation(name: str, module: nn.Module, shape: Shape):
                     "one slope per channel; bregmod's LeakyReLU has "
                     "a single slope (use num_parameters=1)",
                 )
-            slope = float(_array(module.weight, "weight", name)[0])
+            slope = float(_array(module.weight, "weight", _label(name, module))[0])
         else:
             slope = float(module.negative_slope)
         if slope == 0:
@@ -531,6 +567,8 @@ class _Importer:
         self.pending: _Piece | None = None
         # closed layers: [piece or ResidualLayer, activation, out_shape, position]
         self.layers: list[list] = []
+        # an nn.ZeroPad2d waiting for its convolution: (position, module)
+        self.zero_pad: tuple[str, nn.ZeroPad2d] | None = None
 
     def close(self, activation: act.Activation, position: str) -> None:
         piece = self.pending or self._identity()
@@ -563,7 +601,29 @@ class _Importer:
         if self.pending is None and self.layers:
             self.layers[-1][2] = shape
 
+    def _check_no_zero_pad(self) -> None:
+        if self.zero_pad is not None:
+            raise _refuse(*self.zero_pad, "zero padding is read only right before an nn.Conv2d")
+
     def visit(self, name: str, module: nn.Module) -> None:
+        if isinstance(module, nn.ZeroPad2d):
+            self._check_no_zero_pad()
+            if len(self.shape) != 3 or min(module.padding) < 0:
+                raise _refuse(
+                    name,
+                    module,
+                    f"pads a state of shape {self.shape} by "
+                    f"{module.padding}; read: a (C, H, W) state, padding ≥ 0",
+                )
+            self.zero_pad = (name, module)
+            return
+        if isinstance(module, nn.Conv2d) and self.zero_pad is not None:
+            piece = _conv(name, module, self.shape, pad=self.zero_pad[1].padding)
+            self.zero_pad = None
+            self.add(piece, name)
+            self.shape = piece.conv.out_shape
+            return
+        self._check_no_zero_pad()
         if isinstance(module, nn.Linear):
             self.add(_linear(name, module, self.shape), name)
             self.shape = (module.out_features,)
@@ -617,13 +677,17 @@ class _Importer:
         if found is None:
             raise self._unsupported(f"{name}.activation", module.activation)
         activation, a, c, d = found
-        W = _array(module.linear.weight, "linear.weight", name)
+        W = _array(module.linear.weight, "linear.weight", _label(name, module))
         b = (
             np.zeros(W.shape[0])
             if module.linear.bias is None
-            else _array(module.linear.bias, "linear.bias", name)
+            else _array(module.linear.bias, "linear.bias", _label(name, module))
         )
-        V = W.T if module.output is None else _array(module.output.weight, "output.weight", name)
+        V = (
+            W.T
+            if module.output is None
+            else _array(module.output.weight, "output.weight", _label(name, module))
+        )
         if (a, c, d) != (1.0, 0.0, 1.0):  # x + V d σ(a W x + a b + c)
             W, b, V = a * W, a * b + c, d * V
         layer = ResidualLayer(
@@ -654,6 +718,7 @@ class _Importer:
         )
 
     def network(self) -> Sequential:
+        self._check_no_zero_pad()
         if self.pending is not None:
             self.close(act.Identity(), "end")
         if not self.layers:
