@@ -8,35 +8,32 @@ of bregmod that imports torch; import it explicitly (``import bregmod.torch``) o
 
 How torch modules are read (each layer of the result is x ↦ σ(A x + β) with σ = prox_Ψ):
 
-============================  ==============================================================
-torch                         bregmod
-============================  ==============================================================
-``Linear``                    the affine map of a `Dense` layer (input must be a vector)
-``Conv2d``                    the affine map of a `Conv2d` layer (zero padding; stride,
-                              dilation — as a kernel with zeros — and groups — as a
-                              block-diagonal kernel — are all exact)
-``AvgPool2d``                 a `Conv2d` with the kernel 1/(k_h k_w) on each channel
-``BatchNorm1d/2d`` (eval)     y = s ⊙ (x − μ) + β, s = γ/√(var + ε): folded into the affine
-                              map before it (or the one after it, where exact)
-``ZeroPad2d``                 the padding of the ``Conv2d`` right after it
-``Dropout`` (eval)            dropped (the identity in eval mode)
-``Flatten``, ``Unflatten``    the layers' ``in_shape``/``out_shape`` (C order, as torch)
-``Identity``                  nothing
-``ReLU``, ``Tanh``,           `ReLU`, `Tanh`, `Sigmoid`, `Softsign`
-``Sigmoid``, ``Softsign``
-``LeakyReLU(a)``, ``PReLU``   `LeakyReLU` (0 < a ≤ 1; a = 0 is `ReLU`)
-``Hardtanh``, ``ReLU6``       `Clip` (lo, hi)
-``Hardsigmoid``               `Clip` (0, 1) of x/6 + 1/2
-``Softshrink(λ)``             `SoftThreshold` (λ)
-``ELU(α)``                    `ELU` (0 < α ≤ 1)
-``CELU(α)``                   α · ELU₁(x/α)
-``Softplus(β)``               (1/β) · Softplus(β x); torch returns x where β x > threshold,
-                              which differs by at most e^{−threshold}/β (2·10⁻⁹ for the
-                              default threshold 20); thresholds below 20 are refused
-``LogSigmoid``                −Softplus(−x)
-``Softmax`` over features     `Softmax` (vector states only)
-`bregmod.torch.Residual`      `bregmod.network.Residual`
-============================  ==============================================================
+| torch | bregmod |
+|---|---|
+| ``Linear`` | the affine map of a `Dense` layer (its input must be a vector) |
+| ``Conv2d`` | the affine map of a `Conv2d` layer (zero padding; dilation and groups¹) |
+| ``AvgPool2d`` | a `Conv2d` with the kernel 1/(k_h k_w) on each channel |
+| ``BatchNorm1d/2d`` (eval) | y = s ⊙ (x − μ) + β, s = γ/√(var + ε), folded² |
+| ``ZeroPad2d`` | the padding of the ``Conv2d`` right after it |
+| ``Dropout`` (eval), ``Identity`` | nothing (the identity) |
+| ``Flatten``, ``Unflatten`` | the layers' ``in_shape``/``out_shape`` (C order, as torch) |
+| ``ReLU``, ``Tanh``, ``Sigmoid``, ``Softsign`` | `ReLU`, `Tanh`, `Sigmoid`, `Softsign` |
+| ``LeakyReLU(a)``, ``PReLU`` (one slope) | `LeakyReLU` (0 < a ≤ 1; a = 0 is `ReLU`) |
+| ``Hardtanh``, ``ReLU6`` | `Clip` (lo, hi) |
+| ``Hardsigmoid`` | `Clip` (0, 1) of x/6 + 1/2 |
+| ``Softshrink(λ)`` | `SoftThreshold` (λ) |
+| ``ELU(α)`` | `ELU` (0 < α ≤ 1) |
+| ``CELU(α)`` | α · ELU₁(x/α) |
+| ``Softplus(β)`` | (1/β) · Softplus(β x)³ |
+| ``LogSigmoid`` | −Softplus(−x) |
+| ``Softmax`` over the features | `Softmax` (vector states only) |
+| `bregmod.torch.Residual` | `bregmod.network.Residual` |
+
+¹ Dilation is read as a kernel with zeros between its taps, groups as a block-diagonal kernel;
+both are exact. ² Into the affine map before it, or into the one after it where that is exact
+(a ``Linear``, or a ``Conv2d`` without padding). ³ torch returns x where β x > threshold, at
+most e^{−threshold}/β from (1/β) log(1 + e^{βx}) (2·10⁻⁹ for the default threshold 20);
+thresholds below 20 are refused (the jump there makes the map discontinuous).
 
 Scalings of an activation's input (β in ``Softplus(β)``) fold into the affine map before it,
 scalings of its output into the affine map after it. An affine map followed by no activation
