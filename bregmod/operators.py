@@ -604,6 +604,35 @@ class Conv2dOperator(Operator):
                     Xp[batch, :, rows, cols] += columns[:, :, p, q]
         return Xp[:, :, top : top + H, left : left + W].reshape(B, -1)
 
+    def kernel_gradient(self, x, y) -> np.ndarray:
+        """∂/∂k Σ_b ⟨y_b, A_k x_b⟩, shape (C_out, C_in, kh, kw): the kernel gradient
+
+            G[o, c, p, q] = Σ_b Σ_{i,j} y_b[o, i, j] · x_b[c, i·s + p − pad_top, j·s + q − pad_left]
+
+        (A_k is linear in k). ``x`` has rows (B, n) of inputs, ``y`` rows (B, m) of outputs.
+        """
+        X, _ = self._as_batch(x, self.shape[1], "kernel_gradient (x)")
+        Y, _ = self._as_batch(y, self.shape[0], "kernel_gradient (y)")
+        if X.shape[0] != Y.shape[0]:
+            raise ShapeError(
+                f"kernel_gradient: x has {X.shape[0]} rows, y has {Y.shape[0]}; they must match"
+            )
+        B = X.shape[0]
+        C, H, W = self.in_shape
+        top, _, left, _ = self.padding
+        (C_out, _, kh, kw), (sh, sw) = self.kernel.shape, self.stride
+        dtype = np.result_type(X, Y)
+        Xp = np.zeros((B, C, *self._padded_shape), dtype=dtype)
+        Xp[:, :, top : top + H, left : left + W] = X.reshape(B, C, H, W)
+        patches = sliding_window_view(Xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        Yr = Y.reshape(B, C_out, -1).astype(dtype, copy=False)
+        G = np.zeros((C_out, C * kh * kw), dtype=dtype)
+        for batch in self._chunks(B):
+            columns = patches[batch].transpose(0, 1, 4, 5, 2, 3)  # (b, c, p, q, i, j)
+            columns = columns.reshape(columns.shape[0], C * kh * kw, -1)
+            G += np.einsum("bos,bks->ok", Yr[batch], columns)
+        return G.reshape(self.kernel.shape)
+
     def fourier_bound(self) -> float:
         """max_ω σ_max(k̂(ω)) over the DFT grid of the padded input: a guaranteed bound on ‖A‖₂."""
         spectrum = np.fft.rfft2(self.kernel, s=self._padded_shape, axes=(2, 3))
