@@ -37,6 +37,7 @@ from bregmod.lifted import LiftedNetwork, lift
 from bregmod.network import Conv2d, Dense, Residual, Sequential, ShallowSum
 from bregmod.problem import Inversion, Result
 from bregmod.regularizers import L1, Box, NonNegative, SquaredL2, TotalVariation
+from bregmod.training import Training, TrainingResult
 
 __version__ = "0.1.0"
 
@@ -88,6 +89,8 @@ __all__ = [
     "SquaredL2",
     "Tanh",
     "TotalVariation",
+    "Training",
+    "TrainingResult",
     "certify",
     "from_torch",
     "lift",

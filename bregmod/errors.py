@@ -49,6 +49,10 @@ class ConversionError(BregmodError, ValueError):
     """
 
 
+class CheckpointError(BregmodError):
+    """A training checkpoint is corrupt, unreadable, or belongs to another problem or settings."""
+
+
 class SolverWarning(UserWarning):
     """A solver returned a status other than ``"optimal"`` (inaccurate, stopped early, failed)."""
 

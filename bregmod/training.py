@@ -1,0 +1,866 @@
+"""Lifted Bregman training (MATH.md §8): train a network without backpropagation and without σ′.
+
+For a feed-forward network x^l = σ_l(W_l x^{l−1} + b_l), l = 1…L, with inputs x_i^0 and
+targets x_i^L = y_i, the hidden states x_i^1…x_i^{L−1} become variables and the training
+energy is the lifted Bregman energy
+
+    E(Θ, X) = 1/s Σ_i [ Σ_l B_{Ψ_l}(x_i^l, W_l x_i^{l−1} + b_l) + Σ_l α_l ‖x_i^l‖₁ ]
+              + (λ/2) Σ_l ‖W_l‖²_F,
+
+Θ = (W_l, b_l)_l, with optional ℓ1 penalties α_l on hidden states (the sparse autoencoder's
+α‖x^3‖₁) and weight decay λ. (The talk writes 1/(2s) in front of the sum: that only rescales
+τ and λ.) Every term B_Ψ ≥ 0 vanishes on the forward pass; an identity last layer gives
+½‖y − W_L x^{L−1} − b_L‖².
+
+The algorithm (the talk's implementation slide) is an implicit stochastic gradient step on a
+random batch S,
+
+    (Θ⁺, X_S⁺) ≈ argmin_{Θ, X_S}  E_S(Θ, X_S) + 1/(2τ_k) ‖Θ − Θ^k‖²,
+
+solved inexactly by a few sweeps of proximal gradient descent:
+
+* a gradient step in each (W_l, b_l) (the layers are independent given the states), with
+
+      ∇_{W_l} = 1/|S| Σ_{i∈S} (σ_l(W_l x_i^{l−1} + b_l) − x_i^l)(x_i^{l−1})ᵀ
+                + (W_l − W_l^k)/τ + λ W_l
+
+  and the step 1/L_l from the exact Lipschitz constant
+  L_l = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ of that gradient (X̃ = [x^{l−1}, 1] of the batch);
+* a proximal gradient step in each hidden state (the samples are independent given Θ),
+
+      x^l ← prox_{μ(Φ_l + α_l‖·‖₁)}(x^l − μ(W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x^l + b_{l+1}) − x^{l+1})
+                                         − (W_l x^{l−1} + b_l))),
+
+  Φ_l = ½‖·‖² + Ψ_l, with a step μ per sample found by backtracking from 1/‖W_{l+1}‖² (the
+  sufficient-decrease test makes every state update decrease the energy).
+
+Only σ and the prox of Φ appear: no σ′ anywhere. The hidden states of all samples are kept
+between epochs (initialised by the forward pass) and saved in checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from bregmod._checks import finite_array, nonnegative_scalar, positive_scalar
+from bregmod.errors import CheckpointError, ShapeError
+from bregmod.model.deep import DeepBregman
+from bregmod.network import Dense, Network, Sequential
+from bregmod.operators import MatrixOperator
+
+__all__ = ["SCHEDULES", "STATE_DTYPES", "STATE_INITS", "Training", "TrainingResult"]
+
+#: τ schedules: τ_e for epoch e = 0, 1, … is τ, τ/√(e + 1) or τ/(e + 1).
+SCHEDULES = ("constant", "sqrt", "inverse")
+#: Starting points of a batch's hidden states (see :meth:`Training.solve`).
+STATE_INITS = ("forward", "warm")
+#: Storage types of the hidden states (computations run in float64).
+STATE_DTYPES = ("float64", "float32")
+#: Format tag and version of training checkpoints.
+CHECKPOINT_FORMAT = "bregmod-training-checkpoint"
+CHECKPOINT_VERSION = 1
+#: Relative slack of the backtracking test (rounding noise of the energies compared).
+_BACKTRACK_RTOL = 1e-12
+#: Largest number of step halvings in one backtracking search.
+_MAX_BACKTRACKS = 60
+
+
+@dataclass
+class TrainingResult:
+    """The outcome of :meth:`Training.solve`.
+
+    Attributes
+    ----------
+    network : Sequential
+        The trained network: a new ``Sequential`` of ``Dense`` layers with the trained weights
+        (the network given to :class:`Training` is never modified). With early stopping, the
+        weights of the epoch with the best validation loss.
+    history : dict[str, list]
+        Per epoch: ``"epoch"`` (1, 2, …), ``"energy"`` (the lifted energy E(Θ, X) over all
+        training samples at the end of the epoch), ``"train_loss"`` and ``"val_loss"`` (the
+        forward-pass mean squared error (1/(s·m)) Σ ‖N(x_i) − y_i‖² on the training and
+        validation data; ``val_loss`` holds NaN without validation data), ``"tau"`` and
+        ``"time"`` (seconds of the epoch).
+    states : list of ndarray
+        The hidden states x^1 … x^{L−1} of all training samples, each (s, n_l), in the storage
+        dtype.
+    status : str
+        ``"epochs"`` (ran the requested number of epochs) or ``"early_stopping"``. Training is a
+        non-convex problem: no status claims an optimum.
+    wall_time : float
+        Seconds spent in :meth:`Training.solve` (this call only, not earlier runs of a resumed
+        checkpoint).
+    stats : dict
+        ``epochs``, ``batches``, ``inner_sweeps`` (in total), ``state_backtracks``, ``best_epoch``,
+        ``resumed_from_epoch`` and the settings of the run.
+    """
+
+    network: Sequential
+    history: dict[str, list]
+    states: list[np.ndarray]
+    status: str
+    wall_time: float
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# The lifted energy of one layer and its gradients (every formula once).
+# ---------------------------------------------------------------------------------------------
+
+
+def _soft_threshold(v: np.ndarray, t: float) -> np.ndarray:
+    """sign(v) max(|v| − t, 0), the prox of t‖·‖₁."""
+    return np.sign(v) * np.maximum(np.abs(v) - t, 0.0)
+
+
+def prox_state(model: DeepBregman, l: int, alpha: float, v: np.ndarray, mu: float) -> np.ndarray:
+    """prox_{μ(Φ_l + α‖·‖₁)}(v) = prox_{μΦ_l}(soft_{μα}(v)), Φ_l = ½‖·‖² + Ψ_l.
+
+    prox_{μΦ}(v) = prox_{tΨ}(v/(1 + μ)) with t = μ/(1 + μ) (`DeepBregman.prox_phi`), and
+    prox_{t(Ψ + α|·|)} = prox_{tΨ} ∘ prox_{tα|·|} because prox_{tΨ} keeps signs when σ(0) = 0
+    (checked by :class:`Training`); soft_{tα}(v/(1 + μ)) = soft_{μα}(v)/(1 + μ).
+    """
+    return model.prox_phi(l, _soft_threshold(v, mu * alpha) if alpha > 0 else v, mu)
+
+
+def _largest_eigenvalue_of_gram(X: np.ndarray) -> float:
+    """λ_max(XᵀX) = ‖X‖₂², from the smaller of the two Gram matrices."""
+    G = X @ X.T if X.shape[0] <= X.shape[1] else X.T @ X
+    n = G.shape[0]
+    return float(scipy.linalg.eigh(G, eigvals_only=True, subset_by_index=[n - 1, n - 1])[0])
+
+
+def _norm_estimate_sq(W: np.ndarray, iterations: int = 8) -> float:
+    """A power-iteration estimate of ‖W‖₂² (from below; backtracking absorbs the error)."""
+    v = np.ones(W.shape[1])
+    value = 0.0
+    for _ in range(iterations):
+        w = W.T @ (W @ v)
+        value = float(np.linalg.norm(w))
+        if value == 0.0:
+            return 0.0
+        v = w / value
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The training problem.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """The mutable state of a training run (everything a checkpoint holds)."""
+
+    weights: list[tuple[np.ndarray, np.ndarray]]
+    states: list[np.ndarray]
+    rng: np.random.Generator
+    epoch: int = 0
+    batch: int = 0
+    permutation: np.ndarray | None = None
+    history: dict[str, list] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_weights: list[tuple[np.ndarray, np.ndarray]] | None = None
+    stale_epochs: int = 0
+    #: A batch committed but not yet written into the fields above (see _apply_pending).
+    pending: tuple | None = None
+
+
+_HISTORY_KEYS = ("epoch", "energy", "train_loss", "val_loss", "tau", "time")
+_COUNTER_KEYS = ("batches", "inner_sweeps", "state_backtracks")
+
+
+class Training:
+    """Lifted Bregman training of a feed-forward network (MATH.md §8).
+
+    ::
+
+        min_{Θ, X}  1/s Σ_i [ Σ_l B_{Ψ_l}(x_i^l, W_l x_i^{l−1} + b_l) + Σ_l α_l ‖x_i^l‖₁ ]
+                    + (λ/2) Σ_l ‖W_l‖²_F,      x_i^0 = inputs_i,  x_i^L = targets_i
+
+    Parameters
+    ----------
+    network : Network
+        The initial network: a ``Sequential`` (or a single layer) of ``Dense`` layers with
+        any admissible activations (including ones derived with sympy) and an identity last
+        layer allowed. It is never modified; training returns a new network.
+    inputs : array_like, shape (s, *network.in_shape)
+        The inputs x_i^0 (finite), leading sample axis.
+    targets : array_like, shape (s, *network.out_shape)
+        The targets y_i = x_i^L (finite, in the range of the last activation, i.e. in dom Ψ_L:
+        B_{Ψ_L}(y, ·) = +∞ otherwise).
+    state_penalties : mapping {l: α_l}, optional
+        ℓ1 penalties α_l ‖x^l‖₁ (α_l ≥ 0) on hidden states, l = 1 … L−1 (layer l's output);
+        the activation of layer l must satisfy σ_l(0) = 0 and act entrywise.
+    weight_decay : float
+        λ ≥ 0, the weight of (λ/2) Σ_l ‖W_l‖²_F (biases are not penalised).
+
+    Raises
+    ------
+    TypeError
+        ``network`` is not a bregmod network.
+    ValueError
+        A layer other than ``Dense``; NaN/Inf in the data; an empty data set; a bad penalty or
+        weight decay.
+    ShapeError
+        Inputs or targets do not match the network or each other.
+    DomainError
+        Targets outside the range of the last activation (the message names the entries).
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        inputs,
+        targets,
+        *,
+        state_penalties: Mapping[int, float] | None = None,
+        weight_decay: float = 0.0,
+    ) -> None:
+        if not isinstance(network, Network):
+            raise TypeError(
+                f"network must be a bregmod network (Dense layers in a Sequential), got "
+                f"{type(network).__name__}"
+            )
+        layers = network.layers
+        for j, layer in enumerate(layers, start=1):
+            if not isinstance(layer, Dense):
+                raise ValueError(
+                    f"Training supports feed-forward networks of Dense layers; layer {j} is "
+                    f"{layer.kind} ({layer!r})"
+                )
+        self._network = network
+        self._layers = layers
+        self._activations = [layer.activation for layer in layers]
+        self._inputs = self._samples(inputs, network.in_shape, "inputs")
+        self._targets = self._samples(targets, network.out_shape, "targets")
+        if self._inputs.shape[0] != self._targets.shape[0]:
+            raise ShapeError(
+                f"inputs hold {self._inputs.shape[0]} samples but targets hold "
+                f"{self._targets.shape[0]}; both need the same leading sample axis"
+            )
+        self._activations[-1].check_domain(
+            self._targets,
+            what=f"targets (the range of the last activation {self._activations[-1].name})",
+        )
+        self._weight_decay = nonnegative_scalar(weight_decay, "weight_decay")
+        self._alphas = self._penalties(state_penalties)
+
+    # ------------------------------------------------------------------ declaration
+    network = property(lambda self: self._network, doc="The initial network (never modified).")
+    inputs = property(lambda self: self._inputs, doc="The inputs (s, n_0), float64.")
+    targets = property(lambda self: self._targets, doc="The targets (s, n_L), float64.")
+    weight_decay = property(lambda self: self._weight_decay, doc="λ of (λ/2)Σ‖W_l‖².")
+    n_samples = property(lambda self: self._inputs.shape[0], doc="s, the number of samples.")
+
+    @property
+    def state_penalties(self) -> dict[int, float]:
+        """The ℓ1 weights {l: α_l} of the hidden states (only the nonzero ones)."""
+        return {l: a for l, a in enumerate(self._alphas) if a > 0}
+
+    def __repr__(self) -> str:
+        return (
+            f"Training({self._network!r}, samples={self.n_samples}, "
+            f"state_penalties={self.state_penalties}, weight_decay={self._weight_decay:g})"
+        )
+
+    @staticmethod
+    def _samples(x, shape: tuple[int, ...], what: str) -> np.ndarray:
+        arr = finite_array(x, what)
+        if arr.ndim != len(shape) + 1 or arr.shape[1:] != shape:
+            raise ShapeError(
+                f"{what} must have shape (s, *{shape}) with a leading sample axis (the network's "
+                f"{'input' if what == 'inputs' else 'output'} shape is {shape}), got {arr.shape}"
+            )
+        if arr.shape[0] == 0:
+            raise ValueError(f"{what}: the data set is empty (0 samples)")
+        return np.ascontiguousarray(arr.reshape(arr.shape[0], -1))
+
+    def _penalties(self, penalties) -> list[float]:
+        n_layers = len(self._layers)
+        alphas = [0.0] * n_layers  # alphas[l] for hidden state l = 1 … L−1 (index 0 unused)
+        if penalties is None:
+            return alphas
+        if not isinstance(penalties, Mapping):
+            raise TypeError(
+                "state_penalties must be a mapping {layer l: α_l}, got "
+                f"{type(penalties).__name__}"
+            )
+        for key, value in penalties.items():
+            if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key < n_layers:
+                raise ValueError(
+                    f"state_penalties: key {key!r} must be a hidden layer index l with "
+                    f"1 ≤ l ≤ {n_layers - 1} (the output of layer l)"
+                )
+            alpha = nonnegative_scalar(value, f"state_penalties[{key}]")
+            activation = self._activations[key - 1]
+            if alpha > 0 and (
+                activation.is_vector or float(activation.prox(np.zeros(1))[0]) != 0.0
+            ):
+                raise ValueError(
+                    f"state_penalties[{key}]: an ℓ1 penalty needs an entrywise activation with "
+                    f"σ(0) = 0 on layer {key}, got {activation.name}"
+                )
+            alphas[key] = alpha
+        return alphas
+
+    # ------------------------------------------------------------------ the model
+    def _initial_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(np.array(layer.W, dtype=np.float64), np.array(layer.b)) for layer in self._layers]
+
+    def _model(self, weights) -> DeepBregman:
+        """The deep lifted Bregman energy (`bregmod.model.deep`) at the parameters ``weights``."""
+        shapes = [self._network.in_shape, *(layer.out_shape for layer in self._layers)]
+        return DeepBregman([MatrixOperator(W) for W, _ in weights], [b for _, b in weights],
+                           self._activations, shapes)
+
+    def _build_network(self, weights) -> Sequential:
+        return Sequential(
+            *(
+                Dense(W, b, layer.activation, in_shape=layer.in_shape)
+                for (W, b), layer in zip(weights, self._layers, strict=True)
+            )
+        )
+
+    def _weights_of(self, network: Network | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        if network is None:
+            return self._initial_weights()
+        layers = network.layers
+        if len(layers) != len(self._layers) or any(
+            not isinstance(a, Dense) or a.W.shape != b.W.shape or a.activation != b.activation
+            for a, b in zip(layers, self._layers, strict=False)
+        ):
+            raise ShapeError(
+                f"network {network!r} does not have the architecture of this training problem "
+                f"({self._network!r})"
+            )
+        return [(np.asarray(layer.W), np.asarray(layer.b)) for layer in layers]
+
+    def _full_states(self, states, x0: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+        return [x0, *(np.asarray(s, dtype=np.float64) for s in states), y]
+
+    def _check_states(self, states, rows: int) -> list[np.ndarray]:
+        hidden = [layer.W.shape[0] for layer in self._layers[:-1]]
+        if len(states) != len(hidden):
+            raise ShapeError(f"states must hold {len(hidden)} hidden states x^1…x^{len(hidden)}")
+        out = []
+        for l, (x, n) in enumerate(zip(states, hidden, strict=True), start=1):
+            x = finite_array(x, f"hidden state x^{l}")
+            if x.shape != (rows, n):
+                raise ShapeError(f"hidden state x^{l} must have shape {(rows, n)}, got {x.shape}")
+            out.append(x)
+        return out
+
+    def _energy(self, model: DeepBregman, X: list[np.ndarray]) -> float:
+        """E(Θ, X) on the rows of ``X`` (mean over them); Θ is ``model``'s parameters."""
+        per_sample = model.value(X)
+        for l, alpha in self.state_penalties.items():
+            per_sample = per_sample + alpha * np.abs(X[l]).sum(axis=1)
+        decay = sum(float(np.sum(op.matrix * op.matrix)) for op in model.operators)
+        return float(np.mean(per_sample)) + 0.5 * self._weight_decay * decay
+
+    def energy(self, network: Network | None = None, states=None) -> float:
+        """The lifted energy E(Θ, X) (formula in the class docstring).
+
+        Parameters
+        ----------
+        network : Network, optional
+            Θ: a network of this architecture (default: the initial network).
+        states : sequence of array_like, optional
+            The hidden states x^1 … x^{L−1}, each (s, n_l); default: the forward pass of
+            ``network`` (then only the last layer's term is nonzero).
+        """
+        model, X = self._model_and_states(network, states)
+        return self._energy(model, X)
+
+    def gradient(self, network: Network | None = None, states=None):
+        """∇_{(W_l, b_l)} E(Θ, X) for every layer: ``[(∂E/∂W_l, ∂E/∂b_l), …]``.
+
+        ∂E/∂W_l = 1/s Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l)(x_i^{l−1})ᵀ + λ W_l and
+        ∂E/∂b_l = 1/s Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l): no σ′. Arguments as in
+        :meth:`energy`.
+        """
+        model, X = self._model_and_states(network, states)
+        return [self._weight_gradient(model, l, X) for l in range(1, len(X))]
+
+    def _model_and_states(self, network, states) -> tuple[DeepBregman, list[np.ndarray]]:
+        model = self._model(self._weights_of(network))
+        if states is None:
+            X = model.forward(self._inputs)[:-1] + [self._targets]
+        else:
+            X = self._full_states(
+                self._check_states(states, self.n_samples), self._inputs, self._targets
+            )
+        return model, X
+
+    def _weight_gradient(self, model: DeepBregman, l: int, X: list[np.ndarray]):
+        """(∂E/∂W_l, ∂E/∂b_l) on the rows of ``X``: `DeepBregman.param_gradient` + λ W_l."""
+        gradient = model.param_gradient(l, X)
+        return gradient.weight + self._weight_decay * model.operator(l).matrix, gradient.bias
+
+    # ------------------------------------------------------------------ the block updates
+    def _state_step(self, model: DeepBregman, l: int, X: list[np.ndarray], mu: float
+                    ) -> tuple[float, int]:
+        """One proximal gradient step on hidden state x^l (in place in ``X``), μ backtracked.
+
+        Smooth part f(x) = Σ_i B_{Ψ_{l+1}}(x_i^{l+1}, W_{l+1} x_i + b_{l+1}) − ⟨x_i, W_l x_i^{l−1}
+        + b_l⟩ with gradient `DeepBregman.state_gradient`; prox part Φ_l + α_l‖·‖₁
+        (:func:`prox_state`). μ is halved until f(x⁺) ≤ f(x) + ⟨∇f, x⁺ − x⟩ + ‖x⁺ − x‖²/(2μ),
+        which gives E(x⁺) ≤ E(x) − ‖x⁺ − x‖²/(2μ). The linear term cancels from this test, and
+        with p = W_{l+1} x + b_{l+1}, ⟨W_{l+1}ᵀ r, x⁺ − x⟩ = ⟨r, p⁺ − p⟩, so it reads
+        Σ B(x^{l+1}, p⁺) ≤ Σ B(x^{l+1}, p) + ⟨σ(p) − x^{l+1}, p⁺ − p⟩ + ‖x⁺ − x‖²/(2μ).
+
+        Returns the accepted μ and the number of halvings.
+        """
+        x, above = X[l], X[l + 1]
+        activation = model.activation(l + 1)
+        grad = model.state_gradient(l, X)
+        pre = model.preactivation(l + 1, x)
+        value = activation.bregman(above, pre)
+        residual = activation.prox(pre) - above
+        for halvings in range(_MAX_BACKTRACKS):
+            new = prox_state(model, l, self._alphas[l], x - mu * grad, mu)
+            new_pre = model.preactivation(l + 1, new)
+            d = new - x
+            bound = value + np.sum(residual * (new_pre - pre)) + np.sum(d * d) / (2 * mu)
+            if activation.bregman(above, new_pre) <= bound + _BACKTRACK_RTOL * (
+                abs(value) + abs(bound) + 1.0
+            ):
+                X[l] = new
+                return mu, halvings
+            mu *= 0.5
+        return mu, _MAX_BACKTRACKS  # no acceptable step (not expected): x^l unchanged
+
+    def _weight_step(self, model: DeepBregman, l: int, X: list[np.ndarray], anchor,
+                     tau: float):
+        """One gradient step on (W_l, b_l) of E_S + 1/(2τ)‖(W_l, b_l) − (W_l, b_l)^k‖².
+
+        Step 1/L with L = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ, X̃ = [x^{l−1}, 1]: a Lipschitz constant
+        of the gradient in (W_l, b_l) (σ_l is 1-Lipschitz).
+        """
+        W, b = model.operator(l).matrix, model.bias(l)
+        W0, b0 = anchor[l - 1]
+        gW, gb = self._weight_gradient(model, l, X)
+        gW = gW + (W - W0) / tau
+        gb = gb + (b - b0) / tau
+        x_tilde = np.hstack([X[l - 1], np.ones((X[l - 1].shape[0], 1))])
+        lipschitz = (
+            _largest_eigenvalue_of_gram(x_tilde) / X[l].shape[0] + 1.0 / tau + self._weight_decay
+        )
+        return W - gW / lipschitz, b - gb / lipschitz
+
+    def _batch_step(self, run: _Run, index: np.ndarray, tau: float, inner: int,
+                    state_init: str) -> None:
+        """The implicit SGD step on the batch ``index``, committed to ``run`` at the end.
+
+        The batch's hidden states start from the forward pass of the current weights
+        (``state_init="forward"``) or from their values at the sample's previous visit
+        (``"warm"``); the final states are stored in ``run`` either way. Each sweep updates
+        x^1, …, x^{L−1} in turn, then all (W_l, b_l) (independent given the states).
+        """
+        model = self._model(run.weights)
+        L = model.depth
+        if state_init == "forward":
+            X = model.forward(self._inputs[index])[:-1] + [self._targets[index]]
+        else:
+            X = self._full_states([s[index] for s in run.states], self._inputs[index],
+                                  self._targets[index])
+        mus = [1.0 / max(_norm_estimate_sq(W), 1e-12) for W, _ in run.weights[1:]]
+        halvings = 0
+        for _ in range(inner):
+            for l in range(1, L):
+                mus[l - 1], count = self._state_step(model, l, X, mus[l - 1])
+                halvings += count
+            model = self._model(
+                [self._weight_step(model, l, X, run.weights, tau) for l in range(1, L + 1)]
+            )
+        weights = [(op.matrix, b) for op, b in zip(model.operators, model.biases, strict=True)]
+        counters = dict(run.counters)
+        counters["batches"] += 1
+        counters["inner_sweeps"] += inner
+        counters["state_backtracks"] += halvings
+        # One assignment commits the batch; _apply_pending makes it visible (idempotently).
+        run.pending = (index, X[1:L], weights, run.batch + 1, counters)
+        self._apply_pending(run)
+
+    @staticmethod
+    def _apply_pending(run: _Run) -> None:
+        """Write a committed batch into ``run`` (safe to repeat after an interrupt)."""
+        if run.pending is None:
+            return
+        index, states, weights, batch, counters = run.pending
+        for stored, x in zip(run.states, states, strict=True):
+            stored[index] = x
+        run.weights, run.batch, run.counters = weights, batch, counters
+        run.pending = None
+
+    # ------------------------------------------------------------------ solving
+    def _loss(self, weights, inputs: np.ndarray, targets: np.ndarray) -> float:
+        """Forward-pass mean squared error (1/(s·m)) Σ_i ‖N(x_i) − y_i‖²."""
+        out = self._model(weights).forward(inputs)[-1]
+        return float(np.mean((out - targets) ** 2))
+
+    def _validation(self, validation):
+        if validation is None:
+            return None
+        try:
+            x, y = validation
+        except (TypeError, ValueError):
+            raise TypeError("validation must be a pair (inputs, targets)") from None
+        x = self._samples(x, self._network.in_shape, "validation inputs")
+        y = self._samples(y, self._network.out_shape, "validation targets")
+        if x.shape[0] != y.shape[0]:
+            raise ShapeError(
+                f"validation inputs hold {x.shape[0]} samples but validation targets {y.shape[0]}"
+            )
+        return x, y
+
+    def _new_run(self, seed: int, dtype: np.dtype) -> _Run:
+        weights = self._initial_weights()
+        forward = self._model(weights).forward(self._inputs)
+        return _Run(
+            weights=weights,
+            states=[s.astype(dtype) for s in forward[1:-1]],
+            rng=np.random.default_rng(seed),
+            history={key: [] for key in _HISTORY_KEYS},
+            counters=dict.fromkeys(_COUNTER_KEYS, 0),
+        )
+
+    def solve(
+        self,
+        epochs: int = 10,
+        batch_size: int = 32,
+        *,
+        seed: int = 0,
+        tau: float = 1.0,
+        schedule: str = "constant",
+        inner_iterations: int = 5,
+        state_init: str = "forward",
+        validation=None,
+        early_stopping: int | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
+        progress: bool = False,
+        dtype: str = "float64",
+    ) -> TrainingResult:
+        """Train by implicit SGD with proximal-gradient subproblems (module docstring).
+
+        Parameters
+        ----------
+        epochs : int
+            Total number of epochs (with ``resume``: including those already in the
+            checkpoint).
+        batch_size : int
+            |S|; each epoch visits the samples in a random order in batches of this size (the
+            last batch may be smaller).
+        seed : int
+            Seed of the batch order (same seed, same data → identical results).
+        tau : float
+            τ > 0 of the implicit step 1/(2τ)‖Θ − Θ^k‖² (larger τ: longer steps).
+        schedule : {"constant", "sqrt", "inverse"}
+            τ_e = τ, τ/√(e + 1) or τ/(e + 1) in epoch e = 0, 1, ….
+        inner_iterations : int
+            Proximal-gradient sweeps (all hidden states, then all weights) per batch.
+        state_init : {"forward", "warm"}
+            Where a batch's hidden states start: the forward pass of the current weights
+            (default; measured better on the teacher–student problem of the tests), or the
+            states of the sample's previous visit (the first from the initial forward pass).
+        validation : (inputs, targets), optional
+            Data for the validation loss in the history (and for early stopping).
+        early_stopping : int, optional
+            Stop after this many epochs without a lower validation loss, and return the weights
+            of the best epoch (needs ``validation``).
+        checkpoint : path, optional
+            A ``.npz`` file written atomically every ``checkpoint_every`` epochs, at the end, and
+            on KeyboardInterrupt (then the interrupt is re-raised).
+        checkpoint_every : int
+            Epochs between checkpoints.
+        resume : bool
+            Continue from ``checkpoint`` (which must exist and belong to this problem and these
+            settings) up to ``epochs`` epochs in total; bit-identical to an uninterrupted run.
+        progress : bool
+            Show a tqdm progress bar over the epochs with the energy and loss.
+        dtype : {"float64", "float32"}
+            Storage type of the hidden states (float32 halves their memory; computations run in
+            float64).
+
+        Returns
+        -------
+        TrainingResult
+
+        Raises
+        ------
+        ValueError
+            Bad settings; ``early_stopping`` without ``validation``.
+        CheckpointError
+            A checkpoint that is corrupt, not a training checkpoint, or of another problem or
+            other settings.
+        FileNotFoundError
+            ``resume=True`` without an existing checkpoint file.
+        """
+        start = time.perf_counter()
+        epochs = self._count(epochs, "epochs", minimum=0)
+        batch_size = self._count(batch_size, "batch_size")
+        inner = self._count(inner_iterations, "inner_iterations")
+        every = self._count(checkpoint_every, "checkpoint_every")
+        tau = positive_scalar(tau, "tau")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be an integer ≥ 0, got {seed!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
+        if state_init not in STATE_INITS:
+            raise ValueError(f"state_init must be one of {STATE_INITS}, got {state_init!r}")
+        if dtype not in STATE_DTYPES:
+            raise ValueError(f"dtype must be one of {STATE_DTYPES}, got {dtype!r}")
+        validation = self._validation(validation)
+        if early_stopping is not None:
+            early_stopping = self._count(early_stopping, "early_stopping")
+            if validation is None:
+                raise ValueError("early_stopping needs validation data (validation=(X, Y))")
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs the checkpoint path")
+        settings = {
+            "batch_size": batch_size,
+            "seed": int(seed),
+            "tau": tau,
+            "schedule": schedule,
+            "inner_iterations": inner,
+            "state_init": state_init,
+            "dtype": dtype,
+            "early_stopping": early_stopping,
+            "validation_samples": None if validation is None else int(validation[0].shape[0]),
+        }
+        state_dtype = np.dtype(dtype)
+        if resume:
+            run = self._load_checkpoint(Path(checkpoint), settings)
+            resumed_from = run.epoch
+        else:
+            run = self._new_run(int(seed), state_dtype)
+            resumed_from = None
+        n_batches = math.ceil(self.n_samples / batch_size)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=epochs, initial=min(run.epoch, epochs), desc="lifted training",
+                       leave=False)
+        status = "epochs"
+        try:
+            while run.epoch < epochs and status == "epochs":
+                epoch_start = time.perf_counter()
+                tau_e = self._tau(tau, schedule, run.epoch)
+                if run.permutation is None:
+                    run.permutation = run.rng.permutation(self.n_samples)
+                while run.batch < n_batches:
+                    index = np.sort(
+                        run.permutation[run.batch * batch_size:(run.batch + 1) * batch_size]
+                    )
+                    self._batch_step(run, index, tau_e, inner, state_init)
+                status = self._end_epoch(run, tau_e, validation, early_stopping,
+                                         time.perf_counter() - epoch_start)
+                if checkpoint is not None and (run.epoch % every == 0 or run.epoch == epochs):
+                    self._save_checkpoint(Path(checkpoint), run, settings)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(energy=f"{run.history['energy'][-1]:.4g}",
+                                    loss=f"{run.history['train_loss'][-1]:.4g}")
+        except KeyboardInterrupt:
+            if checkpoint is not None:
+                self._save_checkpoint(Path(checkpoint), run, settings)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        final = run.weights
+        if early_stopping is not None and run.best_weights is not None:
+            final = run.best_weights
+        stats = {
+            **run.counters,
+            "epochs": run.epoch,
+            "best_epoch": run.best_epoch if validation is not None else None,
+            "resumed_from_epoch": resumed_from,
+            **settings,
+        }
+        return TrainingResult(
+            network=self._build_network(final),
+            history={key: list(values) for key, values in run.history.items()},
+            states=[s.copy() for s in run.states],
+            status=status,
+            wall_time=time.perf_counter() - start,
+            stats=stats,
+        )
+
+    @staticmethod
+    def _count(value, name: str, minimum: int = 1) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+            raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+        return int(value)
+
+    @staticmethod
+    def _tau(tau: float, schedule: str, epoch: int) -> float:
+        if schedule == "sqrt":
+            return tau / math.sqrt(epoch + 1)
+        if schedule == "inverse":
+            return tau / (epoch + 1)
+        return tau
+
+    def _end_epoch(self, run: _Run, tau_e: float, validation, patience: int | None,
+                   seconds: float) -> str:
+        """Record the epoch's history, track the best validation loss; return the status."""
+        X = self._full_states(run.states, self._inputs, self._targets)
+        energy = self._energy(self._model(run.weights), X)
+        train_loss = self._loss(run.weights, self._inputs, self._targets)
+        val_loss = math.nan if validation is None else self._loss(run.weights, *validation)
+        run.epoch += 1
+        run.batch = 0
+        run.permutation = None
+        for key, value in zip(
+            _HISTORY_KEYS, (run.epoch, energy, train_loss, val_loss, tau_e, seconds), strict=True
+        ):
+            run.history[key].append(value)
+        if validation is None:
+            return "epochs"
+        if val_loss < run.best_loss:
+            run.best_loss, run.best_epoch, run.stale_epochs = val_loss, run.epoch, 0
+            run.best_weights = [(W.copy(), b.copy()) for W, b in run.weights]
+        else:
+            run.stale_epochs += 1
+        if patience is not None and run.stale_epochs >= patience:
+            return "early_stopping"
+        return "epochs"
+
+    # ------------------------------------------------------------------ checkpoints
+    def _fingerprint(self) -> dict[str, Any]:
+        """What identifies the problem: architecture, data digest, penalties, weight decay."""
+        digest = hashlib.sha256()
+        for arr in (self._inputs, self._targets):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        for layer in self._layers:
+            digest.update(np.ascontiguousarray(layer.W).tobytes())
+            digest.update(np.ascontiguousarray(layer.b).tobytes())
+        return {
+            "layers": [
+                [list(layer.W.shape), layer.activation.name] for layer in self._layers
+            ],
+            "samples": self.n_samples,
+            "data_and_initial_weights_sha256": digest.hexdigest(),
+            "state_penalties": {str(k): v for k, v in self.state_penalties.items()},
+            "weight_decay": self._weight_decay,
+        }
+
+    @staticmethod
+    def _arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+        digest = hashlib.sha256()
+        for name in sorted(arrays):
+            arr = np.ascontiguousarray(arrays[name])
+            digest.update(name.encode())
+            digest.update(str(arr.dtype).encode())
+            digest.update(str(arr.shape).encode())
+            digest.update(arr.tobytes())
+        return digest.hexdigest()
+
+    def _save_checkpoint(self, path: Path, run: _Run, settings: dict[str, Any]) -> None:
+        """Write ``run`` to ``path`` atomically (temporary file in the same folder + os.replace)."""
+        self._apply_pending(run)
+        arrays: dict[str, np.ndarray] = {}
+        for l, (W, b) in enumerate(run.weights, start=1):
+            arrays[f"W{l}"], arrays[f"b{l}"] = W, b
+        for l, x in enumerate(run.states, start=1):
+            arrays[f"x{l}"] = x
+        if run.permutation is not None:
+            arrays["permutation"] = run.permutation
+        if run.best_weights is not None:
+            for l, (W, b) in enumerate(run.best_weights, start=1):
+                arrays[f"best_W{l}"], arrays[f"best_b{l}"] = W, b
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "problem": self._fingerprint(),
+            "settings": settings,
+            "epoch": run.epoch,
+            "batch": run.batch,
+            "rng": run.rng.bit_generator.state,
+            "history": run.history,
+            "counters": run.counters,
+            "best": {"loss": run.best_loss, "epoch": run.best_epoch, "stale": run.stale_epochs},
+            "arrays_sha256": self._arrays_digest(arrays),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _load_checkpoint(self, path: Path, settings: dict[str, Any]) -> _Run:
+        if not path.exists():
+            raise FileNotFoundError(f"resume=True but the checkpoint {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+            meta = json.loads(str(arrays.pop("meta")))
+        except Exception as exc:
+            raise CheckpointError(f"{path} is not a readable training checkpoint: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path} is not a bregmod training checkpoint")
+        if meta.get("version") != CHECKPOINT_VERSION:
+            raise CheckpointError(
+                f"{path} has checkpoint version {meta.get('version')}, this bregmod reads "
+                f"version {CHECKPOINT_VERSION}"
+            )
+        if meta.get("arrays_sha256") != self._arrays_digest(arrays):
+            raise CheckpointError(f"{path} is corrupt: its arrays do not match their checksum")
+        fingerprint = json.loads(json.dumps(self._fingerprint()))
+        if meta["problem"] != fingerprint:
+            differ = sorted(k for k in fingerprint if meta["problem"].get(k) != fingerprint[k])
+            raise CheckpointError(
+                f"{path} belongs to another training problem (different {', '.join(differ)}); "
+                "use a new checkpoint path or resume=False"
+            )
+        if meta["settings"] != json.loads(json.dumps(settings)):
+            differ = sorted(k for k in settings if meta["settings"].get(k) != settings[k])
+            raise CheckpointError(
+                f"{path} was written with other solver settings ({', '.join(differ)}: "
+                f"{ {k: meta['settings'].get(k) for k in differ} }); resume with the same "
+                "settings for a bit-identical continuation"
+            )
+        L = len(self._layers)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng"]
+        best = None
+        if "best_W1" in arrays:
+            best = [(arrays[f"best_W{l}"], arrays[f"best_b{l}"]) for l in range(1, L + 1)]
+        return _Run(
+            weights=[(arrays[f"W{l}"], arrays[f"b{l}"]) for l in range(1, L + 1)],
+            states=[arrays[f"x{l}"] for l in range(1, L)],
+            rng=rng,
+            epoch=int(meta["epoch"]),
+            batch=int(meta["batch"]),
+            permutation=arrays.get("permutation"),
+            history={key: list(meta["history"][key]) for key in _HISTORY_KEYS},
+            counters={key: int(meta["counters"][key]) for key in _COUNTER_KEYS},
+            best_loss=float(meta["best"]["loss"]),
+            best_epoch=int(meta["best"]["epoch"]),
+            best_weights=best,
+            stale_epochs=int(meta["best"]["stale"]),
+        )
