@@ -1,6 +1,6 @@
 """Tests of the ``bregmod`` command line (bregmod.cli) and its outputs (bregmod.report).
 
-Commands run in-process through ``main(argv)``; one test runs the installed console script.
+Commands run in-process through ``main(argv)``; one test runs ``python -m bregmod`` as a process.
 Every error path must print exactly one line ``bregmod: error: ...`` to stderr, nothing to
 stdout, and return 2; "ran but negative" outcomes return 1.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -294,15 +294,18 @@ def test_conjugate_refuses_code(capsys):
                  fragments=("disallowed construct",))
 
 
-# --- the installed console script --------------------------------------------------------------
+# --- the command as a process ------------------------------------------------------------------
 
 
-def test_console_script_exit_code(tmp_path):
-    script = shutil.which("bregmod") or pytest.skip("the bregmod console script is not installed")
-    bad = subprocess.run([script, "certify", str(tmp_path / "x.toml")], capture_output=True,
-                         text=True, check=False)
+def test_command_line_process_exit_code(tmp_path):
+    """``python -m bregmod`` (the same ``main`` as the console script) in a fresh process."""
+    bad = subprocess.run([sys.executable, "-m", "bregmod", "certify", str(tmp_path / "x.toml")],
+                         capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("bregmod: error: ") and bad.stderr.count("\n") == 1
+    ok = subprocess.run([sys.executable, "-m", "bregmod", "--version"], capture_output=True,
+                        text=True, check=False)
+    assert ok.returncode == 0 and ok.stdout.startswith("bregmod ")
 
 
 def test_warnings_are_shown_on_one_line(capsys, monkeypatch):
