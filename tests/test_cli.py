@@ -271,6 +271,55 @@ def test_bound_with_too_small_a_claimed_delta_is_negative(capsys):
     assert code == 1 and "premise violated" in out
 
 
+def test_bound_with_an_infinite_burbea_rao_part_is_vacuous_and_negative(capsys):
+    code, out, err = run(capsys, "bound", "perceptron-bound", "--quick",
+                         "--set", 'regularizer.expr="5 * tv"')
+    assert code == 1, err
+    assert "vacuous" in out and "bound = inf" in out
+
+
+def test_bound_without_a_source_element_is_negative(capsys):
+    code, out, err = run(capsys, "bound", "perceptron-bound", "--quick",
+                         "--set", "layers.0.out=16")
+    assert code == 1 and out == ""
+    assert err.startswith("bregmod: bound: the source condition fails") and err.count("\n") == 1
+
+
+_REAL_BOUND_CHECK: dict = {}
+
+
+@pytest.mark.parametrize(
+    ("verdict", "holds", "bound", "expected"),
+    [
+        ("verified", True, 2.0, 0),
+        ("vacuous: the Burbea–Rao part is +inf, so the bound says nothing", True, np.inf, 1),
+        ("violated: D_J^sym exceeds the bound by more than the tolerance", False, 2.0, 1),
+        ("inconclusive: |D_J^sym − bound| is within the tolerance term", False, 2.0, 1),
+        ("premise violated: noise level > δ²", False, 2.0, 1),
+    ],
+    ids=["verified", "vacuous", "violated", "inconclusive", "premise-violated"],
+)
+def test_bound_exit_code_of_every_verdict(capsys, monkeypatch, verdict, holds, bound, expected):
+    """The exit status follows the verdict (each verdict of ``check_bound``, not only the ones a
+    bundled spec reaches); the real check (run once) is given that verdict."""
+    import dataclasses
+
+    from bregmod import theory
+
+    real = theory.check_bound
+
+    def with_verdict(*args, **kwargs):
+        if "check" not in _REAL_BOUND_CHECK:
+            _REAL_BOUND_CHECK["check"] = real(*args, **kwargs)
+        return dataclasses.replace(_REAL_BOUND_CHECK["check"], verdict=verdict, holds=holds,
+                                   bound=bound)
+
+    monkeypatch.setattr(theory, "check_bound", with_verdict)
+    code, out, err = run(capsys, "bound", "perceptron-bound", "--quick")
+    assert code == expected, err
+    assert verdict in out
+
+
 def test_conjugate_of_psi(capsys):
     code, out, err = run(capsys, "conjugate", "abs(u)")
     assert code == 0, err
