@@ -206,6 +206,12 @@ def quick_runs(tmp_path_factory) -> dict[str, tuple[int, str, str, Path]]:
     return runs
 
 
+#: PSNR of each bundled spec's quick run, a margin below the measured value (2026-12-02:
+#: perceptron-tv 21.58 dB, perceptron-tv-quadratic 20.58 dB, perceptron-bound 38.98 dB; the
+#: zero image scores 14.07 dB and 11.27 dB). A new bundled spec needs its measured entry.
+QUICK_PSNR = {"perceptron-tv": 20.5, "perceptron-tv-quadratic": 19.5, "perceptron-bound": 37.5}
+
+
 @pytest.mark.parametrize("name", sorted(bundled_specs()))
 def test_every_bundled_spec_runs_end_to_end_in_quick_mode(quick_runs, name):
     code, out, err, folder = quick_runs[name]
@@ -214,7 +220,7 @@ def test_every_bundled_spec_runs_end_to_end_in_quick_mode(quick_runs, name):
     assert report["spec"]["name"] == name and report["spec"]["quick"]
     assert report["files"] == ["result.npz", *FIGURES, "report.json"]
     assert all((folder / file).stat().st_size > 0 for file in report["files"])
-    assert report["metrics"]["psnr"] > 15
+    assert report["metrics"]["psnr"] > QUICK_PSNR[name]
     assert f"bregmod run: {name}" in out
 
 
@@ -224,7 +230,7 @@ def test_quick_perceptron_tv_report(quick_runs):
     report = json.loads((folder / "report.json").read_text())
     assert report["spec"]["regularizer"] == "1.92·tv"  # 0.015 · m, m = 128 outputs
     assert report["solver"]["used"] == "admm" and report["solver"]["status"] == "optimal"
-    assert report["global_optimum_claimed"] and report["metrics"]["psnr"] > 18
+    assert report["global_optimum_claimed"] and report["metrics"]["psnr"] > 20.5  # 21.58 dB
     with np.load(folder / "result.npz") as saved:
         assert saved["history_primal_residual"].shape == (report["solver"]["iterations"],)
 
@@ -416,8 +422,13 @@ def test_run_checks_out_before_any_work(capsys, tmp_path, spec_file, monkeypatch
     out = {"file": blocker, "under_file": blocker / "sub", "read_only": tmp_path / "ro" / "o"}
     if where == "read_only":
         (tmp_path / "ro").mkdir(mode=0o500)
-        if os.access(tmp_path / "ro", os.W_OK):
-            pytest.skip("running as a user who can write to read-only directories")
+        if os.access(tmp_path / "ro", os.W_OK):  # root writes anyway: the OS refusal, simulated
+            import bregmod.cli as cli_module
+
+            def refused(*args, **kwargs):
+                raise PermissionError(13, "Permission denied")
+
+            monkeypatch.setattr(cli_module.tempfile, "TemporaryFile", refused)
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the spec was loaded before --out was checked")
