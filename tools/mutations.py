@@ -217,7 +217,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bregmod/training.py",
         "        gW = gW + (W - W0) / tau",
         "        gW = gW - (W - W0) / tau",
-        ("tests/test_training.py",),
+        ("tests/test_training.py::test_implicit_step_solves_its_proximal_subproblem",),
         "the implicit step's proximal term 1/(2τ)‖W − W^k‖² with the wrong sign in its gradient",
     ),
     Mutation(
