@@ -67,7 +67,7 @@ def test_perceptron_tv(tmp_path, capsys):
         # measured 21.58 dB (bregman) and 20.58 dB (quadratic); zero image 14.07 dB
         assert report["metrics"]["psnr"] > {"perceptron-tv": 20.5}.get(name, 19.5)
         statuses.append(report["solver"]["status"])
-    assert code == (0 if statuses == ["optimal", "optimal"] else 1)
+    assert code == (0 if set(statuses) <= {"optimal", "stationary"} else 1)
     assert "fidelity bregman" in out and "fidelity quadratic" in out
 
 
