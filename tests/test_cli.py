@@ -359,9 +359,6 @@ def test_command_line_process_exit_code(tmp_path):
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("bregmod: error: ") and bad.stderr.count("\n") == 1
-    ok = subprocess.run([sys.executable, "-m", "bregmod", "--version"], capture_output=True,
-                        text=True, check=False)
-    assert ok.returncode == 0 and ok.stdout.startswith("bregmod ")
 
 
 def test_warnings_are_shown_on_one_line(capsys, monkeypatch):
