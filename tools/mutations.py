@@ -29,6 +29,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -137,7 +138,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bregmod/solvers/_common.py",
         "            + 1.0\n            + self.mu",
         "            + self.mu",
-        ("tests/test_solvers.py",),
+        ("tests/test_smooth_parts.py",),
         "LiftedSmooth's Lipschitz bound λ‖K‖² + ‖W‖² + 1 + μ(…) without its +1",
     ),
     Mutation(
@@ -145,7 +146,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bregmod/solvers/_common.py",
         "[self.root_lam * self.lifted.K.apply(u), self.lifted.W.apply(u) - z], axis=1",
         "[self.root_lam * self.lifted.K.apply(u), self.lifted.W.apply(u) + z], axis=1",
-        ("tests/test_solvers.py",),
+        ("tests/test_smooth_parts.py",),
         "the reduced curvature operator G ξ = (√λ K u, W u + z): a wrong Lipschitz bound",
     ),
     Mutation(
@@ -153,7 +154,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bregmod/solvers/_common.py",
         "            q = self.mu * a if multiplier is None else self.mu * a + multiplier",
         "            q = self.mu / 2 * a if multiplier is None else self.mu * a + multiplier",
-        ("tests/test_solvers.py",),
+        ("tests/test_smooth_parts.py",),
         "LiftedSmooth's gradient inconsistent with its value (q = μ/2·a)",
     ),
     Mutation(
@@ -177,7 +178,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bregmod/cli.py",
         "    return 0 if check.holds and np.isfinite(check.bound) else EXIT_NEGATIVE",
         "    return 0 if check.holds else EXIT_NEGATIVE",
-        ("tests/test_cli.py",),
+        (
+            "tests/test_cli.py::test_bound_with_an_infinite_burbea_rao_part_is_vacuous_and_negative",
+            "tests/test_cli.py::test_bound_exit_code_of_every_verdict",
+        ),
         "`bregmod bound` exiting 0 for a vacuous (infinite) bound",
     ),
     Mutation(
@@ -376,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown mutation(s) {unknown}; see --list")
     selected = [table[name] for name in args.only] if args.only else list(MUTATIONS)
+    # SIGTERM unwinds like Ctrl-C: the running pytest is killed, the scratch copy removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="bregmod-mutations-") as folder:
         scratch = Path(folder)
