@@ -68,6 +68,7 @@ STATUSES = (
     "optimal_inaccurate",
     "max_iter",
     "diverged",
+    "interrupted",
     "solver_error",
     "infeasible",
     "infeasible_inaccurate",
@@ -709,8 +710,9 @@ class Inversion:
             Iteration limit (solver default when None).
         warm_start : None, array_like, (u, z) or Result
             Starting point (see :mod:`bregmod.solvers._common`).
-        progress : bool
-            Show progress (CVXPY: verbose solver output).
+        progress : bool or "lines"
+            Show progress: a bar, or ``"lines"`` on stderr every 10 s for logs (first-order
+            solvers; CVXPY: verbose solver output).
         dtype : numpy float dtype
             Floating dtype of first-order iterates (CVXPY: float64 only).
         **options
