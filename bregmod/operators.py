@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, svds
 from scipy.sparse.linalg import norm as sparse_norm
 
-from bregmod._checks import finite_array, positive_scalar
+from bregmod._checks import finite_array, from_tensor, positive_scalar
 from bregmod.errors import AdjointError, ShapeError, SolverError
 
 __all__ = [
@@ -73,6 +73,7 @@ def _estimated_norm(op: LinearOperator) -> float:
 
 def _read_only(x, name: str) -> np.ndarray:
     """``x`` as a finite float64 array that the operator owns (copied if shared) and freezes."""
+    x = from_tensor(x, name)
     arr = finite_array(x, name)
     if np.may_share_memory(arr, x):
         arr = arr.copy()

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bregmod._checks import finite_array, positive_scalar
+from bregmod._checks import finite_array, positive_scalar, real_array
 from bregmod.activations import Activation
 from bregmod.certificate import DENSE_LIMIT, Certificate, certify
 from bregmod.errors import (
@@ -374,7 +374,7 @@ class Inversion:
         """
         batch = 1 if self._batch_size is None else self._batch_size
         expected = (size,) if self._batch_size is None else (batch, size)
-        arr = np.asarray(x, dtype=np.float64)
+        arr = real_array(x, what)
         if arr.shape != expected:
             raise ShapeError(f"{what} must have shape {expected}, got {arr.shape}")
         rows = arr.reshape(batch, size)
