@@ -381,6 +381,25 @@ class _Outcome(NamedTuple):
     message: str
 
 
+def _relative_options(name: str, options: dict, tol: float, solved: cp.Problem) -> dict | None:
+    """Tolerances for a second solve when the first one's accuracy is not relative to |F|.
+
+    Interior-point tolerances act like absolute ones for |F| < 1 (Clarabel's gaps are
+    measured against max(1, |cost|)), so a problem with a small optimal value F solved at
+    ``tol`` can be off by much more than tol·|F| (seen: 8e−6 relative at tol = 1e−6,
+    F ≈ 0.005). When the value is below 1 and the caller left the tolerances at ``tol``, they
+    are scaled to tol·|F| (not below 1e−13) for a second solve, so that the relative claim
+    holds. For |F| < 1e−6 (e.g. exact data, F ≈ 0) a relative accuracy has no meaning and the
+    tolerances stay absolute. None when no second solve is needed.
+    """
+    keys = _TOLERANCE_OPTIONS.get(name, ())
+    value = solved.value
+    if (not keys or solved.status != cp.OPTIMAL or value is None
+            or not 1e-6 <= abs(value) < 1 or any(options.get(key) != tol for key in keys)):
+        return None
+    return {**options, **{key: max(tol * abs(float(value)), 1e-13) for key in keys}}
+
+
 def _solve_one(
     problem: Inversion, model: _Model, index: int, name: str, options: dict, tol: float, *,
     verbose: bool, warm: bool,
@@ -395,6 +414,9 @@ def _solve_one(
             # CVXPY's "Solution may be inaccurate": the status says so (SolverWarning).
             warnings.filterwarnings("ignore", "Solution may be inaccurate", UserWarning)
             model.problem.solve(solver=name, verbose=verbose, warm_start=warm, **options)
+            tight = _relative_options(name, options, tol, model.problem)
+            if tight is not None:
+                model.problem.solve(solver=name, verbose=verbose, warm_start=warm, **tight)
     except cp.error.SolverError as exc:
         return _Outcome("solver_error", "solver_error", np.nan, 0, 0.0, None, None, str(exc))
     raw = model.problem.status
@@ -448,6 +470,8 @@ def solve(
     tol : float
         Relative tolerance, passed to Clarabel (``tol_gap_abs``, ``tol_gap_rel``,
         ``tol_feas``) and SCS (``eps_abs``, ``eps_rel``); other solvers keep their defaults.
+        When the optimal value F is below 1 in magnitude, a second solve at tol·|F| makes
+        the accuracy relative to |F| (the solvers' gaps are absolute there).
     max_iter : int, optional
         Iteration limit of Clarabel (``max_iter``) or SCS (``max_iters``).
     warm_start : None, array_like, (u, z) or Result
