@@ -528,7 +528,7 @@ def solve(
         if warm_start is not None:
             _set_start(model, lifted, setup.u0[i] if model.z is None else setup.u[i], setup.z, i)
         outcome = _solve_one(
-            problem, model, i, name, options, setup.tol, verbose=progress,
+            problem, model, i, name, options, setup.tol, verbose=bool(progress),
             warm=warm_start is not None,
         )
         outcomes.append(outcome)
