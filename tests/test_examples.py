@@ -81,6 +81,17 @@ def test_autoencoder_digits(tmp_path, capsys):
     assert decoder > 10 and inversion > 10
 
 
+def test_deep_dense_digits(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    module = load("deep_dense_digits")
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "bregmod (palm, stationary" in out
+    assert number(r"bregmod .* mean PSNR ([\d.]+) dB", out) > 15
+    assert number(r"L-BFGS .* mean PSNR ([\d.]+) dB", out) > 15
+    assert (tmp_path / "deep_dense_digits.png").stat().st_size > 0
+
+
 # --- the theory examples (issue 16, item 19: every example script runs in the suite) ----------
 
 THEORY = ("theory_relu_l2", "theory_relu_tv", "theory_softthreshold_l1", "theory_tanh")
@@ -100,7 +111,8 @@ def test_theory_example_verifies_the_error_estimate(tmp_path, capsys, name):
 
 
 def test_every_example_script_is_run_by_this_file():
-    tested = {"shallow_relu", "residual_cubic", "perceptron_tv", "autoencoder_digits", *THEORY}
+    tested = {"shallow_relu", "residual_cubic", "perceptron_tv", "autoencoder_digits",
+              "deep_dense_digits", *THEORY}
     assert {path.stem for path in EXAMPLES.glob("*.py")} == tested
 
 
