@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from bregmod._checks import finite_array
+from bregmod._checks import finite_array, warn_float32
 from bregmod.activations import Activation, Identity
 from bregmod.errors import ShapeError
 from bregmod.operators import Conv2dOperator, IdentityOperator, MatrixOperator, Operator
@@ -75,6 +75,7 @@ def _activation(activation, owner: str) -> Activation:
 
 
 def _matrix(W, name: str, owner: str) -> np.ndarray:
+    warn_float32(W, f"{name} of {owner}")
     arr = finite_array(W, f"{name} of {owner}")
     if arr.ndim != 2 or arr.size == 0:
         raise ShapeError(f"{owner}: {name} must be a non-empty 2-D array, got shape {arr.shape}")
@@ -334,6 +335,7 @@ class Conv2d(_AffineActivationLayer):
         out_shape=None,
     ) -> None:
         # A private copy: the operator stores its kernel read-only.
+        warn_float32(kernel, "kernel of Conv2d")
         kernel = np.array(finite_array(kernel, "kernel of Conv2d"))
         activation = _activation(activation, "Conv2d")
         operator = Conv2dOperator(

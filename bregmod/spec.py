@@ -127,6 +127,7 @@ from typing import Any
 import numpy as np
 
 from bregmod import activations as _act
+from bregmod._checks import real_array
 from bregmod.errors import BregmodError, DomainError
 
 __all__ = [
@@ -415,7 +416,7 @@ def _load_array(ctx: _Context, file: str, array_key: str | None, key: str) -> np
             images = ", ".join(sorted(_IMAGE_SUFFIXES))
             raise ctx.error(f"{key}.file", f"unsupported file type {path.suffix!r}; use .npy, "
                                            f".npz or an image ({images})")
-        array = np.asarray(array, dtype=float)
+        array = real_array(array, f"the array in {file}")
     except SpecError:
         raise
     except (OSError, ValueError, TypeError) as exc:
