@@ -42,6 +42,8 @@ Conventions
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +74,12 @@ DIVERGENCE_FACTOR = 1e8
 _STATUS_OPTIMAL = "optimal"
 _STATUS_MAX_ITER = "max_iter"
 _STATUS_DIVERGED = "diverged"
+_STATUS_INTERRUPTED = "interrupted"
+#: Set by a caller (``bregmod run``'s Ctrl-C handler) to stop every running first-order solver
+#: at its next recorded iteration with status ``"interrupted"`` and its current iterate.
+STOP_REQUESTED = threading.Event()
+#: Seconds between two progress lines of ``progress="lines"``.
+PROGRESS_LINE_INTERVAL = 10.0
 
 
 @dataclass
@@ -313,13 +321,16 @@ class Monitor:
     ----------
     setup : Setup
         From :func:`prepare` (supplies ``tol``, ``max_iter`` and the solver name).
-    progress : bool
-        Show a tqdm progress bar (updated every iteration, residuals shown every 25).
+    progress : bool or "lines"
+        True: a tqdm progress bar (updated every iteration, residuals shown every 25);
+        ``"lines"``: one line on stderr every ``PROGRESS_LINE_INTERVAL`` seconds (for logs and
+        pipes, where a bar does not render).
 
     Attributes
     ----------
     status : str or None
-        ``"optimal"``, ``"max_iter"`` or ``"diverged"`` once :meth:`record` returned True.
+        ``"optimal"``, ``"max_iter"``, ``"diverged"`` or ``"interrupted"`` (``STOP_REQUESTED``
+        was set) once :meth:`record` returned True.
     message : str
         Human-readable reason for stopping.
     iterations : int
@@ -337,7 +348,10 @@ class Monitor:
         self.history: dict[str, list] = {}
         self._reference: dict[str, float] = {}
         self._bar = None
-        if progress:
+        self._solver = setup.solver
+        self._lines = progress == "lines"
+        self._last_line = time.perf_counter()
+        if progress and not self._lines:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=setup.max_iter, desc=setup.solver, leave=False)
@@ -402,6 +416,10 @@ class Monitor:
                 self._bar.set_postfix(
                     rp=values["primal_residual"], rd=values.get("dual_residual", np.nan)
                 )
+        if self._lines and time.perf_counter() - self._last_line >= PROGRESS_LINE_INTERVAL:
+            self._last_line = time.perf_counter()
+            print(f"{self._solver}: iteration {iteration}/{self.max_iter}, relative residuals "
+                  f"{self._residuals(values)} (tol {self.tol:g})", file=sys.stderr, flush=True)
         for key, value in values.items():
             if not np.isfinite(value):
                 return self._stop(
@@ -426,19 +444,30 @@ class Monitor:
                     "iterate is returned",
                 )
         measured = ("primal_residual", "dual_residual", "gap")
+        if STOP_REQUESTED.is_set():
+            return self._stop(
+                _STATUS_INTERRUPTED,
+                f"interrupted at iteration {iteration} (Ctrl-C): the current iterate is returned "
+                f"(relative residuals {self._residuals(values)}, tol = {self.tol:g})",
+            )
         if max(values[key] for key in measured if key in values) <= self.tol:
             return self._stop(
                 _STATUS_OPTIMAL,
                 f"relative residuals ≤ tol = {self.tol:g} after {iteration} iterations",
             )
         if iteration >= self.max_iter:
-            residuals = ", ".join(f"{values[key]:.2e}" for key in measured[:2] if key in values)
             return self._stop(
                 _STATUS_MAX_ITER,
                 f"max_iter = {self.max_iter} reached before the relative residuals "
-                f"({residuals}) fell below tol = {self.tol:g}",
+                f"({self._residuals(values)}) fell below tol = {self.tol:g}",
             )
         return False
+
+    @staticmethod
+    def _residuals(values: dict) -> str:
+        """The recorded relative residuals (primal, and dual where the solver has one)."""
+        keys = ("primal_residual", "dual_residual")
+        return ", ".join(f"{values[key]:.2e}" for key in keys if key in values)
 
     def non_finite(self, iteration: int, what: str) -> bool:
         """Stop with status ``"diverged"`` because ``what`` became NaN/Inf; returns True."""
