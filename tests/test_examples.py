@@ -79,3 +79,17 @@ def test_autoencoder_digits(tmp_path, capsys):
     decoder = number(r"decoder W₂ f \+ b₂: +mean PSNR ([\d.]+) dB", out)
     inversion = number(r"inversion R\(f\) \(cvxpy, optimal\): mean PSNR ([\d.]+) dB", out)
     assert decoder > 10 and inversion > 10
+
+
+@pytest.mark.slow
+def test_sparse_autoencoder(tmp_path, capsys):
+    pytest.importorskip("mlxtend")
+    module = load("sparse_autoencoder")
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "sparse_autoencoder.png").stat().st_size > 0
+    report = json.loads((tmp_path / "sparse_autoencoder.json").read_text())
+    noisy = number(r"noisy test PSNR ([\d.]+) dB", out)
+    lbn = report["methods"]["LBN"]
+    assert lbn["psnr"] > noisy  # even the smoke run denoises
+    assert 0.0 <= lbn["code_zeros"] <= 1.0 and lbn["seconds"] > 0
