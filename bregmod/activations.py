@@ -368,18 +368,20 @@ class Activation(ABC):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_psi(cls, expr, var, domain) -> Activation:
-        """Activation σ = prox_Ψ from a sympy expression of Ψ (see ``bregmod.symbolic``)."""
+    def from_psi(cls, expr, var="u", domain=None, **options) -> Activation:
+        """Activation σ = prox_Ψ from a formula for Ψ (``bregmod.symbolic.activation_from_psi``,
+        same arguments and defaults)."""
         from bregmod.symbolic import activation_from_psi
 
-        return activation_from_psi(expr, var, domain)
+        return activation_from_psi(expr, var, domain, **options)
 
     @classmethod
-    def from_sigma(cls, expr, var) -> Activation:
-        """Activation from a sympy expression of σ (see ``bregmod.symbolic``)."""
+    def from_sigma(cls, expr, var="x", **options) -> Activation:
+        """Activation from a formula for σ (``bregmod.symbolic.activation_from_sigma``, same
+        arguments and defaults)."""
         from bregmod.symbolic import activation_from_sigma
 
-        return activation_from_sigma(expr, var)
+        return activation_from_sigma(expr, var, **options)
 
     def __repr__(self) -> str:
         return self.name

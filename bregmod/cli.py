@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import tomllib
 import warnings
 from collections.abc import Sequence
@@ -94,7 +95,22 @@ def _load(args: argparse.Namespace):
     from bregmod.spec import load_spec, resolve_spec
 
     overrides = dict(_override(item) for item in args.set)
-    return load_spec(resolve_spec(args.spec), quick=args.quick, overrides=overrides)
+    return load_spec(resolve_spec(args.spec), quick=args.quick, overrides=overrides,
+                     check_memory=not args.no_memory_check)
+
+
+def _writable_directory(out: Path) -> None:
+    """Create ``out`` and check that a file can be written in it, before any work is done."""
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            what = "is a file" if parent == out else f"lies under the file {parent}"
+            raise _UsageError(f"--out {out} {what}: give a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise _UsageError(f"--out {out} is not writable: {exc.strerror or exc}") from None
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -104,8 +120,11 @@ def _run(args: argparse.Namespace) -> int:
     from bregmod.problem import SolverWarning
     from bregmod.report import build_report, format_summary, write_outputs
 
+    if args.out:
+        _writable_directory(Path(args.out))
     spec = _load(args)
     out = Path(args.out) if args.out else Path("bregmod-out") / spec.name
+    _writable_directory(out)
     progress = not args.no_progress and sys.stderr.isatty()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SolverWarning)  # the status is reported below
@@ -142,6 +161,9 @@ def _split_weight(reg) -> tuple[float, Any]:
 def _bound(args: argparse.Namespace) -> int:
     from bregmod.theory import SourceConditionError, check_bound, source_element
 
+    if args.delta is not None and not (np.isfinite(args.delta) and args.delta > 0):
+        raise _UsageError(f"--delta must be a finite number > 0 (the noise level δ = "
+                          f"√B_Ψ(f^δ, W u† + b) in the bound 2δ²/α + ...), got {args.delta}")
     spec = _load(args)
     problem = spec.problem
     if problem.fidelity != "bregman":
@@ -259,6 +281,9 @@ def _spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec entry by dotted path, VALUE in TOML syntax "
                              "(repeatable), e.g. --set solver.tol=1e-3")
+    parser.add_argument("--no-memory-check", action="store_true",
+                        help="do not refuse a spec whose estimated memory exceeds the memory "
+                             "available")
 
 
 def _parser() -> _Parser:

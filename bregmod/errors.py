@@ -22,6 +22,11 @@ class NotAdmissibleError(BregmodError, ValueError):
     """A function is not an admissible activation (not a proximal map)."""
 
 
+class ExpressionTooComplexError(BregmodError, ValueError):
+    """A formula would cost unbounded work: nested too deeply, huge constants, or a symbolic
+    derivation that ran past its time limit."""
+
+
 class NoDCPFormError(BregmodError, NotImplementedError):
     """An activation or regulariser has no DCP-compliant CVXPY form."""
 

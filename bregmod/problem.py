@@ -174,6 +174,19 @@ def _box_terms(reg: Regularizer | None) -> list:
     return []
 
 
+def _item_shape_fits(item_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> bool:
+    """Whether J's item shape fits u₀: same size, and the same grid unless u₀ is a flat vector.
+
+    Axes of length 1 are ignored (TV on (H, W) fits a grey (1, H, W) input); a flat input (n,)
+    declares no grid, so any item shape of size n fits it.
+    """
+    if np.prod(item_shape) != np.prod(input_shape):
+        return False
+    if len(input_shape) <= 1:
+        return True
+    return tuple(d for d in item_shape if d != 1) == tuple(d for d in input_shape if d != 1)
+
+
 class Inversion:
     """Regularised inversion of a network: recover u₀ from data f^δ ≈ N(u₀).
 
@@ -314,11 +327,13 @@ class Inversion:
                 f"reg must be a bregmod Regularizer (e.g. 0.1 * L1()) or None, got "
                 f"{type(reg).__name__}"
             )
-        shape = self._lifted.input_shape
-        if reg.shape is not None and np.prod(reg.shape) != np.prod(shape):
+        shape = tuple(self._lifted.input_shape)
+        if reg.shape is not None and not _item_shape_fits(tuple(reg.shape), shape):
             raise ShapeError(
                 f"the regulariser {reg.name} acts on items of shape {reg.shape}, but the "
                 f"network input u₀ has shape {shape}"
+                + (" (same size, different grid: J must act on u₀'s own shape)"
+                   if np.prod(reg.shape) == np.prod(shape) else "")
             )
         return reg
 

@@ -15,6 +15,9 @@ display and no pyplot state); matplotlib is the optional extra ``plot``.
     objective    the model's value at the solution
     bregman_gaps [{block, value}] per z block (the data misfit for the Bregman fidelity)
     metrics      psnr, ssim, relative_error against the ground truth (null when unknown)
+    context      what the numbers compare with (see :func:`context`): baselines (the zero
+                 image and, for one layer, the pseudo-inverse from the data alone) scored
+                 like the result, the noise, and the data misfit at u† and relative to ½‖f^δ‖²
     global_optimum_claimed
     files        names of the files written next to it
 
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +40,19 @@ __all__ = [
     "FIGURES",
     "REPORT_KEYS",
     "build_report",
+    "context",
+    "convergence_figure",
     "format_summary",
     "plot_convergence",
     "plot_reconstruction",
     "quality",
+    "reconstruction_figure",
     "write_outputs",
 ]
 
 #: Top-level keys of ``report.json``.
 REPORT_KEYS = ("bregmod_version", "spec", "certificate", "solver", "objective", "bregman_gaps",
-               "metrics", "global_optimum_claimed", "files")
+               "metrics", "context", "global_optimum_claimed", "files")
 #: The PNG figures :func:`write_outputs` draws.
 FIGURES = ("reconstruction.png", "convergence.png")
 
@@ -80,6 +85,77 @@ def quality(estimate: np.ndarray, truth: np.ndarray | None) -> dict[str, float |
         "ssim": None if structural is None else _number(structural),
         "relative_error": _number(error / norm) if norm > 0 else None,
     }
+
+
+#: Largest m·n for which the pseudo-inverse baseline densifies the layer's operator.
+PSEUDO_INVERSE_LIMIT = 2 * 10**7
+
+
+def pseudo_inverse(spec) -> tuple[np.ndarray, int] | None:
+    """The reconstruction from the data term alone: u = A⁺(σ⁻¹(f^δ) − β) on the trusted rows.
+
+    For a one-layer network u ↦ σ(A u + β) whose activation has a closed-form σ⁻¹: the rows
+    where f^δ lies in the interior of the range of σ (for ReLU: f^δ > 0) are inverted and
+    A u = σ⁻¹(f^δ) − β is solved there by minimum-norm least squares (no regulariser). None
+    when the network has several layers, σ⁻¹ has no closed form, no row is usable, or A has
+    more than :data:`PSEUDO_INVERSE_LIMIT` entries. Returns (u in the input shape, rows used).
+    """
+    layers = spec.network.layers
+    operator = getattr(layers[0], "operator", None) if len(layers) == 1 else None
+    if operator is None or np.prod(operator.shape) > PSEUDO_INVERSE_LIMIT:
+        return None
+    activation, data = layers[0].activation, spec.data.ravel()
+    value_range = activation.range
+    inside = (data > value_range.lo) & (data < value_range.hi)
+    if not inside.any():
+        return None
+    try:
+        target = activation.sigma_inv(data[inside]) - np.broadcast_to(
+            layers[0].bias, data.shape)[inside]
+    except NotImplementedError:
+        return None
+    A = operator.to_dense()[inside]
+    u = np.linalg.lstsq(A, target, rcond=None)[0]
+    return u.reshape(spec.input_shape), int(inside.sum())
+
+
+def context(spec, result) -> dict[str, Any]:
+    """What the result's numbers compare with (the ``context`` entry of ``report.json``).
+
+    * ``baselines``: PSNR, SSIM and relative error of the zero image and of
+      :func:`pseudo_inverse` (when it applies), against the ground truth;
+    * ``noise``: the spec's noise description, and ``relative_data_noise``
+      ‖f^δ − N(u†)‖/‖N(u†)‖ when u† is known;
+    * ``misfit_at_truth``: for the Bregman fidelity, B_Ψ(f^δ, A u† + β) (the δ² of the error
+      estimate): a reconstruction that fits the data better than u† fits the noise;
+    * ``half_data_norm_sq``: ½‖f^δ‖², the scale of the data misfit (B_Ψ(f^δ, β) ~ ½‖f^δ‖²
+      when A u = 0 and σ is the identity).
+    """
+    truth, data = spec.ground_truth, spec.data
+    baselines: dict[str, Any] = {}
+    if truth is not None:
+        baselines["zero image"] = quality(np.zeros_like(truth), truth)
+        inverse = pseudo_inverse(spec)
+        if inverse is not None:
+            u, rows = inverse
+            baselines["pseudo-inverse"] = {**quality(u, truth), "rows": rows}
+    entry: dict[str, Any] = {
+        "baselines": baselines,
+        "noise": _jsonable(spec.noise),
+        "relative_data_noise": None,
+        "misfit_at_truth": None,
+        "half_data_norm_sq": _number(0.5 * float(np.sum(data**2))),
+    }
+    if truth is not None and spec.clean_data is not None:
+        clean = np.asarray(spec.clean_data, dtype=float)
+        norm = float(np.linalg.norm(clean))
+        if norm > 0:
+            entry["relative_data_noise"] = _number(np.linalg.norm(data - clean) / norm)
+    problem = spec.problem
+    if truth is not None and problem.fidelity == "bregman":
+        pre = problem.A.apply(truth.ravel()) + problem.bias
+        entry["misfit_at_truth"] = _number(problem.activation.bregman(data.ravel(), pre))
+    return entry
 
 
 def _certificate(certificate) -> dict[str, Any] | None:
@@ -165,6 +241,7 @@ def build_report(spec, result) -> dict[str, Any]:
             for label, value in zip(_gap_labels(problem), gaps, strict=True)
         ],
         "metrics": quality(result.u0, spec.ground_truth),
+        "context": context(spec, result),
         "global_optimum_claimed": bool(result.global_optimum_claimed),
         "files": [],
     }
@@ -202,16 +279,38 @@ def format_summary(report: dict[str, Any], out_dir: str | Path | None = None) ->
         ("time", _fmt(solver["wall_time"], ".2f", " s")),
         ("objective", _fmt(report["objective"], ".6e")),
     ]
-    gaps = report["bregman_gaps"]
+    gaps, ctx = report["bregman_gaps"], report.get("context") or {}
+    half = ctx.get("half_data_norm_sq")
     if len(gaps) == 1:
-        rows.append(("Bregman gap", f"{_fmt(gaps[0]['value'], '.3e')}  ({gaps[0]['block']})"))
+        value = gaps[0]["value"]
+        text = f"{_fmt(value, '.3e')}  ({gaps[0]['block']})"
+        if value is not None and half:
+            text += f" = {value / half:.2%} of ½‖f^δ‖²"
+        if ctx.get("misfit_at_truth") is not None:
+            text += f"; at u†: {ctx['misfit_at_truth']:.3e}"
+        rows.append(("Bregman gap", text))
     else:
         rows += [(f"Bregman gap {gap['block']}", _fmt(gap["value"], ".3e")) for gap in gaps]
+    noise = ctx.get("noise")
+    if noise:
+        text = (f"{noise['kind']}, level {noise['level']:g}"
+                f"{' (relative)' if noise['relative'] else ''} at the {noise['where']}")
+        if ctx.get("relative_data_noise") is not None:
+            text += f": ‖f^δ − N(u†)‖/‖N(u†)‖ = {ctx['relative_data_noise']:.3g}"
+        rows.append(("noise", text))
     if metrics["psnr"] is not None or metrics["relative_error"] is not None:
+        baselines = ctx.get("baselines", {})
+
+        def compared(key: str, spec_: str, unit: str = "") -> str:
+            shown = _fmt(metrics[key], spec_, unit)
+            others = [f"{name} {_fmt(b[key], spec_, unit)}" for name, b in baselines.items()
+                      if b.get(key) is not None]
+            return shown + (f"   (baselines: {'; '.join(others)})" if others else "")
+
         rows += [
-            ("PSNR", _fmt(metrics["psnr"], ".2f", " dB")),
-            ("SSIM", _fmt(metrics["ssim"], ".3f")),
-            ("relative error", _fmt(metrics["relative_error"], ".3g")),
+            ("PSNR", compared("psnr", ".2f", " dB")),
+            ("SSIM", compared("ssim", ".3f")),
+            ("relative error", compared("relative_error", ".3g")),
         ]
     if out_dir is not None:
         rows.append(("written to", f"{out_dir}: {', '.join(report['files'])}"))
@@ -225,23 +324,22 @@ def _figure(columns: int, rows: int = 1, size: float = 3.2):
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError("figures need matplotlib: pip install 'bregmod[plot]'") from None
-    fig = Figure(figsize=(size * columns, size * rows * 0.95))
+    fig = Figure(figsize=(size * columns, size * rows * 0.95), layout="constrained")
     return fig, np.atleast_1d(fig.subplots(rows, columns))
 
 
-def _show(ax, values: np.ndarray, title: str, *, reference: np.ndarray | None = None,
-          labels: Sequence[str] = ()) -> None:
+def _show(ax, values: np.ndarray, title: str, *, limits: tuple[float, float] | None = None,
+          cmap: str = "gray", zero_line: bool = False) -> None:
     """An image for 2-D (and [C, H, W]: first channel) states, else a line/bar plot.
 
-    ``reference`` sets the grey scale of an image; a signal of the same size is drawn with it
-    (legend ``labels``).
+    ``limits`` is the colour scale of an image (default: its own range).
     """
     values = np.asarray(values, dtype=float)
     if values.ndim == 3:
         values, title = values[0], f"{title} (channel 0)"
     if values.ndim == 2:
-        image = ax.imshow(values, cmap="gray", vmin=None if reference is None else reference.min(),
-                          vmax=None if reference is None else reference.max())
+        vmin, vmax = limits if limits is not None else (None, None)
+        image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
@@ -250,77 +348,126 @@ def _show(ax, values: np.ndarray, title: str, *, reference: np.ndarray | None = 
         ax.set_xticks([])
     else:
         marker = "o" if values.size <= 64 else None
-        ax.plot(values.ravel(), lw=0.8, marker=marker, ms=3, label=labels[0] if labels else None)
-        if reference is not None and reference.size == values.size and labels[1:]:
-            ax.plot(reference.ravel(), lw=0.8, marker=marker, ms=3, alpha=0.7, label=labels[1])
-            ax.legend(fontsize=7)
+        ax.plot(values.ravel(), lw=0.8, marker=marker, ms=3)
+        if zero_line:
+            ax.axhline(0.0, color="0.5", lw=0.6)
         ax.set_xlabel("index")
     ax.set_title(title, fontsize=9)
 
 
-def plot_reconstruction(path: str | Path, spec, result, metrics: dict | None = None) -> Path:
-    """Save ground truth (when known), data and reconstruction side by side as PNG."""
+def reconstruction_figure(spec, result, metrics: dict | None = None):
+    """The figure of :func:`plot_reconstruction` (a matplotlib ``Figure``).
+
+    Panels: ground truth u† (when known) and the reconstruction u on one colour scale that
+    covers both (nothing clipped), the error u − u† (when u† is known), the data f^δ, and
+    the data residual N(u) − f^δ on its own scale.
+    """
     truth = spec.ground_truth
     metrics = metrics or quality(result.u0, truth)
-    panels = 3 if truth is not None else 2
+    estimate = np.asarray(result.u0, dtype=float).reshape(spec.input_shape)
+    fitted = np.asarray(spec.network(estimate), dtype=float).reshape(spec.data.shape)
+    panels = 5 if truth is not None else 3
     fig, axes = _figure(panels)
+    shown = [estimate] if truth is None else [truth, estimate]
+    limits = (min(float(a.min()) for a in shown), max(float(a.max()) for a in shown))
     column = 0
     if truth is not None:
-        _show(axes[0], truth, "ground truth u†", reference=truth)
+        _show(axes[0], truth, "ground truth u†", limits=limits)
         column = 1
-    if spec.data.ndim >= 2:  # an image: shown on its own grey scale
-        _show(axes[column], spec.data, "data f^δ")
-    else:  # a signal: overlaid with the network's output at the reconstruction
-        fitted = np.asarray(spec.network(result.u0), dtype=float)
-        _show(axes[column], spec.data, "data f^δ and N(reconstruction)", reference=fitted,
-              labels=("f^δ", "N(reconstruction)"))
-    title = "reconstruction"
+    title = "reconstruction u"
     if metrics["psnr"] is not None:
         title += f", PSNR {metrics['psnr']:.2f} dB"
-    _show(axes[column + 1], result.u0, title, reference=truth,
-          labels=("reconstruction", "ground truth u†"))
+    _show(axes[column], estimate, title, limits=limits)
+    if truth is not None:
+        error = estimate - truth
+        bound = float(np.abs(error).max()) or 1.0
+        _show(axes[column + 1], error, "error u − u†", limits=(-bound, bound), cmap="RdBu_r",
+              zero_line=True)
+        column += 1
+    _show(axes[column + 1], spec.data, "data f^δ")
+    residual = fitted - spec.data
+    scale = float(np.linalg.norm(spec.data)) or 1.0
+    _show(axes[column + 2], residual,
+          f"residual N(u) − f^δ (relative {np.linalg.norm(residual) / scale:.3g})",
+          cmap="RdBu_r", zero_line=True,
+          limits=(-float(np.abs(residual).max()) or -1.0, float(np.abs(residual).max()) or 1.0))
     fig.suptitle(f"{spec.name}: {result.solver}, {result.status}", fontsize=10)
-    fig.tight_layout()
+    return fig
+
+
+def plot_reconstruction(path: str | Path, spec, result, metrics: dict | None = None) -> Path:
+    """Save :func:`reconstruction_figure` as PNG."""
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    reconstruction_figure(spec, result, metrics).savefig(path, dpi=110)
     return path
 
 
-def plot_convergence(path: str | Path, result) -> Path:
-    """Save the solver's per-iteration history (objective, residuals, gaps) as PNG.
+def _is_residual(key: str) -> bool:
+    return "residual" in key or "gap" in key
 
-    A solver without a history (CVXPY) gets a figure that says so.
+
+def convergence_figure(result):
+    """The figure of :func:`plot_convergence` (a matplotlib ``Figure``).
+
+    Panels (log scales): the objective's distance to its last value, |F_k − F_last|/|F_last|
+    (F_last is the final iterate's value, not a certified optimum); the relative residuals
+    (and the gap, when the solver records one); the penalty parameters or step sizes, when
+    recorded. Legends sit below the axes, off the curves. A solver without a history (CVXPY)
+    gets a figure that says so.
     """
     history = {key: np.asarray(values, dtype=float) for key, values in result.history.items()
                if len(values) and np.asarray(values).dtype.kind in "fiu"}
-    fig, axes = _figure(2, size=3.6)
-    if not history:
+    objective = history.pop("objective", None)
+    residuals = {k: v for k, v in history.items() if _is_residual(k)}
+    parameters = {k: v for k, v in history.items() if not _is_residual(k)}
+    panels = [p for p in ("objective", "residuals", "parameters")
+              if {"objective": objective is not None, "residuals": bool(residuals),
+                  "parameters": bool(parameters)}[p]]
+    fig, axes = _figure(max(len(panels), 2), size=3.6)
+    if not panels:
         for ax in axes:
             ax.axis("off")
         axes[0].text(0.0, 0.5, f"{result.solver} records no per-iteration history\n"
                                f"({result.iterations} iterations, status {result.status})",
                      fontsize=10, va="center")
-    else:
-        objective = history.pop("objective", None)
-        if objective is not None:
-            axes[0].plot(np.arange(1, objective.shape[0] + 1), objective, lw=1)
-            axes[0].set_title("objective", fontsize=9)
-            axes[0].set_xlabel("iteration")
-        for key, values in history.items():
-            if key == "tau":
-                continue
+        return fig
+    for ax in axes[len(panels):]:
+        ax.axis("off")
+    for ax, panel in zip(axes, panels, strict=False):
+        ax.set_xlabel("iteration")
+        if panel == "objective":
+            last = float(objective[-1])
+            distance = np.abs(objective - last) / max(abs(last), np.finfo(float).tiny)
+            ax.semilogy(np.arange(1, distance.size + 1),
+                        np.where(distance > 0, distance, np.nan), lw=1)
+            ax.set_title(f"objective: |F − F_last| / |F_last|\n(F_last = {last:.6g})", fontsize=9)
+            continue
+        series = residuals if panel == "residuals" else parameters
+        for key, values in series.items():
             values = values.reshape(values.shape[0], -1)
             for column in range(values.shape[1]):
                 positive = np.where(values[:, column] > 0, values[:, column], np.nan)
                 label = key if values.shape[1] == 1 else f"{key}[{column}]"
-                axes[1].semilogy(np.arange(1, positive.size + 1), positive, lw=1, label=label)
-        axes[1].set_title("residuals and gaps", fontsize=9)
-        axes[1].set_xlabel("iteration")
-        if axes[1].lines:
-            axes[1].legend(fontsize=7)
-    fig.tight_layout()
+                ax.semilogy(np.arange(1, positive.size + 1), positive, lw=1, label=label)
+        if panel == "residuals":
+            has_gap = any("gap" in key for key in residuals)
+            ax.set_title("relative residuals" + (" and gap" if has_gap else ""), fontsize=9)
+            tol = result.stats.get("tol")
+            if tol:
+                ax.axhline(tol, color="0.4", ls="--", lw=0.8, label=f"tol = {tol:g}")
+        else:
+            ax.set_title("penalty parameters / step sizes", fontsize=9)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+                  frameon=False)
+    fig.suptitle(f"{result.solver}: {result.status} after {result.iterations} iterations",
+                 fontsize=10)
+    return fig
+
+
+def plot_convergence(path: str | Path, result) -> Path:
+    """Save :func:`convergence_figure` (the solver's per-iteration history) as PNG."""
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    convergence_figure(result).savefig(path, dpi=110)
     return path
 
 

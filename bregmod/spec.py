@@ -35,13 +35,14 @@ Example (the talk's ReLU perceptron with TV, the bundled ``perceptron-tv``)::
     fidelity = "bregman"
 
     [solver]
-    name = "pdhg"
-    tol = 1e-3
+    name = "auto"
+    tol = 1e-6
     max_iter = 5000
 
     [quick]
     "input.shape" = [16, 16]
     "layers.0.out" = 128
+    "solver.name" = "admm"
 
 Tables and keys
 ---------------
@@ -110,6 +111,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -129,6 +131,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "bundled_specs",
+    "estimate_memory",
     "load_spec",
     "parse_spec",
     "resolve_spec",
@@ -353,6 +356,10 @@ def _check_table(ctx: _Context, table: dict, allowed: dict, where: str, what: st
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             shown = f"{type(value).__name__} {value!r}"
             raise ctx.error(path, f"expected {_type_name(types)}, got {shown}")
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ctx.error(path, f"expected a finite number, got {value!r}")
+        if key == "seed" and value < 0:
+            raise ctx.error(path, f"seed must be an integer >= 0, got {value}")
 
 
 def _require(ctx: _Context, table: dict, key: str, where: str):
@@ -470,10 +477,7 @@ def _array(ctx: _Context, table: dict, shape: tuple[int, ...], key: str) -> np.n
     if unexpected:
         raise ctx.error(f"{key}.{unexpected[0]}", f"does not apply to distribution {name!r} "
                                                   f"(it takes {', '.join(params)})")
-    seed = table.get("seed", 0)
-    if seed < 0:
-        raise ctx.error(f"{key}.seed", f"seed must be >= 0, got {seed}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(table.get("seed", 0))  # seed >= 0 checked by _check_table
     if name == "normal":
         std = float(table.get("std", 1.0))
         if std < 0:
@@ -622,6 +626,98 @@ def _network(ctx: _Context, layers: list, input_shape: tuple[int, ...]):
         built.append(layer)
         shape = tuple(layer.out_shape)
     return built[0] if len(built) == 1 else Sequential(*built)
+
+
+def _layer_sizes(layers: list, input_shape: tuple[int, ...]) -> Iterator[tuple[str, int, int, int]]:
+    """(key, weight entries, output size, dense Gram side) per layer, read from the raw tables.
+
+    Stops at the first table it cannot read (``_network`` reports the error later).
+    """
+    shape = input_shape
+    for index, table in enumerate(layers):
+        try:
+            kind, n = table["type"], int(np.prod(shape, dtype=object))
+            if kind == "dense":
+                m = int(table["out"])
+                yield f"layers.{index}.out", m * n, m, m
+                shape = (m,)
+            elif kind == "residual":
+                width = int(table.get("width", n))
+                yield f"layers.{index}.width", 2 * width * n, width, width
+            elif kind == "conv2d":
+                c_in, height, width = shape
+                k, stride = int(table.get("kernel_size", 3)), int(table.get("stride", 1))
+                padding = int(table.get("padding", 0))
+                channels = int(table["channels"])
+                shape = (channels, (height + 2 * padding - k) // stride + 1,
+                         (width + 2 * padding - k) // stride + 1)
+                yield f"layers.{index}.channels", channels * c_in * k * k, int(np.prod(shape)), 0
+            elif kind == "shallow_sum":
+                units = int(table["units"])
+                yield f"layers.{index}.units", units * (n + 2), units, units
+                shape = ()
+            else:
+                return
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable``), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def estimate_memory(raw: Mapping[str, Any]) -> tuple[int, str]:
+    """Rough peak memory (bytes) of building and solving a spec, before anything is allocated.
+
+    Counted in float64: each weight array three times (as drawn, in the layer, in the solver's
+    copy), the solver's working set of about 20 vectors of the size of all lifted states,
+    and, for solvers that form it (``auto``, ``admm``, ``cvxpy``), four dense m × m Gram or
+    factor matrices of the widest dense layer. The estimate errs low for ``cvxpy`` on large
+    problems; it exists to refuse absurd sizes before they are allocated.
+
+    Returns
+    -------
+    (int, str)
+        The estimate in bytes and the key of the entry that dominates it.
+    """
+    shape = tuple(raw.get("input", {}).get("shape", ()))
+    n_in = int(np.prod(shape, dtype=object))
+    layers = raw.get("layers", [])
+    sizes = list(_layer_sizes(layers if isinstance(layers, list) else [], shape))
+    solver = raw.get("solver", {}).get("name", "auto")
+    gram = solver in ("auto", "admm", "cvxpy")
+    weights = sum(w for _, w, _, _ in sizes)
+    states = n_in + sum(m for _, _, m, _ in sizes)
+    square = max((g * g for *_, g in sizes), default=0) if gram else 0
+    total = 8 * (3 * weights + 20 * states + 4 * square)
+    parts = [(3 * w + 20 * m + (4 * g * g if gram else 0), key) for key, w, m, g in sizes]
+    widest = max((m for _, _, m, _ in sizes), default=0)
+    key = max(parts)[1] if parts and widest > n_in else "input.shape"
+    return total, key
+
+
+def _check_memory(ctx: _Context, raw: dict) -> None:
+    """Refuse a spec whose estimated memory exceeds what is available (SpecError)."""
+    available = _available_memory()
+    if available is None:
+        return
+    needed, key = estimate_memory(raw)
+    if needed > available:
+        raise ctx.error(key, f"this spec needs about {needed / 2**30:.3g} GiB of memory (weights, "
+                             f"data and the solver's working set, estimated before allocating) "
+                             f"but {available / 2**30:.3g} GiB are available; reduce the sizes, "
+                             "or skip this check (check_memory=False, bregmod --no-memory-check)")
 
 
 def _input_shape(ctx: _Context, raw: dict) -> tuple[int, ...]:
@@ -779,7 +875,12 @@ def _parse_terms(ctx: _Context, text: str, key: str) -> list[tuple[float, str, t
         sign = -1.0 if peek(("op", "-")) else 1.0
         if sign < 0:
             take("op", "-", "'-'")
-        return sign * float(take("number", None, "a number"))
+        text_number = take("number", None, "a number")
+        value = float(text_number)
+        if not np.isfinite(value):
+            raise ctx.error(key, f"the number {text_number} in {text!r} overflows to infinity "
+                                 "(weights must be finite)")
+        return sign * value
 
     terms: list[tuple[float, str, tuple]] = []
     while True:
@@ -805,9 +906,12 @@ def _parse_terms(ctx: _Context, text: str, key: str) -> list[tuple[float, str, t
         if (name == "box") != bool(args) or (name == "box" and len(args) != 2):
             raise ctx.error(key, "box takes two bounds, box(lo, hi); the other terms take no "
                                  f"arguments (in {text!r})")
-        if weight <= 0:
-            raise ctx.error(key, f"the weight of {name} must be > 0, got {weight:g} (a negative "
-                                 "weight makes J non-convex; drop a zero term)")
+        if not 0 < weight < np.inf:
+            hint = ("a negative weight makes J non-convex" if weight < 0
+                    else "drop the term instead of giving it weight 0" if weight == 0
+                    else "weights must be finite")
+            raise ctx.error(key, f"the weight of {name} must be finite and > 0, got {weight:g} "
+                                 f"({hint})")
         terms.append((weight, name, args))
         if position == len(tokens):
             return terms
@@ -846,6 +950,9 @@ def _regularizer(ctx: _Context, raw: dict, input_shape: tuple[int, ...], n_out: 
             raise ctx.error("regularizer.expr", str(exc)) from None
         if name not in _INDICATORS:
             weight *= factor
+            if not np.isfinite(weight):
+                raise ctx.error("regularizer.scale", f"the weight of {name} times m = "
+                                                     f"{factor:g} outputs overflows to infinity")
         term = weight * base if weight != 1.0 else base
         reg = term if reg is None else reg + term
         shown = f"{name}({', '.join(f'{a:g}' for a in args)})" if args else name
@@ -1030,6 +1137,7 @@ def parse_spec(
     source: str = "<string>",
     quick: bool = False,
     overrides: Mapping[str, Any] | None = None,
+    check_memory: bool = True,
 ) -> Spec:
     """Build a :class:`Spec` from TOML text (see the module docstring for the format).
 
@@ -1045,6 +1153,9 @@ def parse_spec(
         Apply the ``[quick]`` overrides (reduced sizes). They are checked either way.
     overrides : mapping, optional
         Further dotted-path overrides (``{"solver.tol": 1e-3}``), applied after ``[quick]``.
+    check_memory : bool
+        Refuse, before allocating anything, a spec whose :func:`estimate_memory` exceeds the
+        memory available on this machine.
 
     Returns
     -------
@@ -1053,8 +1164,9 @@ def parse_spec(
     Raises
     ------
     SpecError
-        On any malformed, unknown, missing or inconsistent entry, and when the data lie
-        outside dom Ψ for the Bregman fidelity.
+        On any malformed, unknown, missing or inconsistent entry, when the data lie
+        outside dom Ψ for the Bregman fidelity, and when the spec would need more memory
+        than is available.
     """
     ctx = _Context(text, source, Path(base_dir))
     try:
@@ -1073,6 +1185,8 @@ def parse_spec(
     _check_table(ctx, raw, _TOP, "")
 
     input_shape = _input_shape(ctx, raw)
+    if check_memory:
+        _check_memory(ctx, raw)
     network = _network(ctx, _require(ctx, raw, "layers", ""), input_shape)
     fidelity, lam, rho = _model(ctx, raw)
     data, truth, clean, noise = _data(ctx, raw, network, fidelity)
@@ -1106,7 +1220,7 @@ def parse_spec(
 
 
 def load_spec(path: str | Path, quick: bool = False,
-              overrides: Mapping[str, Any] | None = None) -> Spec:
+              overrides: Mapping[str, Any] | None = None, check_memory: bool = True) -> Spec:
     """Read and build the spec file at ``path`` (see :func:`parse_spec`).
 
     Raises
@@ -1120,7 +1234,7 @@ def load_spec(path: str | Path, quick: bool = False,
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file: {exc}", str(path)) from None
     return parse_spec(text, base_dir=path.parent, source=str(path), quick=quick,
-                      overrides=overrides)
+                      overrides=overrides, check_memory=check_memory)
 
 
 def bundled_specs() -> dict[str, tuple[Path, str]]:
@@ -1147,5 +1261,8 @@ def resolve_spec(name_or_path: str | Path) -> Path:
     name = path.name.removesuffix(".toml")
     if path.parent == Path(".") and name in bundled:
         return bundled[name][0]
+    if path.is_dir():
+        raise SpecError("is a directory, not a spec file (give the .toml file inside it)",
+                        str(name_or_path))
     raise SpecError(f"no spec file {str(name_or_path)!r} and no bundled spec of that name; "
                     f"bundled specs: {', '.join(bundled) or 'none'}", str(name_or_path))

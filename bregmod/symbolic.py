@@ -19,8 +19,11 @@ activation (built-in or derived) against the identities of MATH.md §1–2, and
 from __future__ import annotations
 
 import ast
+import contextlib
 import operator
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +35,7 @@ from sympy.calculus.util import continuous_domain
 from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 
 from bregmod.activations import Activation, Interval
-from bregmod.errors import NotAdmissibleError, describe_entries
+from bregmod.errors import ExpressionTooComplexError, NotAdmissibleError, describe_entries
 
 __all__ = [
     "CheckResult",
@@ -83,6 +86,9 @@ _COMPARISONS: dict[type, Callable] = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.
 _RESERVED = set(_UNARY_FUNCTIONS) | set(_VARIADIC_FUNCTIONS) | set(_CONSTANTS) | {"Piecewise"}
 _MAX_TEXT_LENGTH = 2000
 _MAX_EXPONENT = 1000
+_MAX_CONSTANT_BITS = 4096  # integers and rationals up to ~1233 decimal digits
+_MAX_DEPTH = 24  # nesting of function calls and operators after sympy's flattening
+_TIME_LIMIT = 120.0  # seconds for one derivation (activation_from_sigma / _psi)
 _SIMPLIFY_OPS = 60  # larger expressions are not simplified (sympy.simplify gets slow)
 
 
@@ -96,6 +102,12 @@ class _ExpressionBuilder:
     def refuse(self, what: str) -> ValueError:
         return ValueError(f"disallowed construct in expression {self.text!r}: {what}")
 
+    def too_large(self, what: str) -> ExpressionTooComplexError:
+        return ExpressionTooComplexError(
+            f"expression {_shorten(self.text)} holds {what} (exact constants are limited to "
+            f"{_MAX_CONSTANT_BITS} bits, about {int(_MAX_CONSTANT_BITS * 0.30103)} digits)"
+        )
+
     def expr(self, node: ast.AST) -> sp.Expr:
         if isinstance(node, ast.Constant):
             return self.number(node.value)
@@ -106,9 +118,17 @@ class _ExpressionBuilder:
             return -operand if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPERATORS:
             left, right = self.expr(node.left), self.expr(node.right)
-            if isinstance(node.op, ast.Pow) and right.is_number and abs(right) > _MAX_EXPONENT:
-                raise self.refuse(f"exponent {right} (|exponent| must be ≤ {_MAX_EXPONENT})")
-            return _BINARY_OPERATORS[type(node.op)](left, right)
+            if isinstance(node.op, ast.Pow) and right.is_number:
+                if abs(right) > _MAX_EXPONENT:
+                    raise self.refuse(f"exponent {right} (|exponent| must be ≤ {_MAX_EXPONENT})")
+                if left.is_Rational and right.is_Rational:
+                    bits = _bits(left) * abs(float(right))
+                    if bits > _MAX_CONSTANT_BITS:
+                        raise self.too_large(f"a power whose value has about {bits:.3g} bits")
+            result = _BINARY_OPERATORS[type(node.op)](left, right)
+            if result.is_Rational and _bits(result) > _MAX_CONSTANT_BITS:
+                raise self.too_large(f"a constant of {_bits(result)} bits")
+            return result
         if isinstance(node, ast.Call):
             return self.call(node)
         raise self.refuse(_describe_node(node))
@@ -182,6 +202,75 @@ class _ExpressionBuilder:
             parts = [self.condition(value) for value in node.values]
             return sp.And(*parts) if isinstance(node.op, ast.And) else sp.Or(*parts)
         raise self.refuse(f"{_describe_node(node)} as a Piecewise condition")
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """``repr(text)``, cut in the middle when longer than ``limit`` (for error messages)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[: limit // 2]}…{shown[-limit // 2 :]}"
+
+
+def _bits(value: sp.Rational) -> int:
+    """Bit length of the larger of numerator and denominator of a sympy rational."""
+    return max(abs(int(value.p)).bit_length(), int(value.q).bit_length())
+
+
+def _check_size(expr: sp.Expr, label: str) -> None:
+    """Refuse expressions that nest deeper than ``_MAX_DEPTH`` or hold oversized constants.
+
+    Both bound the work of the symbolic derivation: sympy recurses through the tree (a
+    150-level ``tanh(tanh(…))`` exhausts Python's stack) and its arithmetic on huge exact
+    constants takes unbounded time.
+    """
+    stack = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise ExpressionTooComplexError(
+                f"expression {label} is nested too deeply (more than {_MAX_DEPTH} levels of "
+                "functions and operators)"
+            )
+        if node.is_Rational and _bits(node) > _MAX_CONSTANT_BITS:
+            raise ExpressionTooComplexError(
+                f"expression {label} holds a constant of {_bits(node)} bits (constants are "
+                f"limited to {_MAX_CONSTANT_BITS} bits)"
+            )
+        stack.extend((arg, depth + 1) for arg in node.args)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None, label: str) -> Iterator[None]:
+    """Abort the body with ``ExpressionTooComplexError`` after ``seconds`` (POSIX main thread only).
+
+    Uses ``SIGALRM``/``setitimer`` (re-armed every 0.5 s until the body ends, so a library
+    that swallows the first exception cannot lose the limit) and restores the previous
+    handler; elsewhere
+    (Windows, worker threads) or with ``seconds=None`` the body runs without a limit.
+    """
+    if seconds is not None and not (np.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"time_limit must be a positive number of seconds, got {seconds}")
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise ExpressionTooComplexError(
+            f"the symbolic derivation for {label} ran longer than {seconds:g} s and was stopped "
+            "(simplify the formula, or pass a larger time_limit)"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.5)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _describe_node(node: ast.AST) -> str:
@@ -263,6 +352,7 @@ def parse_expression(text: str, variables: Sequence[str] = ("x",)) -> sp.Expr:
         raise ValueError(f"expression {text!r} is nested too deeply") from None
     if result.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise ValueError(f"expression {text!r} contains an infinite or undefined constant")
+    _check_size(result, _shorten(text))
     return result
 
 
@@ -289,6 +379,7 @@ def _symbolic_input(expr, var, role: str) -> tuple[sp.Expr, sp.Symbol]:
             f"{role} = {expr} has free symbols {others} besides {name!r}: substitute numbers "
             "for parameters"
         )
+    _check_size(expr, f"{role}")
     expr = expr.xreplace({s: symbol for s in expr.free_symbols})
     if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo, sp.I):
         raise ValueError(f"{role} = {expr} contains an infinite, undefined or complex constant")
@@ -858,7 +949,9 @@ def _psi_from_inverse(
     return None
 
 
-def activation_from_sigma(expr, var="x") -> SymbolicActivation:
+def activation_from_sigma(
+    expr, var="x", *, time_limit: float | None = _TIME_LIMIT
+) -> SymbolicActivation:
     """Activation from a formula for σ: check admissibility, derive Ψ and Φ*.
 
     σ must be a prox map: continuous, nondecreasing and 1-Lipschitz on ℝ (0 ≤ σ' ≤ 1). This is
@@ -879,6 +972,9 @@ def activation_from_sigma(expr, var="x") -> SymbolicActivation:
         σ as a formula in ``var`` (strings go through ``parse_expression``).
     var : str or sympy.Symbol
         The variable of σ.
+    time_limit : float or None
+        Seconds after which the derivation is stopped (``None``: no limit). Enforced with
+        ``SIGALRM`` in the main thread of POSIX systems only.
 
     Returns
     -------
@@ -891,17 +987,26 @@ def activation_from_sigma(expr, var="x") -> SymbolicActivation:
         (the message says which and where).
     ValueError
         For unparsable input, extra free symbols, or a constant σ.
+    ExpressionTooComplexError
+        For formulas nested too deeply or holding huge constants, and when the derivation
+        runs longer than ``time_limit``.
     """
+    with _time_limit(time_limit, f"σ = {_shorten(str(expr))}"):
+        return _from_sigma(expr, var)
+
+
+def _from_sigma(expr, var) -> SymbolicActivation:
+    """The derivation of ``activation_from_sigma`` (without its time limit)."""
     sigma, x = _symbolic_input(expr, var, "σ")
     label = str(sigma)
     pieces = _split(sigma, x, -sp.oo, sp.oo)
     _require_numeric(pieces, x, f"σ = {label}")
+    notes = [_check_sigma(sigma, x, pieces, label)]  # a step function is refused here
     if not any(p.expr.has(x) for p in pieces):
         raise ValueError(
             f"σ = {label} is constant: it is the prox of the indicator of one point, which bregmod "
             "does not support as an activation"
         )
-    notes = [_check_sigma(sigma, x, pieces, label)]
     u = _other_symbol(x, "u")
     low = _edge(pieces[0].expr, x, -sp.oo, "+")
     high = _edge(pieces[-1].expr, x, sp.oo, "-")
@@ -953,7 +1058,9 @@ def activation_from_sigma(expr, var="x") -> SymbolicActivation:
     )
 
 
-def activation_from_psi(expr, var="u", domain=None) -> SymbolicActivation:
+def activation_from_psi(
+    expr, var="u", domain=None, *, time_limit: float | None = _TIME_LIMIT
+) -> SymbolicActivation:
     """Activation σ = prox_Ψ from a formula for Ψ: Legendre transform of Φ = ½u² + Ψ.
 
     Ψ must be convex on ``domain`` (proved with sympy where possible, else checked on a dense
@@ -977,6 +1084,9 @@ def activation_from_psi(expr, var="u", domain=None) -> SymbolicActivation:
     domain : Interval, sympy.Interval, (lo, hi) or None
         dom Ψ (None: ℝ). Only the end points are used: an end point belongs to dom Ψ exactly
         when Ψ has a finite limit there (the lower-semicontinuous extension).
+    time_limit : float or None
+        Seconds after which the derivation is stopped (``None``: no limit). Enforced with
+        ``SIGALRM`` in the main thread of POSIX systems only.
 
     Returns
     -------
@@ -988,7 +1098,16 @@ def activation_from_psi(expr, var="u", domain=None) -> SymbolicActivation:
         If Ψ is not convex (or not finite) on the domain.
     ValueError
         For unparsable input, extra free symbols or an empty domain.
+    ExpressionTooComplexError
+        For formulas nested too deeply or holding huge constants, and when the derivation
+        runs longer than ``time_limit``.
     """
+    with _time_limit(time_limit, f"Ψ = {_shorten(str(expr))}"):
+        return _from_psi(expr, var, domain)
+
+
+def _from_psi(expr, var, domain) -> SymbolicActivation:
+    """The derivation of ``activation_from_psi`` (without its time limit)."""
     psi, u = _symbolic_input(expr, var, "Ψ")
     lo, hi = _domain_bounds(domain)
     label = str(psi)

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fig = Figure(figsize=(12, 3.6))
     left, middle, right = fig.subplots(1, 3)
-    left.plot(grid, target(grid), label="target K(u) = u(2u/3)^{3u}")
+    left.plot(grid, target(grid), label="target $K(u) = u\\,(2u/3)^{3u}$")
     left.plot(grid, network(grid), "--", label="fitted N(u)")
     left.set_xlabel("u")
     left.legend(fontsize=8)

@@ -326,3 +326,64 @@ def test_warnings_are_shown_on_one_line(capsys, monkeypatch):
 def test_version(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("bregmod ")
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("((9**999)**999)**999*0 + x/2", "exact constants are limited"),
+    ("tanh(" * 150 + "x" + ")" * 150, "nested too deeply"),
+])
+def test_conjugate_refuses_expressions_that_cost_unbounded_work(capsys, expr, message):
+    assert_error(capsys, "conjugate", expr, "--sigma", fragments=(message,))
+
+
+def test_conjugate_calls_a_step_function_discontinuous(capsys):
+    code, out, err = run(capsys, "conjugate", "--sigma", "Heaviside(x)")
+    assert code == 1
+    assert "discontinuous at x = 0" in err and "constant" not in err
+
+
+# --- hardening (issue 16, items 3, 4, 7, 9) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("override", ["input.shape=[100000, 100000]", "layers.0.out=100000"])
+def test_run_refuses_a_spec_larger_than_memory_before_allocating(capsys, tmp_path, override):
+    err = assert_error(capsys, "run", "perceptron-tv", "--set", override, "--out",
+                       str(tmp_path / "o"), fragments=("GiB of memory", "GiB are available",
+                                                       "--no-memory-check"))
+    assert ("input.shape" if "input" in override else "layers.0.out") in err
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "read_only"])
+def test_run_checks_out_before_any_work(capsys, tmp_path, spec_file, monkeypatch, where):
+    import os
+
+    import bregmod.spec as spec_module
+
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    out = {"file": blocker, "under_file": blocker / "sub", "read_only": tmp_path / "ro" / "o"}
+    if where == "read_only":
+        (tmp_path / "ro").mkdir(mode=0o500)
+        if os.access(tmp_path / "ro", os.W_OK):
+            pytest.skip("running as a user who can write to read-only directories")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the spec was loaded before --out was checked")
+
+    monkeypatch.setattr(spec_module, "load_spec", forbidden)
+    fragment = {"file": "is a file", "under_file": "lies under the file",
+                "read_only": "is not writable"}[where]
+    assert_error(capsys, "run", str(spec_file()), "--out", str(out[where]),
+                 fragments=(fragment,))
+
+
+@pytest.mark.parametrize("delta", ["-1", "0", "nan", "inf"])
+def test_bound_says_an_invalid_delta_is_invalid(capsys, delta):
+    err = assert_error(capsys, "bound", "perceptron-bound", "--quick", "--delta", delta,
+                       fragments=("--delta must be a finite number > 0",))
+    assert "noise-free" not in err
+
+
+def test_certify_of_a_directory_says_it_is_a_directory(capsys, tmp_path):
+    (tmp_path / "d.toml").mkdir()
+    assert_error(capsys, "certify", str(tmp_path / "d.toml"), fragments=("is a directory",))

@@ -93,3 +93,47 @@ def test_sparse_autoencoder(tmp_path, capsys):
     lbn = report["methods"]["LBN"]
     assert lbn["psnr"] > noisy  # even the smoke run denoises
     assert 0.0 <= lbn["code_zeros"] <= 1.0 and lbn["seconds"] > 0
+
+
+# --- the theory examples (issue 16, item 19: every example script runs in the suite) ----------
+
+THEORY = ("theory_relu_l2", "theory_relu_tv", "theory_softthreshold_l1", "theory_tanh")
+
+
+@pytest.mark.slow  # 30–120 s each on the 2-core machine (exact CVXPY solves of the rate table)
+@pytest.mark.parametrize("name", THEORY)
+def test_theory_example_verifies_the_error_estimate(tmp_path, capsys, name):
+    module = load(name)
+    module.main(tmp_path)
+    out = capsys.readouterr().out
+    verdicts = re.findall(r"^ +[\d.e+-]+ +[\d.e+-]+ +[-\d.e+]+ +[\d.e+-]+ +[-\d.]+ +(\w+)$",
+                          out, flags=re.MULTILINE)
+    assert len(verdicts) >= 5 and set(verdicts) == {"verified"}, out
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert pngs and all(png.stat().st_size > 0 for png in pngs)
+
+
+def test_every_example_script_is_run_by_this_file():
+    tested = {"shallow_relu", "residual_cubic", "perceptron_tv", "autoencoder_digits",
+              "sparse_autoencoder", *THEORY}
+    assert {path.stem for path in EXAMPLES.glob("*.py")} == tested
+
+
+def test_shallow_relu_legend_renders_its_formula(tmp_path, capsys, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved = []
+    original = Figure.savefig
+
+    def record(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    assert load("shallow_relu").main(["--quick", "--out", str(tmp_path)]) == 0
+    texts = [text.get_text() for fig in saved for ax in fig.axes
+             if ax.get_legend() for text in ax.get_legend().get_texts()]
+    assert texts
+    for text in texts:  # a superscript in braces is only typeset inside $…$ (mathtext)
+        outside_math = re.sub(r"\$[^$]*\$", "", text)
+        assert "^{" not in outside_math and "_{" not in outside_math, text

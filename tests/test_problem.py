@@ -123,6 +123,22 @@ def test_bad_arguments_are_rejected(residual, kwargs, error, message):
         Inversion(net, np.zeros(N_IN), **kwargs)
 
 
+def test_regulariser_grid_must_match_the_input_shape_not_only_its_size():
+    # Issue 16, item 12: TV on a 2×8 grid of a 4×4 image was accepted.
+    rng = np.random.default_rng(0)
+    net = Dense(rng.standard_normal((32, 16)), rng.standard_normal(32), ReLU(), in_shape=(4, 4))
+    f = net(rng.random((4, 4)))
+    with pytest.raises(ShapeError, match=r"shape \(2, 8\), but the network input u₀ has shape "
+                                         r"\(4, 4\) \(same size, different grid"):
+        Inversion(net, f, reg=0.1 * TotalVariation((2, 8)), fidelity="bregman")
+    assert Inversion(net, f, reg=0.1 * TotalVariation((4, 4)), fidelity="bregman").reg
+    flat = Dense(net.W, net.b, ReLU())  # a flat input declares no grid: TV picks one
+    assert Inversion(flat, f, reg=0.1 * TotalVariation((2, 8)), fidelity="bregman").reg
+    grey = Conv2d(rng.standard_normal((2, 1, 3, 3)), None, ReLU(), in_shape=(1, 6, 6))
+    assert Inversion(grey, grey(rng.random((1, 6, 6))), reg=TotalVariation((6, 6)),
+                     fidelity="bregman").reg
+
+
 def test_network_must_be_a_network():
     with pytest.raises(TypeError, match="network must be a bregmod network"):
         Inversion(np.eye(3), np.zeros(3))

@@ -19,6 +19,7 @@ from bregmod.spec import (
     SPEC_DIR,
     SpecError,
     bundled_specs,
+    estimate_memory,
     load_spec,
     parse_spec,
     resolve_spec,
@@ -173,8 +174,10 @@ def test_per_output_scaling_leaves_indicators_alone():
     [
         ("0.1 * tvv", "unknown regulariser 'tvv'"),
         ("0.1 tv", "expected '*' after the weight"),
-        ("-0.1 * tv", "must be > 0"),
-        ("0 * l1", "must be > 0"),
+        ("-0.1 * tv", "must be finite and > 0, got -0.1 (a negative weight makes J non-convex)"),
+        ("0 * l1", "must be finite and > 0, got 0 (drop the term instead of giving it weight 0)"),
+        ("1e400 * tv", "the number 1e400 in '1e400 * tv' overflows to infinity"),
+        ("1e200 * tv * 1e200", "must be finite and > 0, got inf (weights must be finite)"),
         ("box(1)", "box takes two bounds"),
         ("tv(3)", "box takes two bounds"),
         ("tv +", "expected a term name, found the end"),
@@ -240,6 +243,12 @@ def test_unknown_key_inside_an_inline_table_of_the_second_layer():
         ("shape = [8, 8]", "shape = [8, -8]", "input.shape", "positive integers"),
         ('image = "phantom"', 'image = "lena"', "data.ground_truth.image", "unknown test image"),
         ('kind = "gaussian"', 'kind = "laplace"', "data.noise.kind", "unknown noise kind"),
+        ("seed = 2 }", "seed = -2 }", "data.noise.seed", "seed must be an integer >= 0, got -2"),
+        ("std = 1.0, seed = 0", "std = 1.0, seed = -1", "layers.0.weights.seed",
+         "seed must be an integer >= 0"),
+        ("level = 0.01", "level = nan", "data.noise.level", "expected a finite number, got nan"),
+        ("std = 1.0, seed = 0", "std = inf, seed = 0", "layers.0.weights.std",
+         "expected a finite number, got inf"),
         ('where = "pre_activation"', 'where = "input"', "data.noise.where", "where must be"),
         ('[model]\nfidelity = "bregman"', '[model]\nfidelity = "bregman"\nlam = 2.0', "model.lam",
          "has no λ or ρ"),
@@ -552,3 +561,87 @@ def test_grey_convolution_input_takes_a_builtin_image_and_total_variation():
         parse(text.replace("shape = [1, 8, 8]", "shape = [2, 8, 8]").replace(
             'ground_truth = { image = "phantom" }',
             f"ground_truth = {{ values = {np.full((2, 8, 8), 0.5).tolist()} }}"))
+
+
+def test_a_directory_is_not_called_a_missing_spec(tmp_path):
+    (tmp_path / "d.toml").mkdir()
+    with pytest.raises(SpecError, match="d.toml: is a directory, not a spec file"):
+        resolve_spec(tmp_path / "d.toml")
+
+
+def test_per_output_scale_that_overflows_names_the_scale():
+    text = BASE.replace('expr = "0.1 * tv"', 'expr = "1e308 * tv"\nscale = "per_output"')
+    message = error(text)
+    assert f"line {line_of(text, 'scale =')}: regularizer.scale" in message
+    assert "overflows to infinity" in message
+
+
+# --- memory estimate (issue 16, item 3) ---------------------------------------------------------
+
+
+def test_memory_estimate_counts_weights_states_and_the_gram_matrix():
+    raw = {"input": {"shape": [64, 64]}, "layers": [{"type": "dense", "out": 512}],
+           "solver": {"name": "admm"}}
+    n, m = 64 * 64, 512
+    assert estimate_memory(raw) == (8 * (3 * m * n + 20 * (n + m) + 4 * m * m), "input.shape")
+    raw["solver"]["name"] = "pdhg"  # no dense Gram matrix
+    assert estimate_memory(raw)[0] == 8 * (3 * m * n + 20 * (n + m))
+    raw["layers"][0]["out"] = 100_000
+    assert estimate_memory(raw)[1] == "layers.0.out"
+
+
+def test_a_spec_larger_than_the_available_memory_is_refused_before_allocating(monkeypatch):
+    import bregmod.spec as spec_module
+
+    monkeypatch.setattr(spec_module, "_available_memory", lambda: 2**20)  # 1 MiB
+    text = BASE.replace("out = 16", "out = 4096")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("weights drawn before the memory check")
+
+    monkeypatch.setattr(spec_module, "_array", forbidden)
+    message = error(text)
+    assert f"line {line_of(text, 'out = 4096')}: layers.0.out" in message
+    assert "needs about 0.0" in message and "GiB are available" in message
+    monkeypatch.undo()
+    monkeypatch.setattr(spec_module, "_available_memory", lambda: 2**20)
+    assert parse(text, check_memory=False).output_shape == (4096,)
+    monkeypatch.setattr(spec_module, "_available_memory", lambda: None)  # unknown: no check
+    assert parse(text).output_shape == (4096,)
+
+
+# --- comments and examples true to the code (issue 16, item 20) -------------------------------
+
+
+def test_the_module_docstring_example_is_the_bundled_perceptron_tv():
+    import re
+    import tomllib
+
+    import bregmod.spec as spec_module
+
+    doc = spec_module.__doc__
+    start = doc.index('    name = "perceptron-tv"')
+    block = textwrap.dedent(doc[start:doc.index("Tables and keys")])
+    assert tomllib.loads(block) == tomllib.loads(
+        (SPEC_DIR / "perceptron-tv.toml").read_text(encoding="utf-8"))
+    assert re.search(r"the bundled ``perceptron-tv``", doc)
+
+
+@pytest.mark.parametrize("name", ["perceptron-tv"])
+def test_the_solver_comment_of_a_bundled_spec_names_what_auto_picks(name):
+    import re
+
+    import numpy as np
+
+    path = SPEC_DIR / f"{name}.toml"
+    claim = re.search(r'solver = "auto" picks (\w+)', path.read_text(encoding="utf-8"))
+    assert claim is not None
+    spec = load_spec(path)
+    assert spec.solver.name == "auto"
+    assert spec.problem._auto_solver(np.float64)[0] == claim.group(1)
+
+
+def test_a_bundled_name_wins_over_an_output_directory_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "perceptron-tv").mkdir()  # e.g. left by bregmod run perceptron-tv --out ...
+    assert resolve_spec("perceptron-tv") == SPEC_DIR / "perceptron-tv.toml"

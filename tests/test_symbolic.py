@@ -21,7 +21,7 @@ from scipy.optimize import brentq, minimize_scalar
 
 import bregmod.activations as activations
 from bregmod.activations import Activation, Interval
-from bregmod.errors import NotAdmissibleError
+from bregmod.errors import ExpressionTooComplexError, NotAdmissibleError
 from bregmod.symbolic import (
     SymbolicActivation,
     VerificationReport,
@@ -302,6 +302,8 @@ def test_from_sigma_numeric_inverse_matches_a_root_finder():
         ("2*x", r"not 1-Lipschitz: σ'\(x\) = 2 > 1"),
         ("Max(x, 3*x/2)", r"not 1-Lipschitz: σ'\(x\) = 3/2 > 1"),
         ("-x", r"decreasing: σ'\(x\) = -1 < 0"),
+        ("Heaviside(x)", "discontinuous at x = 0: it jumps from 0 to 1"),
+        ("Heaviside(x - 1)/2 + Heaviside(x + 1)/2", "discontinuous at x = -1"),
         ("sin(x)", "decreasing near x"),
         ("log(x)", "not finite at x"),
         ("1/x", "not finite at x"),
@@ -546,3 +548,61 @@ def test_verify_validates_its_input():
 def test_report_with_only_skipped_checks_does_not_pass():
     report = VerificationReport("none", [])
     assert not report.passed
+
+
+# --- bounded work (issue 16, items 1, 2, 11) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["((9**999)**999)**999*0 + x/2", "(9**999)**999*0 + x/2", "x/2 + 0*(10**1000*10**1000)"],
+)
+def test_parse_refuses_constants_too_large_to_compute_in_bounded_time(text):
+    with pytest.raises(ExpressionTooComplexError, match="exact constants are limited to 4096 bits"):
+        parse_expression(text)
+    with pytest.raises(ExpressionTooComplexError, match="bits"):
+        Activation.from_sigma(text)
+
+
+def test_parse_refuses_a_huge_power_before_computing_it():
+    with pytest.raises(ExpressionTooComplexError, match=r"power whose value has about 3.16e\+06"):
+        parse_expression("(9**999)**999*0 + x/2")
+
+
+def test_parse_keeps_large_but_bounded_constants():
+    assert parse_expression("9**999*0 + x/2") == X / 2
+    assert parse_expression("2**1000*2**1000*3**1000*x") == 2**2000 * 3**1000 * X
+
+
+def test_parse_bounds_the_nesting_depth():
+    deep = "tanh(" * 150 + "x" + ")" * 150
+    assert len(deep) < 2000
+    with pytest.raises(ExpressionTooComplexError, match="nested too deeply"):
+        parse_expression(deep)
+    with pytest.raises(ExpressionTooComplexError, match="nested too deeply"):
+        activation_from_sigma(functools.reduce(lambda e, _: sp.tanh(e), range(150), X), X)
+    parse_expression("tanh(" * 20 + "x" + ")" * 20)  # moderate nesting stays allowed
+    parse_expression("+".join(["x"] * 500))  # a long flat sum is shallow
+
+
+def test_derivation_is_stopped_at_its_time_limit():
+    with pytest.raises(ExpressionTooComplexError, match="ran longer than 0.001 s"):
+        activation_from_sigma("tanh(x)/2 + atan(x)/4", time_limit=0.001)
+    with pytest.raises(ExpressionTooComplexError, match="ran longer than 0.001 s"):
+        activation_from_psi("u**4 + cosh(u)", time_limit=0.001)
+    with pytest.raises(ValueError, match="time_limit must be a positive"):
+        activation_from_sigma("tanh(x)", time_limit=0)
+    assert activation_from_sigma("tanh(x)", time_limit=None).name == "Symbolic(σ = tanh(x))"
+
+
+def test_activation_constructors_have_the_same_defaults_as_the_functions():
+    derived = activation_from_sigma("tanh(x)")
+    assert Activation.from_sigma("tanh(x)").sigma_expr == derived.sigma_expr
+    assert Activation.from_psi("abs(u)").psi_expr == activation_from_psi("abs(u)").psi_expr
+    for method, function in [(Activation.from_sigma, activation_from_sigma),
+                             (Activation.from_psi, activation_from_psi)]:
+        defaults = {k: p.default for k, p in inspect.signature(function).parameters.items()
+                    if k != "time_limit"}
+        mine = {k: p.default for k, p in inspect.signature(method).parameters.items()
+                if k != "options"}
+        assert mine == defaults
