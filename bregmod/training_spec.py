@@ -266,7 +266,7 @@ def load_training_spec(path: str | Path, quick: bool = False,
         When the file is missing or unreadable, or the spec is malformed.
     """
     path = Path(path)
-    if not path.exists() and (TRAINING_SPEC_DIR / f"{path.name}.toml").exists():
+    if not path.is_file() and (TRAINING_SPEC_DIR / f"{path.name}.toml").is_file():
         path = TRAINING_SPEC_DIR / f"{path.name}.toml"
     try:
         text = path.read_text(encoding="utf-8")
