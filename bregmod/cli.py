@@ -17,13 +17,15 @@ overrides any entry by its dotted path, the value written in TOML (``--set solve
 Exit codes
 ----------
 0
-    Success: solved to tolerance, certified, bound verified, identities verified.
+    Success: solved to tolerance (status ``optimal``, or ``stationary`` on a problem that is
+    not certified convex: a local solution, and the summary says so), certified, bound
+    verified, identities verified.
 1
     The command ran but the answer is negative: the solver stopped without converging
-    (status other than ``optimal``; the outputs are still written), the problem is not
-    certified, the error estimate is not verified (violated, inconclusive, vacuous, a premise
-    fails or the source condition has no solution), the
-    expression is not an admissible activation or fails a verification check.
+    (status other than ``optimal`` or ``stationary``; the outputs are still written), the
+    problem is not certified, the error estimate is not verified (violated, inconclusive,
+    vacuous, a premise fails or the source condition has no solution), the expression is not
+    an admissible activation or fails a verification check.
 2
     An error: bad usage, a malformed spec (the message names file, line and key), a
     missing file, an uncertified problem sent to the exact solver, a missing optional
@@ -132,7 +134,10 @@ def _run(args: argparse.Namespace) -> int:
     report = build_report(spec, result)
     write_outputs(out, spec, result, report, figures=not args.no_figures)
     print(format_summary(report, out))
-    if result.status != "optimal":
+    if result.status == "stationary":
+        print("note: converged to a stationary point of a problem that is not certified convex "
+              "(a local solution; no global optimum is claimed)")
+    elif result.status != "optimal":
         return _negative(f"{result.solver} finished with status {result.status!r} (not "
                          f"converged to tol = {spec.solver.tol:g}); outputs written to {out}")
     return 0

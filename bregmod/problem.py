@@ -26,7 +26,7 @@ import numpy as np
 
 from bregmod._checks import finite_array, positive_scalar
 from bregmod.activations import Activation
-from bregmod.certificate import DENSE_LIMIT, Certificate, certify
+from bregmod.certificate import DENSE_LIMIT, Certificate, certify, certify_deep
 from bregmod.errors import (
     NoDCPFormError,
     NotCertifiedError,
@@ -35,6 +35,7 @@ from bregmod.errors import (
     SolverWarning,
 )
 from bregmod.lifted import LiftedNetwork
+from bregmod.model.deep import DeepBregman
 from bregmod.network import Conv2d, Dense, Network
 from bregmod.operators import Operator
 from bregmod.regularizers import Regularizer
@@ -62,9 +63,12 @@ DEFAULT_RHO = 1e3
 AUTO_EXACT_LIMIT = 2000
 #: χ_{=0}(M u − V z) counts as 0 when ‖M u − V z‖ ≤ FEASIBILITY_RTOL · max(1, ‖M u‖, ‖V z‖).
 FEASIBILITY_RTOL = 1e-8
-#: Statuses a :class:`Result` may carry; only ``"optimal"`` means "converged to tolerance".
+#: Statuses a :class:`Result` may carry. ``"optimal"``: converged to tolerance on a problem
+#: certified convex; ``"stationary"``: converged to tolerance on a problem that is not certified
+#: convex (a stationary point / local solution; :meth:`Inversion.make_result` converts).
 STATUSES = (
     "optimal",
+    "stationary",
     "optimal_inaccurate",
     "max_iter",
     "diverged",
@@ -259,6 +263,7 @@ class Inversion:
             raise ValueError(f"unknown fidelity {fidelity!r}; choose one of {FIDELITIES}")
         self._network = network
         self._fidelity = fidelity
+        self._deep: DeepBregman | None = None
         self._lifted = network.lift()
         self._reg = self._check_reg(reg)
         if fidelity == "bregman":
@@ -269,7 +274,7 @@ class Inversion:
                     "(reg = alpha * J)"
                 )
             self._lam, self._rho = 1.0, None
-            self._check_single_layer(network)
+            self._deep = self._deep_model(network)
         else:
             self._lam = positive_scalar(lam, "lam (the data weight λ)")
             self._rho = DEFAULT_RHO if rho is None else positive_scalar(rho, "rho (the penalty ρ)")
@@ -285,6 +290,11 @@ class Inversion:
     rho = property(lambda self: self._rho, doc="ρ (None for the Bregman fidelity).")
     fidelity = property(lambda self: self._fidelity, doc='"quadratic" or "bregman".')
     batch_size = property(lambda self: self._batch_size, doc="B, or None when unbatched.")
+    deep = property(
+        lambda self: self._deep,
+        doc="The deep lifted Bregman energy (fidelity='bregman' with two or more layers), "
+        "else None.",
+    )
 
     @property
     def A(self) -> Operator:
@@ -307,6 +317,11 @@ class Inversion:
             raise AttributeError(
                 "A, bias and activation describe the single layer of fidelity='bregman'; "
                 "this problem has fidelity='quadratic' (see .lifted)"
+            )
+        if self._deep is not None:
+            raise AttributeError(
+                "A, bias and activation describe the single layer of fidelity='bregman'; this "
+                f"network has {self._deep.depth} layers (see .deep for their operators)"
             )
         return self._lifted
 
@@ -338,14 +353,18 @@ class Inversion:
         return reg
 
     @staticmethod
-    def _check_single_layer(network: Network) -> None:
+    def _deep_model(network: Network) -> DeepBregman | None:
+        """The deep Bregman energy of a feed-forward chain of two or more Dense/Conv2d layers
+        (None for one layer, the one-layer model); ValueError naming any other layer."""
         layers = network.layers
-        if len(layers) != 1 or not isinstance(layers[0], (Dense, Conv2d)):
-            raise ValueError(
-                "fidelity='bregman' needs a one-layer network u₀ ↦ σ(A u₀ + β) (a single Dense "
-                f"or Conv2d layer), got {network!r} with {len(layers)} layer(s); use "
-                "fidelity='quadratic' for deeper networks"
-            )
+        for j, layer in enumerate(layers, start=1):
+            if not isinstance(layer, (Dense, Conv2d)):
+                raise ValueError(
+                    "fidelity='bregman' needs a feed-forward network of Dense and Conv2d layers "
+                    f"(one layer: u₀ ↦ σ(A u₀ + β); several: the deep lifted Bregman model), but "
+                    f"layer {j} of {network!r} is {layer.kind}; use fidelity='quadratic' for it"
+                )
+        return DeepBregman.from_network(network) if len(layers) > 1 else None
 
     def _check_data(self, data) -> tuple[np.ndarray, int | None]:
         arr = finite_array(data, "data")
@@ -360,9 +379,12 @@ class Inversion:
                 f"data of shape {shape} or a batch of shape (B, *{shape})"
             )
         if self._fidelity == "bregman":
-            activation = self._lifted.activations[0]
+            if self._deep is not None:
+                activation, size = self._deep.activations[-1], self._deep.sizes[-1]
+            else:
+                activation, size = self._lifted.activations[0], self._lifted.n_z
             # A vector activation acts on the whole (flattened) layer output, as in lift().
-            values = arr.reshape(-1, self._lifted.n_z) if activation.is_vector else arr
+            values = arr.reshape(-1, size) if activation.is_vector else arr
             activation.check_domain(values, what="data f^δ (fidelity='bregman')")
         return arr, batch_size
 
@@ -398,9 +420,15 @@ class Inversion:
         Returns
         -------
         Certificate, StructuralCertificate or None
-            ``fidelity="bregman"`` always gets a :class:`StructuralCertificate` (the model is
-            convex by structure; ``method`` is ignored).
+            ``fidelity="bregman"`` with one layer always gets a :class:`StructuralCertificate`
+            (the model is convex by structure; ``method`` is ignored); with two or more layers
+            the deep model's exact check :func:`bregmod.certificate.certify_deep` (None when
+            the network is too large for it).
         """
+        if self._deep is not None:
+            if "deep" not in self._certificates:
+                self._certificates["deep"] = certify_deep(self._deep, self._reg)
+            return self._certificates["deep"]
         if self._fidelity == "bregman":
             return StructuralCertificate(
                 "B_Ψ(f, A u₀ + β) = ΣΦ(f) + ΣΦ*(A u₀ + β) − ⟨f, A u₀ + β⟩ is convex in u₀ "
@@ -426,7 +454,10 @@ class Inversion:
         ‖M u − V z‖ > :data:`FEASIBILITY_RTOL` · max(1, ‖M u‖, ‖V z‖).
 
         ``fidelity="bregman"``: B_Ψ(f, A u₀ + β) + J(u₀) with u₀ the first block of u;
-        ``z`` is ignored.
+        ``z`` is ignored. With two or more layers, the deep lifted Bregman energy
+        Σ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) + J(x₀) (:mod:`bregmod.model.deep`) with the
+        states x_0, …, x_{L−1} the first L blocks of u and x_L = f; +inf when a state lies
+        outside dom Ψ_l.
 
         Parameters
         ----------
@@ -455,6 +486,15 @@ class Inversion:
         lifted = self._lifted
         u0 = u[:, lifted.u_blocks[0].slice]
         values = self._reg_rows(u0)
+        if self._deep is not None:
+            states = self._deep_states(u, f)
+            inside = np.ones(u.shape[0], dtype=bool)
+            for activation, x in zip(self._deep.activations[:-1], states[1:-1], strict=True):
+                inside &= np.isfinite(activation.psi(x)).reshape(u.shape[0], -1).all(axis=1)
+            values[~inside] = np.inf
+            if inside.any():
+                values[inside] += self._deep.value([x[inside] for x in states])
+            return values
         if self._fidelity == "bregman":
             x = self.A.apply(u0) + self.bias
             terms = self.activation.bregman_terms(f, x)
@@ -486,8 +526,23 @@ class Inversion:
         shape = self._reg.shape if self._reg.shape is not None else self._lifted.input_shape
         return np.array([self._reg(row.reshape(shape)) for row in u0])
 
+    def _deep_states(self, u: np.ndarray, f: np.ndarray) -> list[np.ndarray]:
+        """The deep model's states [x_0, …, x_{L−1}, f] from lifted rows u (B, n_u): the first L
+        u blocks (the lifted feed-forward layout stacks the layer states)."""
+        blocks = self._lifted.u_blocks[: self._deep.depth]
+        return [u[:, blk.slice] for blk in blocks] + [f]
+
+    def _deep_lifted(self, states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Lifted rows (u, z) of deep states [x_0, …, x_L]: u stacks the states that have a u
+        block (x_L = f too unless a trailing affine layer was folded), z = u without x_0."""
+        u = np.concatenate(states[: len(self._lifted.u_blocks)], axis=1)
+        return u, u[:, self._lifted.u_blocks[0].size :]
+
     def _bregman_gap_rows(self, u: np.ndarray, z: np.ndarray, f: np.ndarray) -> np.ndarray:
-        """Per-block Bregman gaps (B, blocks); the data misfit (B, 1) for the Bregman fidelity."""
+        """Per-block Bregman gaps (B, blocks); the data misfit (B, 1) for the one-layer Bregman
+        fidelity; the L terms B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) (B, L) for the deep model."""
+        if self._deep is not None:
+            return self._deep.terms(self._deep_states(u, f))
         if self._fidelity == "bregman":
             x = self.A.apply(u[:, self._lifted.u_blocks[0].slice]) + self.bias
             return self.activation.bregman_terms(f, x).reshape(u.shape[0], -1).sum(1)[:, None]
@@ -565,7 +620,12 @@ class Inversion:
         if status == "optimal" and not solved.all():
             raise ValueError("status 'optimal' needs a point u for every problem, got NaN rows")
         u_rows = u_rows.copy()
-        if self._fidelity == "bregman":
+        if self._deep is not None:
+            z_rows = np.full((batch, lifted.n_z), np.nan)
+            if solved.any():
+                states = self._deep_states(u_rows[solved], self._data_rows()[solved])
+                u_rows[solved], z_rows[solved] = self._deep_lifted(states)
+        elif self._fidelity == "bregman":
             z_rows = np.full((batch, lifted.n_z), np.nan)
             if solved.any():
                 u0 = u_rows[solved, lifted.u_blocks[0].slice]
@@ -579,7 +639,10 @@ class Inversion:
             if not np.array_equal(np.isnan(z_rows).all(axis=1), ~solved):
                 raise ValueError("u and z must mark the same problems as unsolved (NaN rows)")
         objective = np.full(batch, np.nan)
-        gaps_size = 1 if self._fidelity == "bregman" else len(lifted.z_blocks)
+        if self._deep is not None:
+            gaps_size = self._deep.depth
+        else:
+            gaps_size = 1 if self._fidelity == "bregman" else len(lifted.z_blocks)
         gaps = np.full((batch, gaps_size), np.nan)
         if solved.any():
             f = self._data_rows()[solved]
@@ -599,14 +662,24 @@ class Inversion:
                 stacklevel=2,
             )
         certificate = self.certify()
+        certified = certificate is not None and bool(certificate.certified)
+        if status == "optimal" and not certified:
+            status = "stationary"
+            stats["message"] = (
+                f"{stats.get('message', '')}; " if stats.get("message") else ""
+            ) + self._uncertified_note(certificate)
+            warnings.warn(
+                f"{solver} stopped at its tolerance, but {stats['message']}",
+                SolverWarning,
+                stacklevel=2,
+            )
         claimed = (
-            certificate is not None
-            and bool(certificate.certified)
+            certified
             and status == "optimal"
             and bool(np.isfinite(objective).all())
             and global_optimum_claimed is not False
         )
-        if status != "optimal":
+        if status not in ("optimal", "stationary"):
             message = stats.get("message", "")
             warnings.warn(
                 f"{solver} finished with status {status!r}"
@@ -638,10 +711,29 @@ class Inversion:
             global_optimum_claimed=claimed,
         )
 
+    def _uncertified_note(self, certificate) -> str:
+        """Why a converged run is only a stationary point, and what would certify it."""
+        if certificate is None:
+            why = (
+                "no convexity certificate applies (the network is too large for the exact check "
+                "and V ≠ Wᵀ rules out the paper check)"
+            )
+        else:
+            why = f"the problem is not certified convex ({certificate.explain().splitlines()[0]})"
+        advice = getattr(certificate, "advice", "") if certificate is not None else ""
+        return (
+            f"{why}: the point is stationary (a local solution), not a certified global "
+            "optimum" + (f"; {advice}" if advice else "")
+        )
+
     # ------------------------------------------------------------------ solving
     def _auto_solver(self, dtype) -> tuple[str, str, str]:
         """``(choice, first-order fallback, reason)`` for ``solver="auto"``."""
         lifted = self._lifted
+        if self._deep is not None:
+            return "palm", "palm", (
+                "the deep lifted Bregman model (not jointly convex): palm, the block solver"
+            )
         if self._fidelity == "bregman":
             size = int(np.prod(lifted.input_shape)) + lifted.n_z
             _, composites = self._reg.split() if self._reg is not None else (None, [])
@@ -735,6 +827,11 @@ class Inversion:
         arguments = dict(
             tol=tol, max_iter=max_iter, warm_start=warm_start, progress=progress, dtype=dtype
         )
+        if self._deep is not None and solver not in ("auto", "palm"):
+            raise ValueError(
+                f"solver {solver!r} does not solve the deep lifted Bregman model ({self._deep!r}); "
+                "use solver='palm' (or 'auto')"
+            )
         if solver != "auto":
             return self._solver_module(solver).solve(self, **arguments, **options)
         name, fallback, reason = self._auto_solver(dtype)

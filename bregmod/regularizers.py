@@ -290,6 +290,9 @@ class Regularizer(ABC):
 
     shape: tuple[int, ...] | None = None
     separable: bool = False
+    #: The largest α ≥ 0 with J − α/2‖·‖² convex (α for α·SquaredL2, 0 for ℓ1, TV, boxes);
+    #: convexity certificates count it on the input block.
+    strong_convexity: float = 0.0
     __array_ufunc__ = None  # ``np.float64(0.1) * reg`` defers to Regularizer.__rmul__
 
     @property
@@ -549,6 +552,8 @@ class SquaredL2(SeparableRegularizer):
     shape : tuple of int, optional
         Item shape (enables per-item values of a batch); None acts on any array.
     """
+
+    strong_convexity = 1.0
 
     @property
     def name(self) -> str:
@@ -932,6 +937,7 @@ class WeightedSum(Regularizer):
                 merged[key][0] += weight
         self.terms: list[tuple[float, Regularizer]] = [(w, r) for w, r in merged.values()]
         self.separable = all(r.separable for _, r in self.terms)
+        self.strong_convexity = float(sum(w * r.strong_convexity for w, r in self.terms))
 
     @property
     def name(self) -> str:

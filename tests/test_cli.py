@@ -210,7 +210,8 @@ def quick_runs(tmp_path_factory) -> dict[str, tuple[int, str, str, Path]]:
 def test_every_bundled_spec_runs_end_to_end_in_quick_mode(quick_runs, name):
     code, out, err, folder = quick_runs[name]
     report = json.loads((folder / "report.json").read_text())
-    assert code == (0 if report["solver"]["status"] == "optimal" else 1), err
+    converged = report["solver"]["status"] in ("optimal", "stationary")
+    assert code == (0 if converged else 1), err
     assert report["spec"]["name"] == name and report["spec"]["quick"]
     assert report["files"] == ["result.npz", *FIGURES, "report.json"]
     assert all((folder / file).stat().st_size > 0 for file in report["files"])

@@ -66,7 +66,7 @@ def test_perceptron_tv(tmp_path, capsys):
         report = json.loads((folder / "report.json").read_text())
         assert report["metrics"]["psnr"] > 15
         statuses.append(report["solver"]["status"])
-    assert code == (0 if statuses == ["optimal", "optimal"] else 1)
+    assert code == (0 if set(statuses) <= {"optimal", "stationary"} else 1)
     assert "fidelity bregman" in out and "fidelity quadratic" in out
 
 

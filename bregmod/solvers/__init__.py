@@ -9,12 +9,13 @@ progress=False, dtype=numpy.float64, **options) -> Result`` and is selected by
 * ``fista`` — accelerated proximal gradient with backtracking and restart (J without a linear
   operator inside; the lifted constraint is eliminated);
 * ``cd``    — the implicit/explicit coordinate descent for ``ShallowSum`` networks;
-* ``admm``  — structure-exploiting solver for the one-layer Bregman-fidelity problem.
+* ``admm``  — structure-exploiting solver for the one-layer Bregman-fidelity problem;
+* ``palm``  — block proximal gradient (PALM) for the deep lifted Bregman model.
 
 All share the stopping policy, history, warm start and Result construction of
 :mod:`bregmod.solvers._common`.
 """
 
-SOLVERS = ("pdhg", "fista", "cd", "admm")
+SOLVERS = ("pdhg", "fista", "cd", "admm", "palm")
 
 __all__ = ["SOLVERS"]

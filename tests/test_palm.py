@@ -1,0 +1,268 @@
+"""PALM on the deep lifted Bregman model, the deep certificate and honest statuses.
+
+Truth: exact recovery on expansive nets (noise-free data), block first-order conditions
+written out with numpy's own σ (not bregmod's), an independent CVXPY model of certified
+problems, and the certificate's closed form α* = ‖W_1‖² for two layers.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from bregmod import (
+    L1,
+    Conv2d,
+    Dense,
+    Identity,
+    Inversion,
+    ReLU,
+    Residual,
+    Sequential,
+    Sigmoid,
+    Softplus,
+    SquaredL2,
+    Tanh,
+    TotalVariation,
+)
+from bregmod.certificate import DeepCertificate, smallest_alpha
+from bregmod.errors import SolverWarning
+
+
+def gaussian_net(rng, sizes, activation=ReLU, bias=0.1, scale=1.0):
+    layers = [
+        Dense(scale * rng.normal(size=(m, n)) / np.sqrt(n), bias * rng.normal(size=m), activation())
+        for n, m in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    return Sequential(*layers)
+
+
+def truth_point(problem, u_true):
+    """The lifted point of the forward pass of u† (the deep model's states, x_L = f)."""
+    states = [s.reshape(1, -1) for s in problem.network.states(u_true)]
+    u, _ = problem._deep_lifted(states)
+    return u[0]
+
+
+def quiet_solve(problem, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SolverWarning)
+        return problem.solve(**kwargs)
+
+
+@pytest.mark.parametrize("sizes", [[6, 18, 54], [5, 15, 45, 135], [4, 12, 36, 108, 324]],
+                         ids=["2 layers", "3 layers", "4 layers"])
+def test_expansive_relu_nets_are_recovered(sizes):
+    rng = np.random.default_rng(len(sizes))
+    net = gaussian_net(rng, sizes)
+    u_true = rng.normal(size=sizes[0])
+    problem = Inversion(net, net(u_true), 1e-8 * SquaredL2(), fidelity="bregman")
+    result = quiet_solve(problem, solver="auto", tol=1e-8)
+    assert result.solver == "palm" and "palm" in result.stats["auto"]
+    assert result.status == "stationary" and not result.global_optimum_claimed
+    assert np.linalg.norm(result.u0 - u_true) <= 1e-3 * np.linalg.norm(u_true)
+    assert result.objective <= problem.objective(truth_point(problem, u_true)) + 1e-10
+    history = np.array(result.history["objective"])
+    assert np.all(np.diff(history) <= 1e-12 * history[:-1])  # monotone energy
+
+
+def conv_net(rng, c1=4, c2=12, size=6):
+    return Sequential(
+        Conv2d(rng.normal(size=(c1, 1, 3, 3)) / 3, 0.1 * rng.normal(size=c1), ReLU(),
+               in_shape=(1, size, size), padding=1),
+        Conv2d(rng.normal(size=(c2, c1, 3, 3)) / np.sqrt(9 * c1), 0.1 * rng.normal(size=c2),
+               ReLU(), in_shape=(c1, size, size), padding=1),
+    )
+
+
+def square(size=6):
+    u_true = np.zeros((1, size, size))
+    u_true[0, 1:4, 2:5] = 1.0
+    return u_true
+
+
+def test_expansive_conv_net_is_recovered():
+    net = conv_net(np.random.default_rng(0))
+    u_true = square()
+    problem = Inversion(net, net(u_true), 1e-8 * SquaredL2(), fidelity="bregman")
+    result = quiet_solve(problem, solver="palm", tol=1e-7)
+    assert result.status == "stationary"
+    assert np.linalg.norm(result.u0 - u_true) <= 1e-3 * np.linalg.norm(u_true)
+    assert result.objective <= problem.objective(truth_point(problem, u_true)) + 1e-10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_expansive_conv_net_with_total_variation(seed):
+    net = conv_net(np.random.default_rng(seed))
+    u_true = square()
+    problem = Inversion(net, net(u_true), 1e-6 * TotalVariation((6, 6)), fidelity="bregman")
+    result = quiet_solve(problem, solver="palm", tol=1e-7)
+    assert result.status == "stationary"
+    assert result.stats["input_prox"].startswith("dual FISTA")
+    assert np.linalg.norm(result.u0 - u_true) <= 1e-3 * np.linalg.norm(u_true)
+    assert result.objective <= problem.objective(truth_point(problem, u_true)) + 1e-10
+
+
+NUMPY_SIGMA = {
+    Tanh: (np.tanh, np.arctanh),
+    Sigmoid: (expit, lambda y: np.log(y / (1 - y))),
+    Softplus: (lambda x: np.logaddexp(0, x), lambda y: np.log(np.expm1(y))),
+}
+
+
+@pytest.mark.parametrize("activation", [Tanh, Sigmoid, Softplus], ids=lambda a: a.__name__)
+def test_smooth_activations_satisfy_the_block_first_order_conditions(activation):
+    """At PALM's stationary point (non-expansive net, noisy data) every block condition holds:
+    α u + W_1ᵀ(σ(W_1 u + b_1) − x_1) = 0 and
+    σ⁻¹(x_l) − (W_l x_{l−1} + b_l) + W_{l+1}ᵀ(σ(W_{l+1} x_l + b_{l+1}) − x_{l+1}) = 0,
+    evaluated with numpy's own σ and σ⁻¹."""
+    sigma, sigma_inv = NUMPY_SIGMA[activation]
+    rng = np.random.default_rng(6)
+    net = gaussian_net(rng, [6, 5, 4], activation)
+    f = net(rng.normal(size=6))
+    noisy = np.clip(f + 0.02 * rng.normal(size=f.shape), 0.01, None)
+    if activation is Sigmoid:
+        noisy = np.minimum(noisy, 0.99)
+    alpha = 0.05
+    problem = Inversion(net, noisy, alpha * SquaredL2(), fidelity="bregman")
+    result = quiet_solve(problem, solver="palm", tol=1e-8)
+    assert result.status in ("stationary", "optimal")
+    (W1, b1), (W2, b2) = [(layer.W, layer.b) for layer in net.layers]
+    u, x1 = result.states[0], result.states[1]
+    grad_u = alpha * u + W1.T @ (sigma(W1 @ u + b1) - x1)
+    grad_x1 = sigma_inv(x1) - (W1 @ u + b1) + W2.T @ (sigma(W2 @ x1 + b2) - noisy)
+    assert np.linalg.norm(grad_u) <= 1e-6 * max(1.0, np.linalg.norm(W1.T @ x1))
+    assert np.linalg.norm(grad_x1) <= 1e-6 * max(1.0, np.linalg.norm(W1 @ u + b1))
+
+
+def cvxpy_deep_two_layers(problem, alpha):
+    """Independent DCP model of the certified two-layer ReLU/identity energy
+    B_ReLU(x_1, W_1 u + b_1) + B_Id(f, W_2 x_1 + b_2) + α/2‖u‖², with the bilinear −⟨x_1, W_1 u⟩
+    written through a factorisation of the PSD quadratic part."""
+    import cvxpy as cp
+
+    (W1, b1), (W2, b2) = [(layer.W, layer.b) for layer in problem.network.layers]
+    f = problem.data
+    n0, n1 = W1.shape[1], W1.shape[0]
+    H = np.block([[alpha * np.eye(n0), -W1.T], [-W1, np.eye(n1)]])
+    vals, vecs = np.linalg.eigh(H)
+    factor = (vecs * np.sqrt(np.maximum(vals, 0))).T
+    u, x1 = cp.Variable(n0), cp.Variable(n1)
+    xi = cp.hstack([u, x1])
+    pre1 = W1 @ u + b1
+    objective = (
+        0.5 * cp.sum_squares(factor @ xi)
+        - b1 @ x1
+        + 0.5 * cp.sum_squares(cp.pos(pre1))  # Φ*_ReLU
+        + 0.5 * cp.sum_squares(f - W2 @ x1 - b2)  # B_Identity
+    )
+    cp.Problem(cp.Minimize(objective), [x1 >= 0]).solve(
+        solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12
+    )
+    return u.value, x1.value
+
+
+def test_certified_deep_problem_agrees_with_cvxpy_and_claims_the_optimum():
+    rng = np.random.default_rng(7)
+    net = Sequential(
+        Dense(rng.normal(size=(6, 4)) / 2, 0.1 * rng.normal(size=6), ReLU()),
+        Dense(rng.normal(size=(5, 6)) / 2, 0.1 * rng.normal(size=5), Identity()),
+    )
+    alpha = 1.2 * np.linalg.norm(net.layers[0].W, 2) ** 2
+    f = net(rng.normal(size=4)) + 0.05 * rng.normal(size=5)
+    problem = Inversion(net, f, alpha * SquaredL2(), fidelity="bregman")
+    certificate = problem.certify()
+    assert isinstance(certificate, DeepCertificate) and certificate.certified
+    result = problem.solve("palm", tol=1e-10)
+    assert result.status == "optimal" and result.global_optimum_claimed
+    u, x1 = cvxpy_deep_two_layers(problem, alpha)
+    np.testing.assert_allclose(result.u0, u, atol=1e-6)
+    np.testing.assert_allclose(result.states[1], x1, atol=1e-6)
+
+
+def test_two_layer_certificate_threshold_is_the_squared_norm_of_w1():
+    rng = np.random.default_rng(8)
+    net = gaussian_net(rng, [4, 7, 5])
+    threshold = np.linalg.norm(net.layers[0].W, 2) ** 2
+    problem = Inversion(net, np.abs(net(rng.normal(size=4))), fidelity="bregman")
+    assert smallest_alpha(problem.deep) == pytest.approx(threshold, rel=1e-10)
+    for factor, expected in [(0.99, False), (1.01, True)]:
+        reg = factor * threshold * SquaredL2() + 0.1 * L1()
+        assert bool(Inversion(net, problem.data, reg, fidelity="bregman").certify()) is expected
+    text = problem.certify().explain()
+    assert "NOT certified" in text and f"{threshold:.4g}" in text
+
+
+def test_three_layers_with_strong_coupling_cannot_be_certified():
+    rng = np.random.default_rng(9)
+    net = gaussian_net(rng, [3, 6, 6, 4], scale=2.0)  # ‖W_2‖ > 1
+    problem = Inversion(net, np.abs(net(rng.normal(size=3))), 1e3 * SquaredL2(),
+                        fidelity="bregman")
+    certificate = problem.certify()
+    assert not certificate.certified and certificate.smallest_alpha is None
+    assert "‖W_2‖ < 1" in certificate.advice
+
+
+def test_uncertified_convergence_is_stationary_with_one_warning():
+    rng = np.random.default_rng(10)
+    net = gaussian_net(rng, [4, 12, 36])
+    problem = Inversion(net, net(rng.normal(size=4)), 1e-6 * SquaredL2(), fidelity="bregman")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = problem.solve("palm", tol=1e-6)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SolverWarning)]
+    assert result.status == "stationary" and not result.global_optimum_claimed
+    assert len(messages) == 1
+    assert "not certified convex" in messages[0] and "SquaredL2" in messages[0]
+
+
+def test_no_solver_returns_optimal_on_an_uncertified_lifted_problem():
+    """The quadratic lifted model of a residual net below the certifying λ."""
+    rng = np.random.default_rng(11)
+    net = Sequential(Residual(rng.normal(size=(5, 4)), activation=ReLU()),
+                     Residual(rng.normal(size=(5, 4)), activation=ReLU()))
+    problem = Inversion(net, net(rng.normal(size=4)), 0.1 * L1(), lam=0.2)
+    assert not problem.certify().certified
+    for solver in ("pdhg", "fista"):
+        result = quiet_solve(problem, solver=solver, tol=1e-5, max_iter=20_000)
+        assert result.status != "optimal" and not result.global_optimum_claimed
+
+
+def test_float32_batched_and_warm_started():
+    rng = np.random.default_rng(12)
+    net = gaussian_net(rng, [5, 15, 45])
+    u_true = rng.normal(size=(2, 5))
+    problem = Inversion(net, net(u_true), 1e-8 * SquaredL2(), fidelity="bregman")
+    result = quiet_solve(problem, solver="palm", tol=1e-5, dtype=np.float32)
+    assert result.status == "stationary" and result.u0.shape == (2, 5)
+    assert np.linalg.norm(result.u0 - u_true) <= 1e-3 * np.linalg.norm(u_true)
+    again = quiet_solve(problem, solver="palm", tol=1e-5, warm_start=result)
+    assert again.stats["init"] == "warm start (lifted point)"
+    assert again.iterations <= 5
+
+
+def test_deep_problems_are_declared_and_refused_clearly():
+    rng = np.random.default_rng(13)
+    net = gaussian_net(rng, [3, 6, 9])
+    f = net(rng.normal(size=3))
+    with pytest.raises(ValueError, match="layer 2 of .* is Residual"):
+        Inversion(Sequential(Dense(np.eye(3), activation=ReLU()),
+                             Residual(np.eye(3), activation=ReLU())), np.ones(3),
+                  fidelity="bregman")
+    with pytest.raises(ValueError, match="outside the domain"):
+        Inversion(net, -np.ones(9), fidelity="bregman")  # the last layer's ReLU
+    problem = Inversion(net, f, fidelity="bregman")
+    assert problem.deep.depth == 2
+    with pytest.raises(AttributeError, match="2 layers"):
+        problem.A  # noqa: B018
+    with pytest.raises(ValueError, match="use solver='palm'"):
+        problem.solve("fista")
+    with pytest.raises(ValueError, match="unknown init"):
+        problem.solve("palm", init="random")
+    one_layer = Inversion(net.layers[0], np.abs(net.layers[0](np.ones(3))), fidelity="bregman")
+    with pytest.raises(ValueError, match="palm solves the deep"):
+        one_layer.solve("palm")
