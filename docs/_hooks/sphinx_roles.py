@@ -25,6 +25,8 @@ _ROLE = re.compile(
     r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|const):"
     r"<code>(?P<tilde>~?)(?P<target>[^<]+)</code>"
 )
+_MATH = re.compile(r":math:<code>(?P<tex>[^<]*)</code>")
+_MATH_PAGE = re.compile(r"(?<![\w/.\"'=])docs/math/(?P<name>[a-z-]+)\.md")
 _DIRECTIVE = re.compile(r"^:::\s+([\w.]+)", re.MULTILINE)
 _EXPLICIT = re.compile(r"^(?P<title>.*?)\s*<(?P<target>[^>]+)>$")
 
@@ -83,4 +85,15 @@ def on_page_content(html_text: str, page, config, files):  # noqa: ARG001 (MkDoc
             f"<code>{html.escape(shown)}</code></autoref>"
         )
 
+    html_text = _MATH.sub(lambda m: f'<span class="arithmatex">\\({m["tex"]}\\)</span>', html_text)
+    depth = page.file.src_uri.count("/")
+
+    def link(match: re.Match) -> str:
+        target = f"math/{match['name']}.md"
+        if files.get_file_from_path(target) is None:
+            return match[0]  # not a page: left as text (tests/test_docs.py checks the names)
+        href = "../" * depth + f"math/{match['name']}.html"
+        return f'<a href="{href}">{match[0]}</a>'
+
+    html_text = _MATH_PAGE.sub(link, html_text)
     return _ROLE.sub(replace, html_text)
