@@ -1,4 +1,4 @@
-"""Lifted Bregman training (MATH.md §8): train a network without backpropagation and without σ′.
+"""Lifted Bregman training (docs/math/training.md): training without backpropagation or σ′.
 
 For a feed-forward network x^l = σ_l(W_l x^{l−1} + b_l), l = 1…L, with inputs x_i^0 and
 targets x_i^L = y_i, the hidden states x_i^1…x_i^{L−1} become variables and the training
@@ -188,7 +188,7 @@ _COUNTER_KEYS = ("batches", "inner_sweeps", "state_backtracks")
 
 
 class Training:
-    """Lifted Bregman training of a feed-forward network (MATH.md §8).
+    """Lifted Bregman training of a feed-forward network (docs/math/training.md).
 
     ::
 

@@ -1,4 +1,4 @@
-"""Declarative training specs (TOML) for ``bregmod train`` (lifted Bregman training, MATH.md §8).
+"""Declarative training specs (TOML) for ``bregmod train`` (docs/math/training.md).
 
 A training spec declares the initial network, the training data, the training problem and the
 solver settings of :meth:`bregmod.training.Training.solve`. It shares the format of the
