@@ -1,6 +1,6 @@
 """Inversion benchmark: the talk's ReLU perceptron with TV, CVXPY against bregmod's solvers.
 
-Problem (as /work/shared/PERFORMANCE.md): W and b with N(0, 1) entries (m = n/8 rows, n = N²),
+Problem (the talk's perceptron): W and b with N(0, 1) entries (m = n/8 rows, n = N²),
 u† the Shepp–Logan phantom ``bregmod.data.phantom(N)``, f = max(0, W u† + b + noise) with noise
 std 0.01·mean|W u† + b|, and
 

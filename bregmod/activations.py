@@ -1,4 +1,5 @@
-"""Admissible activations σ = prox_Ψ (MATH.md §1) and their Bregman penalties (MATH.md §2).
+"""Admissible activations σ = prox_Ψ (docs/math/activations.md) and their Bregman penalties
+(docs/math/bregman.md).
 
 Every activation is the proximal map of a proper, convex, lsc Ψ,
 

@@ -1,4 +1,4 @@
-"""Convexity certificates for the lifted inversion energy (MATH.md §5).
+"""Convexity certificates for the lifted inversion energy (docs/math/certificates.md).
 
 The lifted energy is
 
@@ -42,7 +42,7 @@ weights and of the width:
     20      187.4
     ======  ==============
 
-(about 0.41 (L + 1.5)²; MATH.md's "ρ ≳ 10³ at depth 20" is sufficient but not necessary).
+(about 0.41 (L + 1.5)²; the talk's "ρ ≳ 10³ at depth 20" is sufficient but not necessary).
 The quadratic form of λKᵀK − M − Mᵀ is x₀² + Σ_j (x_j − x_{j+1})² + (λ − 1) x_L², whose minimum
 at x_L = 1 is 1/(L + 1) + λ − 1, so for λ ≤ L/(L + 1) no ρ certifies. The exact certificate
 is much weaker a requirement here: on {M u = V z} with V = Wᵀ the sum telescopes to
@@ -756,7 +756,7 @@ def smallest_rho(
     return Threshold("rho", method, None, reason, cert)
 
 
-# --- the deep lifted Bregman model (MATH.md §4b) -----------------------------------------------
+# --- the deep lifted Bregman model (docs/math/deep.md) ---------------------------------------
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The compiler: a declared network in the compact lifted form (MATH.md §3).
+"""The compiler: a declared network in the compact lifted form (docs/math/lifted.md).
 
     N(u₀) = K u + c,   M u = V z,   z = prox_Ψ(W u + b)
 
@@ -427,7 +427,7 @@ def _assemble(
 
 
 def lift(network: Network, check_adjoint: bool = True) -> LiftedNetwork:
-    """Compile a network into N(u₀) = K u + c, M u = V z, z = prox_Ψ(W u + b) (MATH.md §3).
+    """Compile a network into N(u₀) = K u + c, M u = V z, z = prox_Ψ(W u + b) (docs/math/lifted.md).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Declaring networks: layers and their sequential composition (MATH.md §3).
+"""Declaring networks: layers and their sequential composition (docs/math/lifted.md).
 
 Layers (each one is itself a network):
 
@@ -341,11 +341,11 @@ class Residual(Layer):
         σ = prox_Ψ (``Identity()`` by default).
     V : array_like, shape (n, m), optional
         Output weights. ``None`` means V = Wᵀ, the case covered by the paper's convexity
-        certificate (MATH.md §5); any other V (e.g. −Wᵀ) is allowed.
+        certificate (docs/math/certificates.md); any other V (e.g. −Wᵀ) is allowed.
 
     Notes
     -----
-    Lifted (MATH.md §3): z_j = σ(W u_{j−1} + b) and the constraint u_j − u_{j−1} = V z_j.
+    Lifted (docs/math/lifted.md): z_j = σ(W u_{j−1} + b) and the constraint u_j − u_{j−1} = V z_j.
     """
 
     def __init__(self, W, b=None, activation: Activation | None = None, V=None) -> None:
@@ -413,8 +413,8 @@ class ShallowSum(Layer):
 
     Notes
     -----
-    Lifted (MATH.md §3) as the hidden state u₁ = σ(w u₀ + b) with u = (u₀, u₁) and the affine
-    output N(u₀) = (0, cᵀ) u. Consecutive units with equal activations share one z block.
+    Lifted (docs/math/lifted.md) as the hidden state u₁ = σ(w u₀ + b) with u = (u₀, u₁) and the
+    affine output N(u₀) = (0, cᵀ) u. Consecutive units with equal activations share one z block.
     """
 
     def __init__(self, w, b, c, activation) -> None:

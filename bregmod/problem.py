@@ -1,6 +1,7 @@
-"""The user-facing inversion problem (MATH.md §4, §6) and the :class:`Result` of every solver.
+"""The user-facing inversion problem (docs/math/lifted.md, docs/math/error-estimate.md) and the
+:class:`Result` of every solver.
 
-Two models of the input u₀ behind data f^δ (MATH.md §4 and §6):
+Two models of the input u₀ behind data f^δ (docs/math/lifted.md, docs/math/error-estimate.md):
 
 ``fidelity="quadratic"`` — the lifted model
     E(u, z) = λ/2 ‖K u + c − f^δ‖² + Σ_k B_{Ψ_k}(z_k, (W u + b)_k) + χ_{=0}(M u − V z)
@@ -194,12 +195,12 @@ def _item_shape_fits(item_shape: tuple[int, ...], input_shape: tuple[int, ...]) 
 class Inversion:
     """Regularised inversion of a network: recover u₀ from data f^δ ≈ N(u₀).
 
-    ``fidelity="quadratic"`` (the lifted model, MATH.md §4)::
+    ``fidelity="quadratic"`` (the lifted model, docs/math/lifted.md)::
 
         min_{u, z}  λ/2 ‖K u + c − f^δ‖² + B_Ψ(z, W u + b) + χ_{=0}(M u − V z)
                     + ρ/2 ‖M u − V z‖² + J(u₀)
 
-    ``fidelity="bregman"`` (one layer u₀ ↦ σ(A u₀ + β), MATH.md §6)::
+    ``fidelity="bregman"`` (one layer u₀ ↦ σ(A u₀ + β), docs/math/error-estimate.md)::
 
         min_{u₀}  B_Ψ(f^δ, A u₀ + β) + J(u₀)
 

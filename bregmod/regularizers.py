@@ -1,4 +1,5 @@
-"""Convex regularisers J of the network input u₀ (MATH.md §4) and their convex-analysis toolkit.
+"""Convex regularisers J of the network input u₀ (docs/math/lifted.md) and their convex-analysis
+toolkit.
 
 Every :class:`Regularizer` provides
 
@@ -6,7 +7,7 @@ Every :class:`Regularizer` provides
 * its proximal map prox_{tJ}(v) = argmin_u ½‖u − v‖² + t J(u) (``reg.prox(v, t)``),
 * a DCP CVXPY form (``reg.cvx(u_expr) -> DCPTerm(expr, constraints)``),
 * a subgradient p ∈ ∂J(u) and an exact membership test p ∈ ∂J(u) (for Bregman distances and
-  source conditions Wᵀv† ∈ ∂J(u†), MATH.md §6),
+  source conditions Wᵀv† ∈ ∂J(u†), docs/math/error-estimate.md),
 * the Bregman distance D_J^p(u, v) = J(u) − J(v) − ⟨p, u − v⟩ with p ∈ ∂J(v),
 * a splitting view for first-order solvers, J(u) = simple(u) + Σ_k w_k g_k(L_k u).
 

@@ -1,7 +1,7 @@
 """Activations from formulas: derive Ψ, σ and Φ* symbolically, verify them, parse safely.
 
-MATH.md §1: an activation σ is admissible iff σ = prox_Ψ for a proper, convex, lsc Ψ. With
-Φ = ½u² + Ψ,
+docs/math/activations.md: an activation σ is admissible iff σ = prox_Ψ for a proper, convex,
+lsc Ψ. With Φ = ½u² + Ψ,
 
     σ = ∇Φ* = (∇Φ)⁻¹,   σ⁻¹(u) = u + Ψ'(u),   Φ(σ(x)) + Φ*(x) = x σ(x)   (Fenchel–Young).
 
@@ -12,7 +12,8 @@ nondecreasing and 1-Lipschitz (a scalar prox map), and recovers Ψ(u) = ∫(σ�
 ``Min``, ``sign``, ``Heaviside`` and ``Piecewise`` are split into smooth pieces), check every
 closed form they find (symbolically, else numerically) and fall back to numerical evaluation
 — flagged by ``closed_form=False`` — wherever sympy finds none. ``verify`` checks any
-activation (built-in or derived) against the identities of MATH.md §1–2, and
+activation (built-in or derived) against the identities of docs/math/activations.md,
+docs/math/bregman.md, and
 ``parse_expression`` turns user text into sympy without evaluating code.
 """
 
@@ -956,7 +957,7 @@ def activation_from_sigma(
 
     σ must be a prox map: continuous, nondecreasing and 1-Lipschitz on ℝ (0 ≤ σ' ≤ 1). This is
     proved with sympy where possible and otherwise checked on a dense grid of [−1e4, 1e4]
-    (with a bisection that tells jumps from steep slopes). Then (MATH.md §1)
+    (with a bisection that tells jumps from steep slopes). Then (docs/math/activations.md)
 
         Φ*(x) = ∫σ(x) dx,   Ψ(u) = ∫(σ⁻¹(u) − u) du   on the range of σ,
 
@@ -1068,7 +1069,7 @@ def activation_from_psi(
     piece by piece; the branch whose values lie in the domain is chosen), σ is constant on
     the gaps of Φ' at kinks and at finite end points of the domain, and
 
-        Φ*(x) = x σ(x) − Φ(σ(x)),   σ = ∇Φ*   (MATH.md §1).
+        Φ*(x) = x σ(x) − Φ(σ(x)),   σ = ∇Φ*   (docs/math/activations.md).
 
     Every closed form is verified (σ at sample points, Φ*' = σ symbolically or numerically).
     Where sympy finds none, σ is computed by the safeguarded root finder of
@@ -1428,7 +1429,8 @@ def _run(name: str, check: Callable[[], CheckResult]) -> CheckResult:
 def verify(
     activation: Activation, *, n_samples: int = 120, seed: int = 0, symbolic: bool = True
 ) -> VerificationReport:
-    """Check an activation against the identities of MATH.md §1–2, numerically and symbolically.
+    """Check an activation against the identities of docs/math/activations.md,
+    docs/math/bregman.md, numerically and symbolically.
 
     With s = σ(x), Φ = ½u² + Ψ and random x, y ∈ dom Ψ (y = σ(x') and points of dom Ψ):
 

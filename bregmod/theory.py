@@ -1,4 +1,5 @@
-"""The error estimate of the one-layer Bregman inversion (MATH.md §6), checked numerically.
+"""The error estimate of the one-layer Bregman inversion (docs/math/error-estimate.md), checked
+numerically.
 
 Setting. One layer u ↦ σ(W u + b) with σ = prox_Ψ (a ``Dense`` or ``Conv2d`` layer), exact data
 f = σ(W u† + b), noisy data f^δ ∈ dom Ψ with B_Ψ(f^δ, W u† + b) ≤ δ², a convex J with the

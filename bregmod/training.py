@@ -1,4 +1,5 @@
-"""Lifted Bregman training (docs/math/training.md): training without backpropagation or σ′.
+"""Lifted Bregman training (docs/math/training.md): train a network without backpropagation and
+without σ′.
 
 For a feed-forward network x^l = σ_l(W_l x^{l−1} + b_l), l = 1…L, with inputs x_i^0 and
 targets x_i^L = y_i, the hidden states x_i^1…x_i^{L−1} become variables and the training

@@ -1,4 +1,5 @@
-"""Error estimate for the ReLU perceptron with J = ½‖·‖² (the talk's example, MATH.md §6).
+"""Error estimate for the ReLU perceptron with J = ½‖·‖² (the talk's example,
+docs/math/error-estimate.md).
 
 u_α ∈ argmin_u B_Ψ(f^δ, W u + b) + α ½‖u‖² with σ = ReLU. For ReLU the Burbea–Rao part of the
 bound vanishes as soon as |v†_j| ≤ f^δ_j/α, which needs v†_j = 0 wherever f^δ_j = 0; we

@@ -1,4 +1,4 @@
-"""Error estimate for a soft-thresholding layer with J = ‖·‖₁ (MATH.md §6).
+"""Error estimate for a soft-thresholding layer with J = ‖·‖₁ (docs/math/error-estimate.md).
 
 σ = prox_{θ|·|} (soft thresholding), so Ψ = θ|·| and the Burbea–Rao part of the bound is
 (θ/α) Σ (|f^δ_j + αv†_j| + |f^δ_j − αv†_j| − 2|f^δ_j|): zero where α|v†_j| ≤ |f^δ_j|, about

@@ -1,4 +1,5 @@
-"""Error estimate for a tanh layer with J = ½‖·‖²: a non-zero Burbea–Rao part (MATH.md §6).
+"""Error estimate for a tanh layer with J = ½‖·‖²: a non-zero Burbea–Rao part
+(docs/math/error-estimate.md).
 
 σ = tanh = prox_Ψ with Ψ(u) = ½(1 + u)log(1 + u) + ½(1 − u)log(1 − u) − u²/2 on [−1, 1], which
 is strictly convex inside (Ψ''(u) = u²/(1 − u²)), so the Burbea–Rao part

@@ -1,9 +1,9 @@
 """Tests of bregmod.activations against independent truth.
 
-Truth comes from: the closed forms of MATH.md §1 evaluated in 60-digit mpmath (Bregman
+Truth comes from: the closed forms of docs/math/activations.md evaluated in 60-digit mpmath (Bregman
 stability), brute-force scalar minimisation/maximisation with scipy (prox, Φ*, Ψ*),
 CVXPY/Clarabel solves written in the test (vector activations), sympy derivatives of Ψ,
-and hypothesis properties of the Bregman penalty (MATH.md §2).
+and hypothesis properties of the Bregman penalty (docs/math/bregman.md).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _mp_li2(z):
 
 @_at_least_60_digits
 def mp_phi(act: Activation, y):
-    """Φ(y) = ½y² + Ψ(y) from MATH.md §1, written independently in mpmath."""
+    """Φ(y) = ½y² + Ψ(y) from docs/math/activations.md, written independently in mpmath."""
     y = mp.mpf(y)
     n = act.name
     if n in ("Identity", "ReLU") or n.startswith("Clip"):
@@ -147,7 +147,7 @@ def mp_phi(act: Activation, y):
 
 @_at_least_60_digits
 def mp_phi_conj(act: Activation, x):
-    """Φ*(x) from the table of MATH.md §1, in mpmath."""
+    """Φ*(x) from the table of docs/math/activations.md, in mpmath."""
     x = mp.mpf(x)
     n = act.name
     if n == "Identity":
@@ -218,7 +218,7 @@ def mp_bregman(act, y, x):
 # ---------------------------------------------------------------------- the table itself
 @pytest.mark.parametrize("act", SCALAR, ids=ids(SCALAR))
 def test_table_constants_satisfy_fenchel_young_with_equality(act):
-    """Φ(σ(x)) + Φ*(x) = x σ(x) for every row of MATH.md §1, at 60 digits.
+    """Φ(σ(x)) + Φ*(x) = x σ(x) for every row of docs/math/activations.md, at 60 digits.
 
     All rows hold as printed (no constant needed fixing). Two notes on the table:
     the Tanh Ψ is read as its continuous extension (log 2 − ½) at u = ±1, and ELU's Ψ is

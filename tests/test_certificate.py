@@ -1,7 +1,7 @@
 """Tests of bregmod.certificate against independent dense numpy truth.
 
 The truth is built by hand from the layer weights (never from the lifted operators): the
-residual layout of MATH.md §3, Q = λKᵀK − ρ⁻¹I − M − Mᵀ, and H₀ = [[λKᵀK, −Wᵀ], [−W, I]]
+residual layout of docs/math/lifted.md, Q = λKᵀK − ρ⁻¹I − M − Mᵀ, and H₀ = [[λKᵀK, −Wᵀ], [−W, I]]
 restricted to the feasible set through the explicit parametrisation (u₀, z) ↦ u_j =
 u₀ + Σ_{i≤j} V_i z_i, orthonormalised by QR (the certificate uses an SVD null space).
 """

@@ -69,7 +69,7 @@ def test_perceptron_satisfies_the_optimality_condition(name, penalty):
     result = problem.solve("cvxpy", tol=1e-12)
     assert result.status == "optimal" and result.global_optimum_claimed
     u = result.u0
-    g = W.T @ (sigma(W @ u + b) - f)  # ∇_u B_Ψ(f, W u + b), MATH.md §7
+    g = W.T @ (sigma(W @ u + b) - f)  # ∇_u B_Ψ(f, W u + b), docs/math/solvers.md
     if penalty == "squared":
         residual = np.abs(g + alpha * u).max()
     else:  # −g/α ∈ ∂‖u‖₁

@@ -1,7 +1,7 @@
 """The compiler: N(u₀) = K u + c, M u = V z, z = prox_Ψ(W u + b) for every architecture family.
 
 Every family is checked against its own forward pass (feasibility, zero Bregman terms, output),
-and small examples against hand-assembled dense matrices (MATH.md §3).
+and small examples against hand-assembled dense matrices (docs/math/lifted.md).
 """
 
 import numpy as np
@@ -343,7 +343,7 @@ def test_blockwise_prox_and_phi_conj_against_closed_forms(mixed):
     expected = np.concatenate([relu(x[:, :4]), softmax(x[:, 4:7]), np.tanh(x[:, 7:])], axis=1)
     np.testing.assert_allclose(mixed.prox(x), expected, rtol=1e-13)
     np.testing.assert_allclose(mixed.prox(x[0]), expected[0], rtol=1e-13)
-    # Φ*: ReLU max(x, 0)²/2, softmax log Σ e^x, tanh log cosh x (MATH.md §1).
+    # Φ*: ReLU max(x, 0)²/2, softmax log Σ e^x, tanh log cosh x (docs/math/activations.md).
     phi_conj = (
         0.5 * (relu(x[:, :4]) ** 2).sum(1)
         + np.log(np.exp(x[:, 4:7]).sum(1))

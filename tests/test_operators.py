@@ -610,7 +610,7 @@ def test_block_diag_matches_scipy_and_its_norm_is_the_max():
 
 
 def test_block_bidiagonal_residual_structure():
-    # M = [[−I, I, 0], [0, −I, I], [0, 0, 0]] as in MATH.md §3 for a residual net
+    # M = [[−I, I, 0], [0, −I, I], [0, 0, 0]] as in docs/math/lifted.md for a residual net
     n = 4
     I, minus_I = IdentityOperator(n), IdentityOperator(n, scale=-1.0)
     M = BlockOperator(

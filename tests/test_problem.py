@@ -29,7 +29,8 @@ N_IN, WIDTH = 4, 3
 
 
 def relu_bregman(y, x):
-    """Σ B_ReLU(y, x) = Σ ½y² + ½max(x, 0)² − x y for y ≥ 0 (MATH.md §1, §2)."""
+    """Σ B_ReLU(y, x) = Σ ½y² + ½max(x, 0)² − x y for y ≥ 0 (docs/math/activations.md,
+    docs/math/bregman.md)."""
     assert np.all(y >= 0)
     return float(np.sum(0.5 * y**2 + 0.5 * np.maximum(x, 0.0) ** 2 - x * y))
 

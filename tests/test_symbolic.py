@@ -1,6 +1,6 @@
 """Tests of bregmod.symbolic: safe parsing, derivations from σ and from Ψ, and verify().
 
-Independent truths: the closed forms of MATH.md §1 written out in numpy below, sympy
+Independent truths: the closed forms of docs/math/activations.md written out in numpy below, sympy
 high-precision evaluation of the talk's Ψ for tanh, scipy root finding and 1-D minimisation
 (brute-force prox), and scipy quadrature of σ.
 """
@@ -177,7 +177,7 @@ def _relu(x):
     return np.maximum(x, 0.0)
 
 
-# σ (text), σ, Ψ and Φ* of MATH.md §1 in numpy, and points of dom Ψ to compare Ψ at
+# σ (text), σ, Ψ and Φ* of docs/math/activations.md in numpy, and points of dom Ψ to compare Ψ at
 TABLE = {
     "sigmoid": (
         "1/(1 + exp(-x))",

@@ -1,4 +1,5 @@
-"""Tests of bregmod.theory: the error estimate of the one-layer Bregman inversion (MATH.md §6).
+"""Tests of bregmod.theory: the error estimate of the one-layer Bregman inversion
+(docs/math/error-estimate.md).
 
 Independent truths used here: closed-form Ψ and B_Ψ written out in the tests, the closed-form
 Tikhonov minimiser for σ = identity and J = ½‖·‖², closed-form minimal-norm source elements
@@ -104,7 +105,7 @@ def test_derivation_is_an_identity_with_three_bregman_gaps(activation):
             = B_Ψ(σ(x), x†) + B_Ψ(f^δ − αv, x) + B_Ψ(f^δ + αv, x†)  ≥ 0,
 
     with x = W u + b, p(u) = Wᵀ(f^δ − σ(x))/α and δ² = B_Ψ(f^δ, x†). Hence the bound holds for
-    the symmetric distance ⟨p_α − p†, u_α − u†⟩ (MATH.md's open "which subgradient"), and every
+    the symmetric distance ⟨p_α − p†, u_α − u†⟩ (the talk's open "which subgradient"), and every
     factor of ``error_bound`` is pinned down."""
     rng = np.random.default_rng(8)
     for _ in range(100):

@@ -1,4 +1,4 @@
-"""Lifted Bregman training (MATH.md §8): bregmod.training.Training."""
+"""Lifted Bregman training (docs/math/training.md): bregmod.training.Training."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Exact solves with CVXPY: the certified model in DCP form (MATH.md §5, §6).
+"""Exact solves with CVXPY: the certified model in DCP form (docs/math/certificates.md,
+docs/math/error-estimate.md).
 
 ``fidelity="quadratic"``. With x = (u, z), the quadratic terms of the lifted model are
 ½ xᵀHx with H = [[λKᵀK, −Wᵀ], [−W, D]] (D = I: the ½‖z‖² inside Φ = ½‖·‖² + Ψ), and on the
@@ -8,9 +9,9 @@ constraint set A x = 0, A = [M, −V] (where the ρ-penalty vanishes) the model 
 
 The exact certificate says H ⪰ 0 on ker A. With N an orthonormal basis of ker A and
 NᵀHN = QΘQᵀ (Θ clipped at 0), the quadratic is written ½‖L x‖², L = Θ^{1/2} Qᵀ Nᵀ, which
-equals ½ xᵀHx on ker A. This is MATH.md §5's factorisation H₀ + μAᵀA = LᵀL with the μ-term
-replaced by the projection onto ker A: no μ to choose, no ill-conditioning from a large μ, and
-valid also when no finite μ exists (``Certificate.mu is None``).
+equals ½ xᵀHx on ker A. This is the factorisation H₀ + μAᵀA = LᵀL of docs/math/certificates.md,
+with the μ-term replaced by the projection onto ker A: no μ to choose, no ill-conditioning
+from a large μ, and valid also when no finite μ exists (``Certificate.mu is None``).
 
 Which Ψ terms are DCP. Activations give DCP forms of Φ (``cvx_phi``) and Φ* (``cvx_phi_conj``),
 but Ψ alone is DCP only for some of them (ReLU: ι_{≥0}; not tanh, whose

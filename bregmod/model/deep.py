@@ -1,4 +1,5 @@
-"""The deep lifted Bregman energy of a feed-forward chain (MATH.md §4b, §7, §8).
+"""The deep lifted Bregman energy of a feed-forward chain (docs/math/deep.md, docs/math/solvers.md,
+docs/math/training.md).
 
 For a network N = σ_L(W_L … σ_1(W_1 x₀ + b_1) … + b_L) of affine maps W_l (dense matrices or
 matrix-free convolutions), biases b_l and admissible activations σ_l = prox_{Ψ_l}, the lifted
@@ -13,7 +14,7 @@ training fixes x₀ and x_L per sample and frees the weights and the hidden stat
 the energy, its block gradients and the block prox steps from :class:`DeepBregman`; the
 formulas live here only.
 
-Block structure (no σ′ anywhere, MATH.md §4b):
+Block structure (no σ′ anywhere, docs/math/deep.md):
 
 * ∇_{x_{l−1}} B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) = W_lᵀ(σ_l(W_l x_{l−1} + b_l) − x_l);
 * x_l enters term l as Φ_l(x_l) − ⟨x_l, W_l x_{l−1} + b_l⟩ and term l + 1 as
@@ -441,7 +442,7 @@ class DeepBregman:
             ∂/∂W_l = (1/B) Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l)(x_i^{l−1})ᵀ,
             ∂/∂b_l = (1/B) Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l),
 
-        no σ′ (MATH.md §8). For a convolution the weight gradient is the kernel gradient
+        no σ′ (docs/math/training.md). For a convolution the weight gradient is the kernel gradient
         (the adjoint of W ↦ W x contracted with the residual) and the bias gradient is summed
         over each output channel's pixels.
 

@@ -546,7 +546,7 @@ class BregmanSmooth:
 
     The last sum is a constant (kept so that the value is exactly the data term). Gradient
     ∇f(u₀) = Aᵀ(σ(A u₀ + β) − f^δ) (σ only, never σ′), Lipschitz with constant ‖A‖² because
-    σ is nondecreasing and 1-Lipschitz (MATH.md §7). ``images(x) = (A x,)``.
+    σ is nondecreasing and 1-Lipschitz (docs/math/solvers.md). ``images(x) = (A x,)``.
 
     Parameters
     ----------
@@ -609,7 +609,8 @@ class LiftedSmooth:
 
     With Ψ(z) (in g) it is E_Ψ^ρ without the constraint, whose value on {M u = V z} does not
     depend on μ or ρ. Its quadratic part is ½ xᵀ(H₀ + μ AᵀA) x, A = [M, −V], convex when the
-    exact certificate holds with this μ (MATH.md §5); Φ* is convex with ∇Φ* = σ. Gradient:
+    exact certificate holds with this μ (docs/math/certificates.md); Φ* is convex with ∇Φ* = σ.
+    Gradient:
 
         ∇_u f = λ Kᵀ(K u + c − f^δ) + Wᵀ(σ(W u + b) − z) + Mᵀ q,
         ∇_z f = z − (W u + b) − Vᵀ q,        q = μ (M u − V z) (+ a multiplier y, see below).

@@ -2,7 +2,8 @@ r"""Structure-exploiting ADMM ("admm") for the one-layer Bregman-fidelity invers
 
 Problem
 -------
-``Inversion(Dense(A, β, σ) or Conv2d(...), f, reg=J, fidelity="bregman")`` (MATH.md §6, §7)::
+``Inversion(Dense(A, β, σ) or Conv2d(...), f, reg=J, fidelity="bregman")``
+(docs/math/error-estimate.md, docs/math/solvers.md)::
 
     min_u  h(A u + β) + J(u),    h(y) = Σ Φ*(y) − ⟨f, y⟩ + Σ Φ(f)   (h(A u + β) = B_Ψ(f, A u + β)),
 
@@ -24,7 +25,7 @@ eigenvalue of Σ_k L_kᵀL_k, so that d₀ below is no worse conditioned than th
     ζ⁺ = θ (E u + c) + (1 − θ) z + μ.
 
 The proxes are closed form: prox_{h/ρ_y}(ζ) = prox_{tΦ*}(ζ + t f), t = 1/ρ_y, and by the Moreau
-identity and MATH.md §7
+identity and docs/math/solvers.md
 
     prox_{tΦ*}(w) = w − t prox_{Φ/t}(w/t) = w − t prox_{Ψ/(1+t)}(w/(1 + t))
 

@@ -1,4 +1,4 @@
-r"""Implicit/explicit coordinate descent ("cd") for ``ShallowSum`` networks (MATH.md §7).
+r"""Implicit/explicit coordinate descent ("cd") for ``ShallowSum`` networks (docs/math/solvers.md).
 
 Model: N(u₀) = Σ_j c_j σ_j(w_jᵀ u₀ + b_j), lifted with the hidden state h = (u₁, …, u_m) = z,
 quadratic fidelity and J(u₀) = α/2‖u₀‖²:
@@ -6,7 +6,7 @@ quadratic fidelity and J(u₀) = α/2‖u₀‖²:
     E(u₀, h) = λ/2 (f^δ − Σ_j c_j h_j)² + Σ_j B_{Ψ_j}(h_j, w_jᵀ u₀ + b_j) + α/2‖u₀‖².
 
 Iteration (the talk's implicit/explicit scheme, written for any λ and a vector u₀; with λ = 1
-and scalar u₀ it is MATH.md §7 verbatim). With x = w u₀ + b and a_l = 1 + λ c_l²:
+and scalar u₀ it is docs/math/solvers.md verbatim). With x = w u₀ + b and a_l = 1 + λ c_l²:
 
 * implicit, exact Gauss–Seidel minimisation over each h_l (the others fixed):
 
@@ -52,7 +52,7 @@ DEFAULT_MAX_ITER = 20_000
 
 _SUPPORTED = (
     "cd solves the lifted quadratic-fidelity model of a single ShallowSum layer with entrywise "
-    "activations and J = α/2‖u₀‖² (reg = alpha * SquaredL2(), or None) — MATH.md §7"
+    "activations and J = α/2‖u₀‖² (reg = alpha * SquaredL2(), or None) — docs/math/solvers.md"
 )
 
 

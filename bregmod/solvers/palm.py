@@ -1,6 +1,6 @@
 """PALM: proximal alternating linearised minimisation for deep lifted Bregman inversion.
 
-The problem (MATH.md §4b) is, for a feed-forward chain of ``Dense``/``Conv2d`` layers,
+The problem (docs/math/deep.md) is, for a feed-forward chain of ``Dense``/``Conv2d`` layers,
 
     min_{u, x_1, …, x_{L−1}}  Σ_{l=1}^{L} B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) + J(u),
     x_0 = u,  x_L = f^δ,

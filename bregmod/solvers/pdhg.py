@@ -9,12 +9,12 @@ Every problem is written as
 with f convex and L_f-smooth, g prox-friendly and h_i with a cheap prox of h_i*:
 
 * ``fidelity="bregman"`` (x = u₀): f(u₀) = B_Ψ(f^δ, A u₀ + β) with ∇f = Aᵀ(σ(A u₀ + β) − f^δ)
-  (σ only, never σ′) and L_f = ‖A‖² (MATH.md §7); g = the ``simple`` part of J;
+  (σ only, never σ′) and L_f = ‖A‖² (docs/math/solvers.md); g = the ``simple`` part of J;
   h_i = w_i g_i, L_i the composites of ``J.split()`` (TV: L = ∇, prox of h* = projection).
   With ``dualize_data`` (default when J has composites) the data term is a dual block
   instead: h_0(A u₀) with h_0(x) = Σ Φ*(x + β) − ⟨f^δ, x + β⟩, h_0*(y) = Φ(y + f^δ) − ⟨y, β⟩,
   prox_{σh_0*}(v) = prox_{σΦ}(v + σβ + f^δ) − f^δ, prox_{σΦ}(q) = prox_{σ/(1+σ)Ψ}(q/(1+σ)),
-  and f = 0 (the Chambolle–Pock form "with W dualised" of PERFORMANCE.md).
+  and f = 0 (the Chambolle–Pock form with the data term dualised).
 * ``fidelity="quadratic"``: expanding B_Ψ(z, W u + b) = ½‖z‖² + Ψ(z) + Φ*(W u + b) − ⟨z, W u + b⟩,
   the lifted energy without its constraint is
 
@@ -120,7 +120,7 @@ class _DataDual:
     """The Bregman data term as a dual block: h(A u₀) with h(x) = Σ Φ*(x + β) − ⟨f^δ, x + β⟩.
 
     h*(y) = Φ(y + f^δ) − ⟨y, β⟩, so prox_{σh*}(v) = prox_{σΦ}(v + σβ + f^δ) − f^δ with
-    prox_{σΦ}(q) = prox_{σ/(1+σ) Ψ}(q/(1 + σ)) (MATH.md §7): σ and Ψ's prox only.
+    prox_{σΦ}(q) = prox_{σ/(1+σ) Ψ}(q/(1 + σ)) (docs/math/solvers.md): σ and Ψ's prox only.
     """
 
     def __init__(self, smooth: BregmanSmooth) -> None:
