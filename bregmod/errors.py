@@ -47,8 +47,19 @@ class SourceConditionError(BregmodError, ValueError):
     """No v satisfies the source condition Wᵀv ∈ ∂J(u†) (within the tolerance)."""
 
 
+class ConversionError(BregmodError, ValueError):
+    """A model that cannot be converted between PyTorch and bregmod (`bregmod.torch`).
+
+    The message names the module or layer, its position and why it has no counterpart.
+    """
+
+
 class CheckpointError(BregmodError):
     """A training checkpoint is corrupt, unreadable, or belongs to another problem or settings."""
+
+
+class ConversionWarning(UserWarning):
+    """An input was converted (e.g. float32 weights stored in float64); the message says how."""
 
 
 class SolverWarning(UserWarning):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from bregmod._checks import finite_array
+from bregmod._checks import finite_array, warn_float32
 from bregmod.activations import Activation, Identity
 from bregmod.errors import ShapeError
 from bregmod.operators import Conv2dOperator, IdentityOperator, MatrixOperator, Operator
@@ -75,6 +75,7 @@ def _activation(activation, owner: str) -> Activation:
 
 
 def _matrix(W, name: str, owner: str) -> np.ndarray:
+    warn_float32(W, f"{name} of {owner}")
     arr = finite_array(W, f"{name} of {owner}")
     if arr.ndim != 2 or arr.size == 0:
         raise ShapeError(f"{owner}: {name} must be a non-empty 2-D array, got shape {arr.shape}")
@@ -98,6 +99,19 @@ def _shape(shape, name: str, owner: str) -> Shape:
     if any(d <= 0 for d in dims):
         raise ShapeError(f"{owner}: {name} must have positive dimensions, got {dims}")
     return dims
+
+
+def _reshaped(out_shape, natural: Shape, owner: str) -> Shape:
+    """``out_shape`` (default ``natural``) checked to hold as many entries as ``natural``."""
+    if out_shape is None:
+        return natural
+    shape = _shape(out_shape, "out_shape", owner)
+    if int(np.prod(shape)) != int(np.prod(natural)):
+        raise ShapeError(
+            f"{owner}: out_shape {shape} has {int(np.prod(shape))} entries, but the layer "
+            f"outputs {int(np.prod(natural))} {natural}"
+        )
+    return shape
 
 
 class Network(ABC):
@@ -246,6 +260,9 @@ class Dense(_AffineActivationLayer):
     in_shape : tuple of int, optional
         Shape of the input when it is not a vector (e.g. ``(C, H, W)`` after a ``Conv2d``);
         the input is flattened in C order. Its size must be n. Default ``(n,)``.
+    out_shape : tuple of int, optional
+        Shape of the output (the m values in C order, e.g. ``(C, H, W)`` before a ``Conv2d``).
+        Its size must be m. Default ``(m,)``.
 
     Notes
     -----
@@ -254,7 +271,9 @@ class Dense(_AffineActivationLayer):
     N(u₀) = W u_{L−1} + b = K u + c, and it creates no z block.
     """
 
-    def __init__(self, W, b=None, activation: Activation | None = None, in_shape=None) -> None:
+    def __init__(
+        self, W, b=None, activation: Activation | None = None, in_shape=None, out_shape=None
+    ) -> None:
         W = _matrix(W, "W", "Dense")
         m, n = W.shape
         activation = _activation(activation, "Dense")
@@ -272,7 +291,7 @@ class Dense(_AffineActivationLayer):
             _vector(b, m, "b", "Dense"),
             activation,
             in_shape,
-            (m,),
+            _reshaped(out_shape, (m,), "Dense"),
         )
         self.W = self.operator.matrix
         self.b = self.bias
@@ -299,6 +318,9 @@ class Conv2d(_AffineActivationLayer):
         Shape of the input state.
     stride, padding : int or pair of int
         Passed to `Conv2dOperator`.
+    out_shape : tuple of int, optional
+        Shape of the output, its entries in C order (e.g. ``(C_out·H_out·W_out,)`` to flatten
+        it). Default ``(C_out, H_out, W_out)``.
     """
 
     def __init__(
@@ -310,16 +332,19 @@ class Conv2d(_AffineActivationLayer):
         in_shape,
         stride=1,
         padding=0,
+        out_shape=None,
     ) -> None:
         # A private copy: the operator stores its kernel read-only.
+        warn_float32(kernel, "kernel of Conv2d")
         kernel = np.array(finite_array(kernel, "kernel of Conv2d"))
         activation = _activation(activation, "Conv2d")
         operator = Conv2dOperator(
             kernel, _shape(in_shape, "in_shape", "Conv2d"), stride=stride, padding=padding
         )
-        out_shape = operator.out_shape
-        channel_bias = _vector(b, out_shape[0], "b", "Conv2d")
-        bias = np.repeat(channel_bias, out_shape[1] * out_shape[2])
+        C_out, H_out, W_out = operator.out_shape
+        channel_bias = _vector(b, C_out, "b", "Conv2d")
+        bias = np.repeat(channel_bias, H_out * W_out)
+        out_shape = _reshaped(out_shape, operator.out_shape, "Conv2d")
         super().__init__(operator, bias, activation, operator.in_shape, out_shape)
         self.kernel = operator.kernel
         self.b = channel_bias

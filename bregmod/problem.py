@@ -18,6 +18,7 @@ The regulariser J carries its own weight (``0.015 * TotalVariation(shape)``).
 
 from __future__ import annotations
 
+import copy
 import importlib
 import warnings
 from dataclasses import dataclass, field
@@ -25,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from bregmod._checks import finite_array, positive_scalar
+from bregmod._checks import finite_array, positive_scalar, real_array
 from bregmod.activations import Activation
 from bregmod.certificate import DENSE_LIMIT, Certificate, certify, certify_deep
 from bregmod.errors import (
+    DomainError,
     NoDCPFormError,
     NotCertifiedError,
     ShapeError,
@@ -73,6 +75,7 @@ STATUSES = (
     "optimal_inaccurate",
     "max_iter",
     "diverged",
+    "interrupted",
     "solver_error",
     "infeasible",
     "infeasible_inaccurate",
@@ -224,12 +227,29 @@ class Inversion:
         solvers do. Must be None for ``fidelity="bregman"``.
     fidelity : {"quadratic", "bregman"}
         The data term.
+    scale : {"sum", "per_output"}
+        How ``reg``'s weight is read. ``"sum"`` (default): against the data term as written
+        above, a sum over the m outputs. ``"per_output"``: against the mean (1/m) Σ over the
+        outputs, the talk's convention, so that α need not be retuned when m changes; solved
+        as the equivalent sum form with J multiplied by m (same minimisers; objectives are
+        reported in the sum form). The spec key ``regularizer.scale = "per_output"`` is the
+        same convention.
+    data_projection : {None, "domain"}
+        ``fidelity="bregman"`` only. None (default): data outside dom Ψ raise ``DomainError``.
+        ``"domain"``: f^δ is replaced by its projection onto the closure of the range of σ
+        (= cl dom Ψ; e.g. negative entries become 0 for ReLU), with a ``UserWarning`` giving
+        the number of entries moved and the distance ‖P f^δ − f^δ‖; both are recorded in
+        :attr:`data_projection_record` and in every result's ``stats["data_projection"]``.
+        Scalar activations only.
 
     Attributes
     ----------
     network, lifted, data, reg, lam, rho, fidelity, batch_size
         The declaration and its compiled form (read-only: an Inversion is immutable, so its
-        cached certificates stay valid). ``batch_size`` is None for unbatched data.
+        cached certificates stay valid). ``batch_size`` is None for unbatched data; ``data``
+        is the projected f^δ when ``data_projection="domain"`` moved entries.
+    data_projection_record : dict or None
+        ``{"entries": count, "distance": ‖P f^δ − f^δ‖}`` when the data were projected.
     A, bias, activation
         ``fidelity="bregman"`` only: the layer's map u₀ ↦ A u₀ + β and its activation.
 
@@ -254,6 +274,8 @@ class Inversion:
         lam: float = 1.0,
         rho: float | None = None,
         fidelity: str = "quadratic",
+        scale: str = "sum",
+        data_projection: str | None = None,
     ) -> None:
         if not isinstance(network, Network):
             raise TypeError(
@@ -267,6 +289,17 @@ class Inversion:
         self._deep: DeepBregman | None = None
         self._lifted = network.lift()
         self._reg = self._check_reg(reg)
+        if scale not in ("sum", "per_output"):
+            raise ValueError(f"scale must be 'sum' or 'per_output', got {scale!r}")
+        if scale == "per_output" and self._reg is not None:
+            self._reg = int(np.prod(self._lifted.output_shape)) * self._reg
+        if data_projection not in (None, "domain"):
+            raise ValueError(f"data_projection must be None or 'domain', got {data_projection!r}")
+        if data_projection is not None and fidelity != "bregman":
+            raise ValueError("data_projection applies to fidelity='bregman' (the quadratic "
+                             "fidelity accepts any data)")
+        self._data_projection = data_projection
+        self.data_projection_record: dict[str, float] | None = None
         if fidelity == "bregman":
             if lam != 1.0 or rho is not None:
                 raise ValueError(
@@ -334,6 +367,16 @@ class Inversion:
             f"{', ' + weights if weights else ''}{batch})"
         )
 
+    def with_data(self, data) -> Inversion:
+        """The same compiled problem with other data f^δ (validated as in the constructor).
+
+        Shares the compiled network, the regulariser and the cached certificates, which do
+        not depend on the data; used to solve parts of a batch (:mod:`bregmod.distributed`).
+        """
+        other = copy.copy(self)
+        other._data, other._batch_size = other._check_data(data)
+        return other
+
     # ------------------------------------------------------------------ validation
     def _check_reg(self, reg) -> Regularizer | None:
         if reg is None:
@@ -384,10 +427,40 @@ class Inversion:
                 activation, size = self._deep.activations[-1], self._deep.sizes[-1]
             else:
                 activation, size = self._lifted.activations[0], self._lifted.n_z
+            if self._data_projection == "domain":
+                arr = self._project_data(arr, activation)
             # A vector activation acts on the whole (flattened) layer output, as in lift().
             values = arr.reshape(-1, size) if activation.is_vector else arr
-            activation.check_domain(values, what="data f^δ (fidelity='bregman')")
+            try:
+                activation.check_domain(values, what="data f^δ (fidelity='bregman')")
+            except DomainError as exc:
+                raise DomainError(
+                    f"{exc}. Inversion(..., data_projection='domain') projects f^δ onto the "
+                    "closure of the range of σ (and says how far it moved)"
+                ) from None
         return arr, batch_size
+
+    def _project_data(self, data: np.ndarray, activation: Activation) -> np.ndarray:
+        """f^δ projected onto cl dom Ψ = cl range σ (scalar activations), with a warning."""
+        if activation.is_vector:
+            raise ValueError(f"data_projection='domain' is for scalar activations, not "
+                             f"{activation.name}")
+        domain = activation.domain
+        lo = domain.lo if domain.lo_closed else np.nextafter(domain.lo, np.inf)
+        hi = domain.hi if domain.hi_closed else np.nextafter(domain.hi, -np.inf)
+        projected = np.clip(data, lo, hi)
+        moved = projected != data
+        if moved.any():
+            distance = float(np.linalg.norm(projected - data))
+            self.data_projection_record = {"entries": int(moved.sum()), "distance": distance}
+            warnings.warn(
+                f"data_projection='domain': {int(moved.sum())} of {data.size} entries of f^δ "
+                f"were outside dom Ψ = {domain} of {activation.name} and were projected onto "
+                f"it (distance moved ‖P f^δ − f^δ‖ = {distance:.4g})",
+                UserWarning,
+                stacklevel=4,
+            )
+        return projected
 
     def _rows(self, x, size: int, what: str, allow_missing: bool = False) -> np.ndarray:
         """``x`` as float64 rows (B, size), B = 1 unbatched; validates the batch layout.
@@ -396,7 +469,7 @@ class Inversion:
         """
         batch = 1 if self._batch_size is None else self._batch_size
         expected = (size,) if self._batch_size is None else (batch, size)
-        arr = np.asarray(x, dtype=np.float64)
+        arr = real_array(x, what)
         if arr.shape != expected:
             raise ShapeError(f"{what} must have shape {expected}, got {arr.shape}")
         rows = arr.reshape(batch, size)
@@ -695,6 +768,8 @@ class Inversion:
             return shaped if self._batch_size is not None else shaped[0]
 
         states = [unbatch(u_rows[:, blk.slice], blk.shape) for blk in lifted.u_blocks]
+        if self.data_projection_record is not None:
+            stats = {**stats, "data_projection": dict(self.data_projection_record)}
         return Result(
             u0=states[0],
             u=unbatch(u_rows, (lifted.n_u,)),
@@ -720,7 +795,10 @@ class Inversion:
                 "and V ≠ Wᵀ rules out the paper check)"
             )
         else:
-            why = f"the problem is not certified convex ({certificate.explain().splitlines()[0]})"
+            why = (
+                f"the problem is not certified convex (the {certificate.method} check's smallest "
+                f"eigenvalue is {certificate.min_eig:.3g} < −{certificate.tolerance:.2g})"
+            )
         advice = getattr(certificate, "advice", "") if certificate is not None else ""
         return (
             f"{why}: the point is stationary (a local solution), not a certified global "
@@ -781,6 +859,7 @@ class Inversion:
         warm_start=None,
         progress: bool = False,
         dtype=np.float64,
+        client=None,
         **options,
     ) -> Result:
         """Solve the model and return a :class:`Result`.
@@ -802,10 +881,14 @@ class Inversion:
             Iteration limit (solver default when None).
         warm_start : None, array_like, (u, z) or Result
             Starting point (see :mod:`bregmod.solvers._common`).
-        progress : bool
-            Show progress (CVXPY: verbose solver output).
+        progress : bool or "lines"
+            Show progress: a bar, or ``"lines"`` on stderr every 10 s for logs (first-order
+            solvers; CVXPY: verbose solver output).
         dtype : numpy float dtype
             Floating dtype of first-order iterates (CVXPY: float64 only).
+        client : dask.distributed.Client, optional
+            Solve the items of a batch in chunks on the client's workers
+            (:func:`bregmod.distributed.solve_batch`); None solves in this process.
         **options
             Passed to the solver (CVXPY: ``cvxpy_solver``, ``solver_options``).
 
@@ -833,6 +916,10 @@ class Inversion:
                 f"solver {solver!r} does not solve the deep lifted Bregman model ({self._deep!r}); "
                 "use solver='palm' (or 'auto')"
             )
+        if client is not None:
+            from bregmod.distributed import solve_batch
+
+            return solve_batch(self, client, solver=solver, **arguments, **options)
         if solver != "auto":
             return self._solver_module(solver).solve(self, **arguments, **options)
         name, fallback, reason = self._auto_solver(dtype)

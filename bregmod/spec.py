@@ -82,7 +82,12 @@ Tables and keys
     signal, so ‖ε‖ ≈ level · ‖signal‖), ``where`` (``output``: f^δ = N(u†) + ε;
     ``pre_activation``: f^δ = σ(W u† + b + ε) for a last ``dense``/``conv2d`` layer, which
     keeps f^δ in the range of σ), ``project`` (default true: with the Bregman fidelity, output
-    noise is clipped onto the closure of dom Ψ) and ``seed``.
+    noise is clipped onto the closure of dom Ψ), ``seed`` and ``copies`` (default: one data
+    item; ``copies = N`` draws N independent noisy copies of N(u†), a batch of N problems).
+    A data ``file`` holding an array of shape ``(N, *output_shape)``, N > 1, is a batch of N
+    items.
+    A batch is solved item by item in one batched solve, or on a Dask cluster with
+    ``bregmod run --workers N`` (:mod:`bregmod.distributed`).
 ``[regularizer]``
     ``expr``: a sum of terms ``[weight *] name``, names ``tv`` (isotropic, 2-D inputs),
     ``tv_anisotropic``, ``l1``, ``squared_l2`` (½‖u‖²), ``nonnegative``, ``box(lo, hi)``;
@@ -122,6 +127,7 @@ from typing import Any
 import numpy as np
 
 from bregmod import activations as _act
+from bregmod._checks import real_array
 from bregmod.errors import BregmodError, DomainError
 
 __all__ = [
@@ -208,7 +214,7 @@ _DISTRIBUTIONS = {"normal": ("mean", "std"), "uniform": ("low", "high"), "consta
 _DATA = {"file": (str,), "key": (str,), "ground_truth": (dict,), "noise": (dict,)}
 _TRUTH = {"image": (str,), "file": (str,), "key": (str,), "values": (list,)}
 _NOISE = {"kind": (str,), "level": _NUMBER, "relative": (bool,), "where": (str,),
-          "project": (bool,), "seed": (int,)}
+          "project": (bool,), "seed": (int,), "copies": (int,)}
 _REG = {"expr": (str,), "scale": (str,)}
 _MODEL = {"fidelity": (str,), "lam": _NUMBER, "rho": _NUMBER}
 _SOLVER = {"name": (str,), "tol": _NUMBER, "max_iter": (int,), "dtype": (str,),
@@ -410,7 +416,7 @@ def _load_array(ctx: _Context, file: str, array_key: str | None, key: str) -> np
             images = ", ".join(sorted(_IMAGE_SUFFIXES))
             raise ctx.error(f"{key}.file", f"unsupported file type {path.suffix!r}; use .npy, "
                                            f".npz or an image ({images})")
-        array = np.asarray(array, dtype=float)
+        array = real_array(array, f"the array in {file}")
     except SpecError:
         raise
     except (OSError, ValueError, TypeError) as exc:
@@ -785,10 +791,14 @@ def _noisy(ctx: _Context, noise: dict, network, truth: np.ndarray, fidelity: str
     relative = noise.get("relative", True)
     std = level * (float(np.sqrt(np.mean(signal**2))) if relative else 1.0)
     rng = np.random.default_rng(noise.get("seed", 0))
+    copies = noise.get("copies")
+    if copies is not None and copies < 1:
+        raise ctx.error(f"{key}.copies", f"copies must be >= 1, got {copies}")
+    shape = signal.shape if copies is None else (copies, *signal.shape)
     if kind == "gaussian":
-        eps = std * rng.standard_normal(signal.shape)
+        eps = std * rng.standard_normal(shape)
     else:
-        eps = std * np.sqrt(3.0) * rng.uniform(-1.0, 1.0, signal.shape)
+        eps = std * np.sqrt(3.0) * rng.uniform(-1.0, 1.0, shape)
     noisy = signal + eps
     projected = False
     if where == "pre_activation":
@@ -800,8 +810,10 @@ def _noisy(ctx: _Context, noise: dict, network, truth: np.ndarray, fidelity: str
             data = np.clip(noisy, domain.lo, domain.hi)
             projected = True
     description = {"kind": kind, "level": level, "relative": relative, "where": where,
-                   "std": std, "seed": noise.get("seed", 0), "projected": projected}
-    return data.reshape(network.out_shape), description
+                   "std": std, "seed": noise.get("seed", 0), "projected": projected,
+                   "copies": copies}
+    batch = () if copies is None else (copies,)
+    return data.reshape(batch + tuple(network.out_shape)), description
 
 
 def _data(ctx: _Context, raw: dict, network, fidelity: str):
@@ -815,8 +827,10 @@ def _data(ctx: _Context, raw: dict, network, fidelity: str):
             raise ctx.error("data.noise", "noise applies to generated data, not to data read "
                                           "from 'file'")
         data = _load_array(ctx, table["file"], table.get("key"), "data")
-        data = _fit_shape(ctx, data, tuple(network.out_shape), "data.file",
-                          "the data (the network's output)")
+        shape = tuple(network.out_shape)
+        batch = data.ndim == len(shape) + 1 and data.shape[1:] == shape and len(data) > 1
+        if not batch:
+            data = _fit_shape(ctx, data, shape, "data.file", "the data (the network's output)")
         clean = None if truth is None else np.asarray(network(truth), dtype=float)
         return data, truth, clean, None
     if "key" in table:
@@ -1064,7 +1078,7 @@ class Spec:
     problem : Inversion
         The inversion problem (network, data, regulariser, λ, ρ, fidelity).
     data : ndarray
-        f^δ in the network's output shape.
+        f^δ in the network's output shape, or a batch ``(N, *output_shape)``.
     ground_truth : ndarray or None
         u† in the input shape, when known.
     clean_data : ndarray or None

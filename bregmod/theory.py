@@ -842,12 +842,22 @@ class RateTable:
             ) from None
         path = Path(path)
         delta = np.array([r.delta for r in self.rows])
+        d_j = np.array([r.d_j for r in self.rows], dtype=float)
+        bounds = np.array([r.bound for r in self.rows], dtype=float)
         fig = Figure(figsize=(5.5, 4))
         ax = fig.subplots()
         slope = "" if self.slope is None else f" (slope {self.slope:.2f})"
         bound = "" if self.bound_slope is None else f" (slope {self.bound_slope:.2f})"
-        ax.loglog(delta, [r.d_j for r in self.rows], "o-", label=f"$D_J$ realised{slope}")
-        ax.loglog(delta, [r.bound for r in self.rows], "s--", label=f"bound{bound}")
+        positive = d_j > 0
+        ax.loglog(delta[positive], d_j[positive], "o-", label=f"$D_J$ realised{slope}")
+        ax.loglog(delta, bounds, "s--", label=f"bound{bound}")
+        if not positive.all():
+            # D_J ≤ 0 (zero up to rounding) has no place on a log axis: mark it at the floor
+            shown = np.concatenate([d_j[positive], bounds[np.isfinite(bounds) & (bounds > 0)]])
+            floor = float(shown.min()) / 10 if shown.size else 1e-12
+            ax.loglog(delta[~positive], np.full(int((~positive).sum()), floor), "v",
+                      color="C0", mfc="none",
+                      label=f"$D_J \\leq 0$ (zero to rounding), drawn at {floor:.1g}")
         ax.set_xlabel(r"$\delta$")
         ax.set_ylabel("Bregman distance")
         ax.grid(True, which="both", alpha=0.3)

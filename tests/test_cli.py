@@ -1,6 +1,6 @@
 """Tests of the ``bregmod`` command line (bregmod.cli) and its outputs (bregmod.report).
 
-Commands run in-process through ``main(argv)``; one test runs the installed console script.
+Commands run in-process through ``main(argv)``; one test runs ``python -m bregmod`` as a process.
 Every error path must print exactly one line ``bregmod: error: ...`` to stderr, nothing to
 stdout, and return 2; "ran but negative" outcomes return 1.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +206,13 @@ def quick_runs(tmp_path_factory) -> dict[str, tuple[int, str, str, Path]]:
     return runs
 
 
+#: PSNR of each bundled spec's quick run, a margin below the measured value (2026-12-02:
+#: perceptron-tv 21.58 dB, perceptron-tv-quadratic 20.58 dB, perceptron-bound 38.98 dB; the
+#: zero image scores 14.07 dB and 11.27 dB). A new bundled spec needs its measured entry.
+QUICK_PSNR = {"perceptron-tv": 20.5, "perceptron-tv-quadratic": 19.5, "perceptron-bound": 37.5,
+              "perceptron-tv-batch": 20.5}
+
+
 @pytest.mark.parametrize("name", sorted(bundled_specs()))
 def test_every_bundled_spec_runs_end_to_end_in_quick_mode(quick_runs, name):
     code, out, err, folder = quick_runs[name]
@@ -215,7 +222,8 @@ def test_every_bundled_spec_runs_end_to_end_in_quick_mode(quick_runs, name):
     assert report["spec"]["name"] == name and report["spec"]["quick"]
     assert report["files"] == ["result.npz", *FIGURES, "report.json"]
     assert all((folder / file).stat().st_size > 0 for file in report["files"])
-    assert report["metrics"]["psnr"] > 15
+    # a batched spec has one value per item (perceptron-tv-batch: 21.57-21.61 dB)
+    assert np.min(report["metrics"]["psnr"]) > QUICK_PSNR[name]
     assert f"bregmod run: {name}" in out
 
 
@@ -225,7 +233,7 @@ def test_quick_perceptron_tv_report(quick_runs):
     report = json.loads((folder / "report.json").read_text())
     assert report["spec"]["regularizer"] == "1.92·tv"  # 0.015 · m, m = 128 outputs
     assert report["solver"]["used"] == "admm" and report["solver"]["status"] == "optimal"
-    assert report["global_optimum_claimed"] and report["metrics"]["psnr"] > 18
+    assert report["global_optimum_claimed"] and report["metrics"]["psnr"] > 20.5  # 21.58 dB
     with np.load(folder / "result.npz") as saved:
         assert saved["history_primal_residual"].shape == (report["solver"]["iterations"],)
 
@@ -272,6 +280,55 @@ def test_bound_with_too_small_a_claimed_delta_is_negative(capsys):
     assert code == 1 and "premise violated" in out
 
 
+def test_bound_with_an_infinite_burbea_rao_part_is_vacuous_and_negative(capsys):
+    code, out, err = run(capsys, "bound", "perceptron-bound", "--quick",
+                         "--set", 'regularizer.expr="5 * tv"')
+    assert code == 1, err
+    assert "vacuous" in out and "bound = inf" in out
+
+
+def test_bound_without_a_source_element_is_negative(capsys):
+    code, out, err = run(capsys, "bound", "perceptron-bound", "--quick",
+                         "--set", "layers.0.out=16")
+    assert code == 1 and out == ""
+    assert err.startswith("bregmod: bound: the source condition fails") and err.count("\n") == 1
+
+
+_REAL_BOUND_CHECK: dict = {}
+
+
+@pytest.mark.parametrize(
+    ("verdict", "holds", "bound", "expected"),
+    [
+        ("verified", True, 2.0, 0),
+        ("vacuous: the Burbea–Rao part is +inf, so the bound says nothing", True, np.inf, 1),
+        ("violated: D_J^sym exceeds the bound by more than the tolerance", False, 2.0, 1),
+        ("inconclusive: |D_J^sym − bound| is within the tolerance term", False, 2.0, 1),
+        ("premise violated: noise level > δ²", False, 2.0, 1),
+    ],
+    ids=["verified", "vacuous", "violated", "inconclusive", "premise-violated"],
+)
+def test_bound_exit_code_of_every_verdict(capsys, monkeypatch, verdict, holds, bound, expected):
+    """The exit status follows the verdict (each verdict of ``check_bound``, not only the ones a
+    bundled spec reaches); the real check (run once) is given that verdict."""
+    import dataclasses
+
+    from bregmod import theory
+
+    real = theory.check_bound
+
+    def with_verdict(*args, **kwargs):
+        if "check" not in _REAL_BOUND_CHECK:
+            _REAL_BOUND_CHECK["check"] = real(*args, **kwargs)
+        return dataclasses.replace(_REAL_BOUND_CHECK["check"], verdict=verdict, holds=holds,
+                                   bound=bound)
+
+    monkeypatch.setattr(theory, "check_bound", with_verdict)
+    code, out, err = run(capsys, "bound", "perceptron-bound", "--quick")
+    assert code == expected, err
+    assert verdict in out
+
+
 def test_conjugate_of_psi(capsys):
     code, out, err = run(capsys, "conjugate", "abs(u)")
     assert code == 0, err
@@ -295,13 +352,13 @@ def test_conjugate_refuses_code(capsys):
                  fragments=("disallowed construct",))
 
 
-# --- the installed console script --------------------------------------------------------------
+# --- the command as a process ------------------------------------------------------------------
 
 
-def test_console_script_exit_code(tmp_path):
-    script = shutil.which("bregmod") or pytest.skip("the bregmod console script is not installed")
-    bad = subprocess.run([script, "certify", str(tmp_path / "x.toml")], capture_output=True,
-                         text=True, check=False)
+def test_command_line_process_exit_code(tmp_path):
+    """``python -m bregmod`` (the same ``main`` as the console script) in a fresh process."""
+    bad = subprocess.run([sys.executable, "-m", "bregmod", "certify", str(tmp_path / "x.toml")],
+                         capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("bregmod: error: ") and bad.stderr.count("\n") == 1
 
@@ -365,8 +422,13 @@ def test_run_checks_out_before_any_work(capsys, tmp_path, spec_file, monkeypatch
     out = {"file": blocker, "under_file": blocker / "sub", "read_only": tmp_path / "ro" / "o"}
     if where == "read_only":
         (tmp_path / "ro").mkdir(mode=0o500)
-        if os.access(tmp_path / "ro", os.W_OK):
-            pytest.skip("running as a user who can write to read-only directories")
+        if os.access(tmp_path / "ro", os.W_OK):  # root writes anyway: the OS refusal, simulated
+            import bregmod.cli as cli_module
+
+            def refused(*args, **kwargs):
+                raise PermissionError(13, "Permission denied")
+
+            monkeypatch.setattr(cli_module.tempfile, "TemporaryFile", refused)
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the spec was loaded before --out was checked")
@@ -388,3 +450,54 @@ def test_bound_says_an_invalid_delta_is_invalid(capsys, delta):
 def test_certify_of_a_directory_says_it_is_a_directory(capsys, tmp_path):
     (tmp_path / "d.toml").mkdir()
     assert_error(capsys, "certify", str(tmp_path / "d.toml"), fragments=("is a directory",))
+
+
+# --- Ctrl-C and progress lines (issue 16, items 5, 21) -----------------------------------------
+
+FIRST_ORDER_SPEC = SPEC.replace('name = "cvxpy"\ntol = 1e-7',
+                                'name = "pdhg"\ntol = 1e-9\nmax_iter = 5000')
+
+
+def test_first_ctrl_c_writes_the_iterate_reached_with_status_interrupted(capsys, spec_file,
+                                                                         tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from bregmod.solvers import _common
+
+    original = _common.Monitor.record
+
+    def record(self, iteration, **values):
+        if iteration == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C during the solve
+        return original(self, iteration, **values)
+
+    monkeypatch.setattr(_common.Monitor, "record", record)
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "run", str(spec_file(FIRST_ORDER_SPEC)), "--out", str(out_dir),
+                         "--no-figures")
+    assert code == 130, err
+    assert "stopping at the next iteration" in err and "status 'interrupted'" in err
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["solver"]["status"] == "interrupted" and report["solver"]["iterations"] == 3
+    assert not report["global_optimum_claimed"]
+    with np.load(out_dir / "result.npz") as saved:
+        assert np.isfinite(saved["u0"]).all() and saved["history_primal_residual"].shape == (3,)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert not _common.STOP_REQUESTED.is_set()
+
+
+def test_progress_lines_off_a_terminal(capsys, spec_file, tmp_path, monkeypatch):
+    from bregmod.solvers import _common
+
+    monkeypatch.setattr(_common, "PROGRESS_LINE_INTERVAL", 0.0)
+    code, out, err = run(capsys, "run", str(spec_file(FIRST_ORDER_SPEC.replace(
+        "max_iter = 5000", "max_iter = 4"))), "--out", str(tmp_path / "o"), "--no-figures")
+    assert code == 1  # 4 iterations do not reach tol
+    lines = [line for line in err.splitlines() if line.startswith("pdhg: iteration")]
+    assert [line.split()[2] for line in lines] == ["1/4,", "2/4,", "3/4,", "4/4,"]
+    assert "relative residuals" in lines[0] and "(tol 1e-09)" in lines[0]
+    _, _, quiet = run(capsys, "run", str(spec_file(FIRST_ORDER_SPEC.replace(
+        "max_iter = 5000", "max_iter = 4"))), "--out", str(tmp_path / "q"), "--no-figures",
+        "--no-progress")
+    assert "pdhg: iteration" not in quiet

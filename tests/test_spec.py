@@ -510,7 +510,8 @@ def test_bundled_specs_are_listed_and_resolved():
 def test_every_bundled_spec_builds_in_quick_mode(name):
     spec = load_spec(resolve_spec(name), quick=True)
     assert spec.name == name and spec.quick
-    assert spec.ground_truth is not None and spec.problem.data.shape == spec.output_shape
+    batch = () if spec.problem.batch_size is None else (spec.problem.batch_size,)
+    assert spec.ground_truth is not None and spec.problem.data.shape == batch + spec.output_shape
 
 
 def test_perceptron_tv_is_the_talks_example_at_full_size():

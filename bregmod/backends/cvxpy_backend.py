@@ -60,6 +60,8 @@ _TOLERANCE_OPTIONS = {
     "CLARABEL": ("tol_gap_abs", "tol_gap_rel", "tol_feas"),
     "SCS": ("eps_abs", "eps_rel"),
 }
+#: The finest tolerance asked of an interior-point solver (see ``_relative_options``).
+_FINEST_TOLERANCE = 1e-10
 #: Solver option that receives ``max_iter``.
 _MAX_ITER_OPTION = {"CLARABEL": "max_iter", "SCS": "max_iters"}
 _STATUS = {
@@ -382,6 +384,27 @@ class _Outcome(NamedTuple):
     message: str
 
 
+def _relative_options(name: str, options: dict, tol: float, solved: cp.Problem) -> dict | None:
+    """Tolerances for a second solve when the first one's accuracy is not relative to |F|.
+
+    Interior-point tolerances act like absolute ones for |F| < 1 (Clarabel's gaps are
+    measured against max(1, |cost|)), so a problem with a small optimal value F solved at
+    ``tol`` can be off by much more than tol·|F| (seen: 8e−6 relative at tol = 1e−6,
+    F ≈ 0.005). When the value is below 1 and the caller left the tolerances at ``tol``, they
+    are scaled to tol·|F| for a second solve, so that the relative claim holds. Where
+    tol·|F| < ``_FINEST_TOLERANCE`` (e.g. exact data, F ≈ 0) interior-point methods cannot
+    resolve it in double precision and the accuracy stays absolute (≈ tol); the same when the
+    second solve fails (the first one is then repeated). None when no second solve is needed.
+    """
+    keys = _TOLERANCE_OPTIONS.get(name, ())
+    value = solved.value
+    if (not keys or solved.status != cp.OPTIMAL or value is None or not abs(value) < 1
+            or tol * abs(value) < _FINEST_TOLERANCE
+            or any(options.get(key) != tol for key in keys)):
+        return None
+    return {**options, **{key: tol * abs(float(value)) for key in keys}}
+
+
 def _solve_one(
     problem: Inversion, model: _Model, index: int, name: str, options: dict, tol: float, *,
     verbose: bool, warm: bool,
@@ -396,6 +419,14 @@ def _solve_one(
             # CVXPY's "Solution may be inaccurate": the status says so (SolverWarning).
             warnings.filterwarnings("ignore", "Solution may be inaccurate", UserWarning)
             model.problem.solve(solver=name, verbose=verbose, warm_start=warm, **options)
+            tight = _relative_options(name, options, tol, model.problem)
+            if tight is not None:
+                try:
+                    model.problem.solve(solver=name, verbose=verbose, warm_start=warm, **tight)
+                except cp.error.SolverError:
+                    pass
+                if model.problem.status != cp.OPTIMAL:  # keep the first, absolute-accuracy solve
+                    model.problem.solve(solver=name, verbose=verbose, warm_start=warm, **options)
     except cp.error.SolverError as exc:
         return _Outcome("solver_error", "solver_error", np.nan, 0, 0.0, None, None, str(exc))
     raw = model.problem.status
@@ -449,6 +480,9 @@ def solve(
     tol : float
         Relative tolerance, passed to Clarabel (``tol_gap_abs``, ``tol_gap_rel``,
         ``tol_feas``) and SCS (``eps_abs``, ``eps_rel``); other solvers keep their defaults.
+        When the optimal value F is below 1 in magnitude, a second solve at tol·|F| makes
+        the accuracy relative to |F| (the solvers' gaps are absolute there), as long as
+        tol·|F| ≥ 1e-10; below that the accuracy is absolute (≈ tol).
     max_iter : int, optional
         Iteration limit of Clarabel (``max_iter``) or SCS (``max_iters``).
     warm_start : None, array_like, (u, z) or Result
@@ -505,7 +539,7 @@ def solve(
         if warm_start is not None:
             _set_start(model, lifted, setup.u0[i] if model.z is None else setup.u[i], setup.z, i)
         outcome = _solve_one(
-            problem, model, i, name, options, setup.tol, verbose=progress,
+            problem, model, i, name, options, setup.tol, verbose=bool(progress),
             warm=warm_start is not None,
         )
         outcomes.append(outcome)

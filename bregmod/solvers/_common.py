@@ -42,6 +42,8 @@ Conventions
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +77,12 @@ DIVERGENCE_FACTOR = 1e8
 _STATUS_OPTIMAL = "optimal"
 _STATUS_MAX_ITER = "max_iter"
 _STATUS_DIVERGED = "diverged"
+_STATUS_INTERRUPTED = "interrupted"
+#: Set by a caller (``bregmod run``'s Ctrl-C handler) to stop every running first-order solver
+#: at its next recorded iteration with status ``"interrupted"`` and its current iterate.
+STOP_REQUESTED = threading.Event()
+#: Seconds between two progress lines of ``progress="lines"``.
+PROGRESS_LINE_INTERVAL = 10.0
 
 
 @dataclass
@@ -308,13 +316,16 @@ class Monitor:
     ----------
     setup : Setup
         From :func:`prepare` (supplies ``tol``, ``max_iter`` and the solver name).
-    progress : bool
-        Show a tqdm progress bar (updated every iteration, residuals shown every 25).
+    progress : bool or "lines"
+        True: a tqdm progress bar (updated every iteration, residuals shown every 25);
+        ``"lines"``: one line on stderr every ``PROGRESS_LINE_INTERVAL`` seconds (for logs and
+        pipes, where a bar does not render).
 
     Attributes
     ----------
     status : str or None
-        ``"optimal"``, ``"max_iter"`` or ``"diverged"`` once :meth:`record` returned True.
+        ``"optimal"``, ``"max_iter"``, ``"diverged"`` or ``"interrupted"`` (``STOP_REQUESTED``
+        was set) once :meth:`record` returned True.
     message : str
         Human-readable reason for stopping.
     iterations : int
@@ -332,7 +343,10 @@ class Monitor:
         self.history: dict[str, list] = {}
         self._reference: dict[str, float] = {}
         self._bar = None
-        if progress:
+        self._solver = setup.solver
+        self._lines = progress == "lines"
+        self._last_line = time.perf_counter()
+        if progress and not self._lines:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=setup.max_iter, desc=setup.solver, leave=False)
@@ -392,6 +406,11 @@ class Monitor:
             self._bar.update(1)
             if iteration % 25 == 0:
                 self._bar.set_postfix(rp=values["primal_residual"], rd=values["dual_residual"])
+        if self._lines and time.perf_counter() - self._last_line >= PROGRESS_LINE_INTERVAL:
+            self._last_line = time.perf_counter()
+            print(f"{self._solver}: iteration {iteration}/{self.max_iter}, relative residuals "
+                  f"{values['primal_residual']:.2e}, {values['dual_residual']:.2e} "
+                  f"(tol {self.tol:g})", file=sys.stderr, flush=True)
         for key, value in values.items():
             if not np.isfinite(value):
                 return self._stop(
@@ -415,6 +434,13 @@ class Monitor:
                     f"{iteration}: the iterates diverged (step too large?); the last finite "
                     "iterate is returned",
                 )
+        if STOP_REQUESTED.is_set():
+            return self._stop(
+                _STATUS_INTERRUPTED,
+                f"interrupted at iteration {iteration} (Ctrl-C): the current iterate is returned "
+                f"(relative residuals {values['primal_residual']:.2e}, "
+                f"{values['dual_residual']:.2e}, tol = {self.tol:g})",
+            )
         converged = values["primal_residual"] <= self.tol and values["dual_residual"] <= self.tol
         if converged and values.get("gap", 0.0) <= self.tol:
             return self._stop(
