@@ -8,6 +8,7 @@
     bregmod bound SPEC [--delta D] [--solver NAME] [--zero-tol T] [--quick] [--set ...]
     bregmod conjugate EXPR [--sigma] [--var NAME] [--domain LO HI] [--no-verify]
     bregmod examples
+    bregmod train SPEC --out DIR [--resume] [--quick] [--set KEY=VALUE ...] [--no-progress]
 
 SPEC is a spec file (:mod:`bregmod.spec`) or the name of a bundled spec (``bregmod examples``
 lists them). ``--quick`` applies the spec's ``[quick]`` overrides (reduced sizes); ``--set``
@@ -322,6 +323,31 @@ def _examples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from bregmod.training_spec import load_training_spec, write_outputs
+
+    overrides = dict(_override(item) for item in args.set)
+    spec = load_training_spec(args.spec, quick=args.quick, overrides=overrides)
+    out = Path(args.out)
+    checkpoint = out / "checkpoint.npz"
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        result = spec.training.solve(validation=spec.validation, checkpoint=checkpoint,
+                                     resume=args.resume, progress=progress, **spec.solve_options)
+    except KeyboardInterrupt:
+        print(f"bregmod: interrupted; checkpoint saved to {checkpoint} (continue with --resume)",
+              file=sys.stderr)
+        return 130
+    report = write_outputs(out, spec, result)
+    final = report["final"]
+    print(f"{spec.name}: {report['stats']['epochs']} epochs, status {result.status}, "
+          f"{result.wall_time:.1f} s; energy {final['energy']:.4g}, train MSE "
+          f"{final['train_loss']:.4g}" + (f", validation MSE {final['val_loss']:.4g}"
+                                          if final["val_loss"] is not None else ""))
+    print(f"wrote {out / 'weights.npz'}, report.json, loss_curves.png, checkpoint.npz")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -411,6 +437,22 @@ def _parser() -> _Parser:
                            help="dom Ψ (default ℝ); end points may be inf or expressions")
     conjugate.add_argument("--no-verify", action="store_true", help="skip the verification")
     conjugate.set_defaults(handler=_conjugate)
+
+    train = commands.add_parser(
+        "train", help="lifted Bregman training of a training spec; write weights.npz, "
+                      "report.json, loss_curves.png",
+        description="Train the spec's network by lifted Bregman training (bregmod.Training: "
+                    "implicit SGD, proximal-gradient subproblems, no backpropagation). Writes "
+                    "weights.npz (W1, b1, ...), report.json, loss_curves.png and a checkpoint "
+                    "(every [solver] checkpoint_every epochs and on Ctrl-C) to DIR; --resume "
+                    "continues from DIR/checkpoint.npz. SPEC is a training spec file or a "
+                    "bundled one (teacher-student).")
+    _spec_arguments(train)
+    train.add_argument("--out", metavar="DIR", required=True, help="output directory")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from DIR/checkpoint.npz up to [solver] epochs in total")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_train)
 
     examples = commands.add_parser("examples", help="list the bundled specs",
                                    description="List the specs bundled with bregmod.")
