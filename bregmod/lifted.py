@@ -217,6 +217,13 @@ class LiftedNetwork:
         violation = np.linalg.norm(self.M.apply(u) - Vz, axis=-1)
         scale = 1.0 + np.linalg.norm(Vz, axis=-1)
         if np.any(violation > 1e-10 * scale):
+            # A constraint without the aligned unit-triangular form (a user-defined layer, e.g.
+            # 2 u₁ − u₀ = V z): the hidden states by dense least squares on M's hidden columns.
+            M, n0 = self.M.to_dense(), self.u_blocks[0].size
+            rhs = Vz - u[:, :n0] @ M[:, :n0].T
+            u[:, n0:] = np.linalg.lstsq(M[:, n0:], rhs.T, rcond=None)[0].T
+            violation = np.linalg.norm(self.M.apply(u) - Vz, axis=-1)
+        if np.any(violation > 1e-10 * scale):
             raise ValueError(
                 f"states_from: M u = V z violated by {violation.max():.3g}; the constraint rows "
                 "do not determine the states"
