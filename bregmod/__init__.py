@@ -26,6 +26,7 @@ from bregmod.activations import (
 from bregmod.certificate import Certificate, certify, smallest_lambda, smallest_rho
 from bregmod.errors import (
     BregmodError,
+    ConversionError,
     DomainError,
     NoDCPFormError,
     NotAdmissibleError,
@@ -40,6 +41,16 @@ from bregmod.training import Training, TrainingResult
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``from_torch`` and ``to_torch`` load `bregmod.torch` (and torch) on first use only."""
+    if name in ("from_torch", "to_torch"):
+        from bregmod import torch as _torch_interop
+
+        return getattr(_torch_interop, name)
+    raise AttributeError(f"module 'bregmod' has no attribute {name!r}")
+
+
 __all__ = [
     "ELU",
     "ISRU",
@@ -52,6 +63,7 @@ __all__ = [
     "Certificate",
     "Clip",
     "Conv2d",
+    "ConversionError",
     "Dense",
     "DomainError",
     "Identity",
@@ -80,7 +92,9 @@ __all__ = [
     "Training",
     "TrainingResult",
     "certify",
+    "from_torch",
     "lift",
     "smallest_lambda",
     "smallest_rho",
+    "to_torch",
 ]

@@ -47,6 +47,13 @@ class SourceConditionError(BregmodError, ValueError):
     """No v satisfies the source condition Wᵀv ∈ ∂J(u†) (within the tolerance)."""
 
 
+class ConversionError(BregmodError, ValueError):
+    """A model that cannot be converted between PyTorch and bregmod (`bregmod.torch`).
+
+    The message names the module or layer, its position and why it has no counterpart.
+    """
+
+
 class CheckpointError(BregmodError):
     """A training checkpoint is corrupt, unreadable, or belongs to another problem or settings."""
 

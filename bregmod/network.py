@@ -100,6 +100,19 @@ def _shape(shape, name: str, owner: str) -> Shape:
     return dims
 
 
+def _reshaped(out_shape, natural: Shape, owner: str) -> Shape:
+    """``out_shape`` (default ``natural``) checked to hold as many entries as ``natural``."""
+    if out_shape is None:
+        return natural
+    shape = _shape(out_shape, "out_shape", owner)
+    if int(np.prod(shape)) != int(np.prod(natural)):
+        raise ShapeError(
+            f"{owner}: out_shape {shape} has {int(np.prod(shape))} entries, but the layer "
+            f"outputs {int(np.prod(natural))} {natural}"
+        )
+    return shape
+
+
 class Network(ABC):
     """A declared network u₀ ↦ N(u₀): a single `Layer` or a `Sequential` of layers."""
 
@@ -246,6 +259,9 @@ class Dense(_AffineActivationLayer):
     in_shape : tuple of int, optional
         Shape of the input when it is not a vector (e.g. ``(C, H, W)`` after a ``Conv2d``);
         the input is flattened in C order. Its size must be n. Default ``(n,)``.
+    out_shape : tuple of int, optional
+        Shape of the output (the m values in C order, e.g. ``(C, H, W)`` before a ``Conv2d``).
+        Its size must be m. Default ``(m,)``.
 
     Notes
     -----
@@ -254,7 +270,9 @@ class Dense(_AffineActivationLayer):
     N(u₀) = W u_{L−1} + b = K u + c, and it creates no z block.
     """
 
-    def __init__(self, W, b=None, activation: Activation | None = None, in_shape=None) -> None:
+    def __init__(
+        self, W, b=None, activation: Activation | None = None, in_shape=None, out_shape=None
+    ) -> None:
         W = _matrix(W, "W", "Dense")
         m, n = W.shape
         activation = _activation(activation, "Dense")
@@ -272,7 +290,7 @@ class Dense(_AffineActivationLayer):
             _vector(b, m, "b", "Dense"),
             activation,
             in_shape,
-            (m,),
+            _reshaped(out_shape, (m,), "Dense"),
         )
         self.W = self.operator.matrix
         self.b = self.bias
@@ -299,6 +317,9 @@ class Conv2d(_AffineActivationLayer):
         Shape of the input state.
     stride, padding : int or pair of int
         Passed to `Conv2dOperator`.
+    out_shape : tuple of int, optional
+        Shape of the output, its entries in C order (e.g. ``(C_out·H_out·W_out,)`` to flatten
+        it). Default ``(C_out, H_out, W_out)``.
     """
 
     def __init__(
@@ -310,6 +331,7 @@ class Conv2d(_AffineActivationLayer):
         in_shape,
         stride=1,
         padding=0,
+        out_shape=None,
     ) -> None:
         # A private copy: the operator stores its kernel read-only.
         kernel = np.array(finite_array(kernel, "kernel of Conv2d"))
@@ -317,9 +339,10 @@ class Conv2d(_AffineActivationLayer):
         operator = Conv2dOperator(
             kernel, _shape(in_shape, "in_shape", "Conv2d"), stride=stride, padding=padding
         )
-        out_shape = operator.out_shape
-        channel_bias = _vector(b, out_shape[0], "b", "Conv2d")
-        bias = np.repeat(channel_bias, out_shape[1] * out_shape[2])
+        C_out, H_out, W_out = operator.out_shape
+        channel_bias = _vector(b, C_out, "b", "Conv2d")
+        bias = np.repeat(channel_bias, H_out * W_out)
+        out_shape = _reshaped(out_shape, operator.out_shape, "Conv2d")
         super().__init__(operator, bias, activation, operator.in_shape, out_shape)
         self.kernel = operator.kernel
         self.b = channel_bias

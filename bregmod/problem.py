@@ -720,7 +720,10 @@ class Inversion:
                 "and V ≠ Wᵀ rules out the paper check)"
             )
         else:
-            why = f"the problem is not certified convex ({certificate.explain().splitlines()[0]})"
+            why = (
+                f"the problem is not certified convex (the {certificate.method} check's smallest "
+                f"eigenvalue is {certificate.min_eig:.3g} < −{certificate.tolerance:.2g})"
+            )
         advice = getattr(certificate, "advice", "") if certificate is not None else ""
         return (
             f"{why}: the point is stationary (a local solution), not a certified global "

@@ -372,7 +372,7 @@ def test_formulas_parse_with_katex(site, tmp_path):
     """Every marked formula of the site is valid TeX for the KaTeX the site ships."""
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed")
+        pytest.skip("node is not installed (optional dependency of the KaTeX check)")
     formulas = []
     for page in _pages(site):
         for tex, display in _parse(page).formulas:

@@ -35,8 +35,8 @@ def test_shallow_relu(tmp_path, capsys):
     out = capsys.readouterr().out
     assert (tmp_path / "shallow_relu.png").stat().st_size > 0
     assert "increasing" in out and "not monotone" not in out
-    assert number(r"max \|N − K\| on \[0, 1.5\] = ([\d.e-]+)", out) < 0.01
-    assert number(r"RMS error ([\d.e-]+)", out) < 0.1
+    assert number(r"max \|N − K\| on \[0, 1.5\] = ([\d.e-]+)", out) < 0.007  # measured 0.00549
+    assert number(r"RMS error ([\d.e-]+)", out) < 0.03  # measured 0.0234
     assert module.fit_network().c.shape == (25,)
 
 
@@ -47,9 +47,9 @@ def test_residual_cubic(tmp_path, capsys):
     assert (tmp_path / "residual_cubic.png").stat().st_size > 0
     assert number(r"smallest ρ = ([\d.]+)", out) == pytest.approx(187.4, abs=0.05)
     assert "at ρ = 200: CERTIFIED" in out and "global optimum claimed: True" in out
-    assert number(r"max \|N − \(u³ \+ u\)\| on \[−1, 1\] = ([\d.e-]+)", out) < 0.05
+    assert number(r"max \|N − \(u³ \+ u\)\| on \[−1, 1\] = ([\d.e-]+)", out) < 0.025  # 0.0183
     assert number(r"min slope ([\d.e-]+)", out) >= 1.0  # every layer has slope ≥ 1
-    assert number(r"RMS error ([\d.e-]+)", out) < 0.05
+    assert number(r"RMS error ([\d.e-]+)", out) < 0.008  # measured 0.00595
     assert len(module.fit_network().layers) == 20
 
 
@@ -64,7 +64,8 @@ def test_perceptron_tv(tmp_path, capsys):
         for file in ("result.npz", "report.json", "reconstruction.png", "convergence.png"):
             assert (folder / file).exists()
         report = json.loads((folder / "report.json").read_text())
-        assert report["metrics"]["psnr"] > 15
+        # measured 21.58 dB (bregman) and 20.58 dB (quadratic); zero image 14.07 dB
+        assert report["metrics"]["psnr"] > {"perceptron-tv": 20.5}.get(name, 19.5)
         statuses.append(report["solver"]["status"])
     assert code == (0 if set(statuses) <= {"optimal", "stationary"} else 1)
     assert "fidelity bregman" in out and "fidelity quadratic" in out
@@ -78,7 +79,19 @@ def test_autoencoder_digits(tmp_path, capsys):
     assert (tmp_path / "autoencoder_digits.png").stat().st_size > 0
     decoder = number(r"decoder W₂ f \+ b₂: +mean PSNR ([\d.]+) dB", out)
     inversion = number(r"inversion R\(f\) \(cvxpy, optimal\): mean PSNR ([\d.]+) dB", out)
-    assert decoder > 10 and inversion > 10
+    # measured: decoder 17.26 dB, inversion 17.94 dB (the headline: inversion beats the decoder)
+    assert decoder > 16.5 and inversion > decoder + 0.3
+
+
+def test_deep_dense_digits(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    module = load("deep_dense_digits")
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "bregmod (palm, stationary" in out
+    assert number(r"bregmod .* mean PSNR ([\d.]+) dB", out) > 15
+    assert number(r"L-BFGS .* mean PSNR ([\d.]+) dB", out) > 15
+    assert (tmp_path / "deep_dense_digits.png").stat().st_size > 0
 
 
 # --- the theory examples (issue 16, item 19: every example script runs in the suite) ----------
@@ -100,7 +113,8 @@ def test_theory_example_verifies_the_error_estimate(tmp_path, capsys, name):
 
 
 def test_every_example_script_is_run_by_this_file():
-    tested = {"shallow_relu", "residual_cubic", "perceptron_tv", "autoencoder_digits", *THEORY}
+    tested = {"shallow_relu", "residual_cubic", "perceptron_tv", "autoencoder_digits",
+              "deep_dense_digits", *THEORY}
     assert {path.stem for path in EXAMPLES.glob("*.py")} == tested
 
 

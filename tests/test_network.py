@@ -241,3 +241,20 @@ def test_layers_keep_private_copies_of_their_weights():
         array[:] = 0.0
     for layer, x, y in zip(layers, inputs, before, strict=True):
         np.testing.assert_array_equal(layer(x), y)
+
+
+def test_dense_and_conv2d_out_shape_reshape_their_output():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((12, 4))
+    dense = Dense(W, activation=ReLU(), out_shape=(3, 2, 2))
+    x = rng.standard_normal((5, 4))
+    assert dense.out_shape == (3, 2, 2) and dense(x).shape == (5, 3, 2, 2)
+    np.testing.assert_array_equal(dense(x).reshape(5, -1), np.maximum(x @ W.T, 0))
+    conv = Conv2d(rng.standard_normal((2, 3, 2, 2)), in_shape=(3, 2, 2), out_shape=(2,))
+    net = Sequential(dense, conv)
+    assert net.out_shape == (2,)
+    np.testing.assert_allclose(net.lift().output(net.lift().forward(x)[0]), net(x))
+    with pytest.raises(ShapeError, match=r"Dense: out_shape \(5,\) has 5 entries, but the layer"):
+        Dense(W, out_shape=(5,))
+    with pytest.raises(ShapeError, match=r"Conv2d: out_shape \(3,\) has 3 entries"):
+        Conv2d(np.ones((2, 3, 2, 2)), in_shape=(3, 2, 2), out_shape=(3,))

@@ -242,7 +242,7 @@ def test_float32_batched_and_warm_started():
     assert np.linalg.norm(result.u0 - u_true) <= 1e-3 * np.linalg.norm(u_true)
     again = quiet_solve(problem, solver="palm", tol=1e-5, warm_start=result)
     assert again.stats["init"] == "warm start (lifted point)"
-    assert again.iterations <= 5
+    assert again.iterations < result.iterations / 2
 
 
 def test_deep_problems_are_declared_and_refused_clearly():

@@ -256,8 +256,19 @@ def test_subgradient_is_in_subdifferential(name):
     reg = CATALOG[name]()
     rng = np.random.default_rng(6)
     u = _feasible(reg, np.round(rng.standard_normal(SHAPE)))  # many kinks: zeros, flat regions
-    test = reg.in_subdifferential(reg.subgradient(u), u)
+    p = reg.subgradient(u)
+    test = reg.in_subdifferential(p, u)
     assert isinstance(test, SubgradientTest) and test and test.residual <= 1e-6
+    # Independently of the class's membership test: p ∈ ∂J(u) iff ⟨p, d⟩ ≤ J'(u; d) for every
+    # direction d, checked on ±(each coordinate) — each kink — and on random directions, with
+    # J'(u; d) from one-sided differences of J's value (exact for piecewise-linear terms up to
+    # rounding; ≥ J'(u; d) for the convex smooth ones). Infeasible directions give J = +inf.
+    eps = 1e-7
+    directions = [sign * e.reshape(SHAPE) for e in np.eye(N) for sign in (1.0, -1.0)]
+    directions += list(rng.standard_normal((20, *SHAPE)))
+    for d in directions:
+        slope = (reg(u + eps * d) - reg(u)) / eps
+        assert np.vdot(p, d) <= slope + 1e-6 * np.linalg.norm(d)
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG))

@@ -380,3 +380,21 @@ def test_bad_inputs_are_rejected():
         training.solve(epochs=1, tau=-1.0)
     with pytest.raises(ShapeError, match="validation"):
         training.solve(epochs=1, validation=(X, Y[:5]))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.3])
+def test_implicit_step_solves_its_proximal_subproblem(weight_decay):
+    """One full-batch implicit step on a linear layer (no hidden states) is the closed-form
+    minimiser of E(Θ) + (λ/2)‖W‖² + 1/(2τ)‖Θ − Θ^k‖², E = 1/s Σ ½‖y_i − W x_i − b‖²:
+    (X̃ᵀX̃/s + diag(λ, …, λ, 0) + I/τ) Θᵀ = X̃ᵀY/s + Θ^kᵀ/τ, X̃ = [X, 1] (numpy solve)."""
+    rng = np.random.default_rng(3)
+    s, n, m, tau = 30, 5, 3, 0.5
+    X, Y = rng.standard_normal((s, n)), rng.standard_normal((s, m))
+    W0, b0 = 0.3 * rng.standard_normal((m, n)), 0.1 * rng.standard_normal(m)
+    training = bm.Training(bm.Sequential(bm.Dense(W0, b0)), X, Y, weight_decay=weight_decay)
+    layer = training.solve(epochs=1, batch_size=s, tau=tau, inner_iterations=100).network.layers[0]
+    X1, theta0 = np.hstack([X, np.ones((s, 1))]), np.hstack([W0, b0[:, None]])
+    system = X1.T @ X1 / s + np.diag([weight_decay] * n + [0.0]) + np.eye(n + 1) / tau
+    theta = np.linalg.solve(system, X1.T @ Y / s + theta0.T / tau).T
+    assert np.abs(theta - theta0).max() > 0.1  # the step moves the weights
+    np.testing.assert_allclose(np.hstack([layer.W, layer.b[:, None]]), theta, atol=1e-12)

@@ -45,9 +45,11 @@ reports it as ``"stationary"``.
 
 Initialisation (``init=``): ``"layerwise"`` (default) solves the one-layer inversions from
 the data backwards, x_{L−1} ≈ argmin_x B_{Ψ_L}(f, W_L x + b_L) + εΦ_{L−1}(x), …, and
-u ≈ argmin_u B_{Ψ_1}(x_1, W_1 u + b_1) + J(u), each by a fixed number of accelerated proximal
-gradient steps; ``"forward"`` takes the forward pass of the warm start u₀ (zero by default);
-a lifted warm start (a previous Result or ``(u, z)``) restarts from its states.
+u ≈ argmin_u B_{Ψ_1}(x_1, W_1 u + b_1) + J(u), each by accelerated proximal gradient steps
+(at most :data:`LAYERWISE_STEPS`, fewer once a step moves the state by less than
+:data:`LAYERWISE_RTOL` relative); ``"forward"`` takes the forward pass of the warm start u₀
+(zero by default); a lifted warm start (a previous Result or ``(u, z)``) restarts from its
+states.
 """
 
 from __future__ import annotations
@@ -65,8 +67,10 @@ NAME = "palm"
 DEFAULT_MAX_ITER = 20_000
 #: The initialisations ``solve`` accepts.
 INITS = ("layerwise", "forward")
-#: Proximal gradient steps per layer of the ``"layerwise"`` initialisation.
+#: Proximal gradient steps per layer of the ``"layerwise"`` initialisation, at most; a layer
+#: stops earlier once a step moves its state by less than LAYERWISE_RTOL relative.
 LAYERWISE_STEPS = 200
+LAYERWISE_RTOL = 1e-6
 #: Weight ε of Φ_l in the hidden one-layer inversions of the ``"layerwise"`` initialisation
 #: (keeps them well-posed and x_l in dom Ψ_l).
 LAYERWISE_EPSILON = 1e-6
@@ -256,7 +260,10 @@ def _initial_states(model, data: np.ndarray, u0: np.ndarray, init: str, input_pr
             y = x_next + ((t - 1.0) / t_next) * (x_next - x)
             if k > 0:  # the extrapolation may leave dom Ψ_k (e.g. x < 0 for ReLU)
                 y = model.prox_phi(k, y, 1e-12) if not _in_domain(model, k, y) else y
+            settled = np.all(batch_norm(x_next - x) <= LAYERWISE_RTOL * batch_norm(x_next))
             x, t = x_next, t_next
+            if settled:
+                break
         states[k] = x
     return states
 

@@ -1,0 +1,426 @@
+"""Mutation check: does the test suite notice plausible one-line bugs?
+
+Each entry of :data:`MUTATIONS` is one deliberate bug — a file, an exact piece of its text, the
+mutated text and the tests that must notice it. The runner copies the repository's files (the
+tracked ones and the untracked ones git does not ignore) to a scratch directory once, and for
+each mutation: replaces the text there (it must occur exactly once, else the list is stale),
+runs ``python -m pytest -x -q`` on the listed tests against the scratch copy, and restores the
+file. The working tree is never written; the scratch copy is removed at the end.
+
+A mutation is *killed* when a test fails (or collection fails, or the run times out) and
+*survives* when every listed test passes. A survivor is accepted only when its entry says why
+(``survives=``: an equivalent mutation or a known gap); an unexplained survivor, a stale entry
+or a test run that collected nothing makes the exit status 1.
+
+Usage (from the repository root, with the dev environment active)::
+
+    python tools/mutations.py                      # every mutation
+    python tools/mutations.py --only dct-laplacian # one (repeatable)
+    python tools/mutations.py --list               # names and what they model
+    python tools/mutations.py --markdown           # the result as a Markdown table
+
+Run it by hand after large changes (a full run takes minutes: one pytest run per mutation)
+and record the result in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Seconds one mutation's test run may take; longer counts as killed (a hang is noticed).
+TIMEOUT = 600
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One deliberate one-line bug and the tests that must notice it.
+
+    Attributes
+    ----------
+    name : str
+        Short identifier (``--only NAME``).
+    path : str
+        File, relative to the repository root (if the text moved verbatim to another module
+        of the package, the runner finds it there: :func:`locate`).
+    original, mutated : str
+        The exact text replaced (it must occur exactly once in the file) and its replacement.
+    tests : tuple of str
+        pytest arguments: test files or node ids (``tests/test_x.py::test_y``), run with the
+        default marker selection unless ``slow`` is set.
+    models : str
+        The bug this models.
+    slow : bool
+        Also run the listed tests marked ``slow``.
+    survives : str or None
+        Why the mutation is expected to survive (an accepted gap); None: it must be killed.
+    """
+
+    name: str
+    path: str
+    original: str
+    mutated: str
+    tests: tuple[str, ...]
+    models: str
+    slow: bool = False
+    survives: str | None = None
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "relu-phi-conj-half",
+        "bregmod/activations.py",
+        "    def _phi_conj(self, x):\n        return 0.5 * np.maximum(x, 0.0) ** 2\n",
+        "    def _phi_conj(self, x):\n        return np.maximum(x, 0.0) ** 2\n",
+        ("tests/test_activations.py",),
+        "ReLU's Φ*(x) = ½ max(x, 0)² without its ½",
+    ),
+    Mutation(
+        "relu-bregman-term",
+        "bregmod/activations.py",
+        "        return 0.5 * (y - np.maximum(x, 0.0)) ** 2 + np.maximum(-x, 0.0) * y",
+        "        return 0.5 * (y - np.maximum(x, 0.0)) ** 2",
+        ("tests/test_activations.py",),
+        "ReLU's Bregman penalty without its max(−x, 0)·y term",
+    ),
+    Mutation(
+        "gradient2d-adjoint-shift",
+        "bregmod/operators.py",
+        "        R[:, 1:, :] += px",
+        "        R[:, :-1, :] += px",
+        ("tests/test_operators.py",),
+        "Gradient2D's adjoint with the forward difference's second term shifted",
+    ),
+    Mutation(
+        "paper-q-sign",
+        "bregmod/certificate.py",
+        "        T = lam * self.KtK - self.sym_M - np.eye(self.sym_M.shape[0]) / rho",
+        "        T = lam * self.KtK - self.sym_M - np.eye(self.sym_M.shape[0]) / (2 * rho)",
+        ("tests/test_certificate.py",),
+        "the paper certificate's Q with −I/(2ρ) instead of −I/ρ",
+    ),
+    Mutation(
+        "dct-laplacian",
+        "bregmod/solvers/admm.py",
+        "        rows = 4.0 * np.sin(np.pi * np.arange(H) / (2 * H)) ** 2",
+        "        rows = 3.8 * np.sin(np.pi * np.arange(H) / (2 * H)) ** 2",
+        ("tests/test_admm.py",),
+        "the DCT-diagonalised TV Laplacian's eigenvalues 4 sin² → 3.8 sin²",
+    ),
+    Mutation(
+        "monitor-or",
+        "bregmod/solvers/_common.py",
+        'converged = values["primal_residual"] <= self.tol and values["dual_residual"] <= self.tol',
+        'converged = values["primal_residual"] <= self.tol or values["dual_residual"] <= self.tol',
+        ("tests/test_solvers.py",),
+        "the shared stopping policy accepting the primal OR the dual residual",
+    ),
+    Mutation(
+        "admm-data-residual-only",
+        "bregmod/solvers/admm.py",
+        "        primal = np.maximum(primal_y, primal_reg)",
+        "        primal = primal_y",
+        ("tests/test_admm.py::test_float32_reaches_float32_accuracy", "tests/test_kkt.py"),
+        "admm stopping on the data block's primal residual only (regulariser blocks ignored)",
+    ),
+    Mutation(
+        "lifted-lipschitz-plus-one",
+        "bregmod/solvers/_common.py",
+        "            + 1.0\n            + self.mu",
+        "            + self.mu",
+        ("tests/test_smooth_parts.py",),
+        "LiftedSmooth's Lipschitz bound λ‖K‖² + ‖W‖² + 1 + μ(…) without its +1",
+    ),
+    Mutation(
+        "curvature-operator-sign",
+        "bregmod/solvers/_common.py",
+        "[self.root_lam * self.lifted.K.apply(u), self.lifted.W.apply(u) - z], axis=1",
+        "[self.root_lam * self.lifted.K.apply(u), self.lifted.W.apply(u) + z], axis=1",
+        ("tests/test_smooth_parts.py",),
+        "the reduced curvature operator G ξ = (√λ K u, W u + z): a wrong Lipschitz bound",
+    ),
+    Mutation(
+        "lifted-gradient-half-mu",
+        "bregmod/solvers/_common.py",
+        "            q = self.mu * a if multiplier is None else self.mu * a + multiplier",
+        "            q = self.mu / 2 * a if multiplier is None else self.mu * a + multiplier",
+        ("tests/test_smooth_parts.py",),
+        "LiftedSmooth's gradient inconsistent with its value (q = μ/2·a)",
+    ),
+    Mutation(
+        "auto-size-limit",
+        "bregmod/problem.py",
+        "        elif size > AUTO_EXACT_LIMIT:",
+        "        elif False:",
+        ("tests/test_kkt.py",),
+        "solver='auto' ignoring AUTO_EXACT_LIMIT (exact backend on any size)",
+    ),
+    Mutation(
+        "pdhg-no-dual-fallback",
+        "bregmod/solvers/pdhg.py",
+        '        if constraint == "eliminate":\n            raise',
+        "        if True:\n            raise",
+        ("tests/test_kkt.py",),
+        "pdhg raising instead of falling back to the dual constraint when elimination fails",
+    ),
+    Mutation(
+        "bound-vacuous-exit-0",
+        "bregmod/cli.py",
+        "    return 0 if check.holds and np.isfinite(check.bound) else EXIT_NEGATIVE",
+        "    return 0 if check.holds else EXIT_NEGATIVE",
+        (
+            "tests/test_cli.py::test_bound_with_an_infinite_burbea_rao_part_is_vacuous_and_negative",
+            "tests/test_cli.py::test_bound_exit_code_of_every_verdict",
+        ),
+        "`bregmod bound` exiting 0 for a vacuous (infinite) bound",
+    ),
+    Mutation(
+        "deep-state-step-sign",
+        "bregmod/model/deep.py",
+        "        return self.prox_phi(l, states[l] - mu * self.state_gradient(l, states), mu)",
+        "        return self.prox_phi(l, states[l] + mu * self.state_gradient(l, states), mu)",
+        ("tests/test_deep_model.py",),
+        "the deep model's state step ascending instead of descending",
+    ),
+    Mutation(
+        "deep-state-gradient-sign",
+        "bregmod/model/deep.py",
+        "            grad = -pre if grad is None else grad - pre",
+        "            grad = -pre if grad is None else grad + pre",
+        ("tests/test_deep_model.py",),
+        "the state gradient with +(W_k x_{k−1} + b_k) (a hidden state's coupling to its input)",
+    ),
+    Mutation(
+        "deep-prox-phi-step",
+        "bregmod/model/deep.py",
+        "        scaled = self._activations[l - 1].prox_scaled(v / (1.0 + mu), mu / (1.0 + mu))",
+        "        scaled = self._activations[l - 1].prox_scaled(v / (1.0 + mu), mu)",
+        ("tests/test_deep_model.py",),
+        "prox of μΦ = prox_{μ/(1+μ)Ψ}(·/(1+μ)) with the step μ instead of μ/(1+μ)",
+    ),
+    Mutation(
+        "deep-param-gradient-mean",
+        "bregmod/model/deep.py",
+        "ParameterGradient(residual.T @ x_prev / batch, residual.sum(axis=0) / batch)",
+        "ParameterGradient(residual.T @ x_prev, residual.sum(axis=0) / batch)",
+        ("tests/test_deep_model.py",),
+        "the dense weight gradient summed instead of averaged over the batch",
+    ),
+    Mutation(
+        "training-anchor-sign",
+        "bregmod/training.py",
+        "        gW = gW + (W - W0) / tau",
+        "        gW = gW - (W - W0) / tau",
+        ("tests/test_training.py::test_implicit_step_solves_its_proximal_subproblem",),
+        "the implicit step's proximal term 1/(2τ)‖W − W^k‖² with the wrong sign in its gradient",
+    ),
+    Mutation(
+        "training-weight-decay-sign",
+        "bregmod/training.py",
+        "return gradient.weight + self._weight_decay * model.operator(l).matrix",
+        "return gradient.weight - self._weight_decay * model.operator(l).matrix",
+        ("tests/test_training.py",),
+        "weight decay λ W_l entering the gradient with the wrong sign",
+    ),
+    Mutation(
+        "training-l1-prox-step",
+        "bregmod/training.py",
+        "    return model.prox_phi(l, _soft_threshold(v, mu * alpha) if alpha > 0 else v, mu)",
+        "    return model.prox_phi(l, _soft_threshold(v, alpha) if alpha > 0 else v, mu)",
+        ("tests/test_training.py",),
+        "the state's ℓ1 prox thresholding at α instead of μα",
+    ),
+    Mutation(
+        "training-weight-lipschitz",
+        "bregmod/training.py",
+        "_largest_eigenvalue_of_gram(x_tilde) / X[l].shape[0] + 1.0 / tau",
+        "_largest_eigenvalue_of_gram(x_tilde) / X[l].shape[0] / 4 + 1.0 / tau",
+        ("tests/test_training.py",),
+        "the weight step 1/L with L underestimated 4× in its data part (steps too long)",
+    ),
+)
+
+
+def mutation_table() -> dict[str, Mutation]:
+    """The mutations by name (names are unique)."""
+    table = {m.name: m for m in MUTATIONS}
+    if len(table) != len(MUTATIONS):
+        raise ValueError("duplicate mutation names in MUTATIONS")
+    return table
+
+
+def occurrences(mutation: Mutation, root: Path = ROOT) -> int:
+    """How often ``mutation.original`` occurs in its file under ``root`` (must be 1)."""
+    path = root / mutation.path
+    return path.read_text(encoding="utf-8").count(mutation.original) if path.is_file() else 0
+
+
+def locate(mutation: Mutation, root: Path = ROOT) -> str | None:
+    """The file holding ``mutation.original`` exactly once: ``mutation.path``, or, when the code
+    moved verbatim to another module of the package, the only ``bregmod/**/*.py`` holding it
+    (exactly once); None when the entry is stale."""
+    if occurrences(mutation, root) == 1:
+        return mutation.path
+    found = [
+        path for path in sorted((root / "bregmod").rglob("*.py"))
+        if mutation.original in path.read_text(encoding="utf-8")
+    ]
+    if len(found) == 1 and found[0].read_text(encoding="utf-8").count(mutation.original) == 1:
+        return found[0].relative_to(root).as_posix()
+    return None
+
+
+def repository_files(root: Path = ROOT) -> list[str]:
+    """Tracked files and untracked files git does not ignore, relative to ``root``."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root, capture_output=True, check=True,
+    ).stdout.decode()
+    return [name for name in listing.split("\0") if name and (root / name).is_file()]
+
+
+def scratch_copy(root: Path, target: Path) -> None:
+    """Copy the repository's files (see :func:`repository_files`) to ``target``."""
+    for name in repository_files(root):
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, destination)
+
+
+def _environment(scratch: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(scratch), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no bytecode of a mutated file is ever cached
+    env.pop("CI", None)
+    return env
+
+
+def _check_import_path(scratch: Path, env: dict[str, str]) -> None:
+    """The scratch copy, not an installed bregmod, must be what the tests import."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import bregmod; print(bregmod.__file__)"],
+        cwd=scratch, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    if not Path(found).resolve().is_relative_to(scratch.resolve()):
+        raise RuntimeError(f"the tests would import {found}, not the scratch copy in {scratch}")
+
+
+@dataclass
+class Outcome:
+    """What happened to one mutation: ``verdict`` is killed/survived/stale/error."""
+
+    mutation: Mutation
+    verdict: str
+    detail: str
+    seconds: float
+
+
+def _first_failure(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.split(" - ")[0].split(" ", 1)[1]
+    return ""
+
+
+def run_mutation(mutation: Mutation, scratch: Path, env: dict[str, str]) -> Outcome:
+    """Apply ``mutation`` in ``scratch``, run its tests, restore the file; return the outcome."""
+    where = locate(mutation, scratch)
+    if where is None:
+        return Outcome(mutation, "stale", "original text not found exactly once", 0.0)
+    path = scratch / where
+    text = path.read_text(encoding="utf-8")
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider"]
+    if mutation.slow:
+        command += ["-m", "slow or not slow"]
+    start = time.perf_counter()
+    try:
+        path.write_text(text.replace(mutation.original, mutation.mutated), encoding="utf-8")
+        run = subprocess.run(
+            [*command, *mutation.tests], cwd=scratch, env=env, capture_output=True, text=True,
+            timeout=TIMEOUT, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return Outcome(mutation, "killed", f"timeout after {TIMEOUT} s",
+                       time.perf_counter() - start)
+    finally:
+        path.write_text(text, encoding="utf-8")
+    seconds = time.perf_counter() - start
+    if run.returncode == 0:
+        return Outcome(mutation, "survived", "all listed tests pass", seconds)
+    if run.returncode == 1:
+        return Outcome(mutation, "killed", _first_failure(run.stdout) or "a test failed", seconds)
+    if run.returncode == 2:
+        failure = _first_failure(run.stdout)
+        return Outcome(mutation, "killed", f"collection error {failure}".strip(), seconds)
+    tail = " ".join(run.stdout.strip().splitlines()[-1:])
+    return Outcome(mutation, "error", f"pytest exit {run.returncode}: {tail}", seconds)
+
+
+def markdown(outcomes: list[Outcome]) -> str:
+    """The outcomes as a Markdown table (mutation, what it models, verdict, killing test)."""
+    lines = ["| mutation | models | verdict | killed by / why it survives |", "|---|---|---|---|"]
+    for o in outcomes:
+        accepted = o.verdict == "survived" and o.mutation.survives
+        detail = o.mutation.survives if accepted else o.detail
+        detail = re.sub(r"\s+", " ", detail).replace("|", "\\|")
+        lines.append(f"| `{o.mutation.name}` | {o.mutation.models} | {o.verdict} | {detail} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected mutations; exit 1 on an unexplained survivor, a stale entry or error."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", metavar="NAME", default=[],
+                        help="run only this mutation (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args(argv)
+    table = mutation_table()
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:<28} {m.path}: {m.models}")
+        return 0
+    unknown = [name for name in args.only if name not in table]
+    if unknown:
+        parser.error(f"unknown mutation(s) {unknown}; see --list")
+    selected = [table[name] for name in args.only] if args.only else list(MUTATIONS)
+    # SIGTERM unwinds like Ctrl-C: the running pytest is killed, the scratch copy removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    outcomes = []
+    with tempfile.TemporaryDirectory(prefix="bregmod-mutations-") as folder:
+        scratch = Path(folder)
+        scratch_copy(ROOT, scratch)
+        env = _environment(scratch)
+        _check_import_path(scratch, env)
+        for mutation in selected:
+            outcome = run_mutation(mutation, scratch, env)
+            outcomes.append(outcome)
+            note = f" (accepted: {mutation.survives})" if (
+                outcome.verdict == "survived" and mutation.survives) else ""
+            print(f"{outcome.verdict.upper():<9} {mutation.name:<28} {outcome.seconds:6.1f} s  "
+                  f"{outcome.detail}{note}", flush=True)
+    bad = [o for o in outcomes if o.verdict in ("stale", "error")
+           or (o.verdict == "survived" and not o.mutation.survives)]
+    killed = sum(o.verdict == "killed" for o in outcomes)
+    print(f"\n{killed} of {len(outcomes)} killed; "
+          f"{len(bad)} unexplained survivor(s), stale entries or errors")
+    if args.markdown:
+        print("\n" + markdown(outcomes))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
