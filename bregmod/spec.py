@@ -302,6 +302,7 @@ class _Context:
     """Where a spec comes from: builds located :class:`SpecError` s and resolves files."""
 
     def __init__(self, text: str, source: str, base_dir: Path) -> None:
+        self.text = text
         self.locator = _Locator(text)
         self.source = source
         self.base_dir = base_dir
@@ -1097,6 +1098,27 @@ class Spec:
         return tuple(self.network.out_shape)
 
 
+def _read_tables(
+    ctx: _Context, top: dict, quick: bool, overrides: Mapping[str, Any] | None
+) -> dict:
+    """Parse ``ctx.text`` as TOML, check its top-level keys against ``top``, and apply the
+    ``[quick]`` table (when ``quick``) and then the command-line ``overrides``."""
+    try:
+        raw = tomllib.loads(ctx.text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"invalid TOML: {exc}", ctx.source) from None
+    _check_table(ctx, raw, top, "")
+    quick_raw = _apply_overrides(ctx, raw, raw.get("quick", {}), "quick")
+    if quick:
+        raw = quick_raw
+    else:
+        ctx.overridden.clear()
+    if overrides:
+        raw = _apply_overrides(ctx, raw, overrides, "the command line")
+    _check_table(ctx, raw, top, "")
+    return raw
+
+
 def _apply_overrides(ctx: _Context, raw: dict, overrides: Mapping[str, Any], origin: str) -> dict:
     """A copy of ``raw`` with each dotted path of ``overrides`` replaced (parents must exist)."""
     raw = copy.deepcopy(raw)
@@ -1160,20 +1182,7 @@ def parse_spec(
         than is available.
     """
     ctx = _Context(text, source, Path(base_dir))
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"invalid TOML: {exc}", source) from None
-    _check_table(ctx, raw, _TOP, "")
-    quick_table = raw.get("quick", {})
-    quick_raw = _apply_overrides(ctx, raw, quick_table, "quick")
-    if quick:
-        raw = quick_raw
-    else:
-        ctx.overridden.clear()
-    if overrides:
-        raw = _apply_overrides(ctx, raw, overrides, "the command line")
-    _check_table(ctx, raw, _TOP, "")
+    raw = _read_tables(ctx, _TOP, quick, overrides)
 
     input_shape = _input_shape(ctx, raw)
     if check_memory:

@@ -64,7 +64,6 @@ Tables and keys
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,12 +74,12 @@ import numpy as np
 from bregmod.spec import (
     SPEC_DIR,
     SpecError,
-    _apply_overrides,
     _check_table,
     _Context,
     _input_shape,
     _load_array,
     _network,
+    _read_tables,
     _require,
 )
 
@@ -214,19 +213,7 @@ def parse_training_spec(text: str, base_dir: str | Path = ".", source: str = "<s
     from bregmod.training import Training
 
     ctx = _Context(text, source, Path(base_dir))
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"invalid TOML: {exc}", source) from None
-    _check_table(ctx, raw, _TOP, "")
-    quick_raw = _apply_overrides(ctx, raw, raw.get("quick", {}), "quick")
-    if quick:
-        raw = quick_raw
-    else:
-        ctx.overridden.clear()
-    if overrides:
-        raw = _apply_overrides(ctx, raw, overrides, "the command line")
-    _check_table(ctx, raw, _TOP, "")
+    raw = _read_tables(ctx, _TOP, quick, overrides)
     network = _network(ctx, _require(ctx, raw, "layers", ""), _input_shape(ctx, raw))
     (inputs, targets), validation = _data(ctx, raw, network)
     options = raw.get("training", {})
