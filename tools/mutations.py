@@ -203,9 +203,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "deep-prox-phi-step",
-        "bregmod/model/deep.py",
-        "        scaled = self._activations[l - 1].prox_scaled(v / (1.0 + mu), mu / (1.0 + mu))",
-        "        scaled = self._activations[l - 1].prox_scaled(v / (1.0 + mu), mu)",
+        "bregmod/activations.py",
+        "        return self.prox_scaled(np.asarray(v) / (1 + t), t / (1 + t))",
+        "        return self.prox_scaled(np.asarray(v) / (1 + t), t)",
         ("tests/test_deep_model.py",),
         "prox of μΦ = prox_{μ/(1+μ)Ψ}(·/(1+μ)) with the step μ instead of μ/(1+μ)",
     ),
