@@ -43,7 +43,7 @@ from bregmod.network import Conv2d, Dense, Network
 from bregmod.operators import Operator
 from bregmod.regularizers import Regularizer
 from bregmod.solvers import registry
-from bregmod.solvers.registry import AUTO_EXACT_LIMIT
+from bregmod.solvers.registry import AUTO_EXACT_LIMIT, STATUSES
 
 __all__ = [
     "AUTO_EXACT_LIMIT",
@@ -62,22 +62,6 @@ FIDELITIES = ("quadratic", "bregman")
 #: ρ used when ``rho=None`` (the talk's value for deep residual nets; the exact certificate and
 #: the exact solve do not depend on ρ, since the penalty vanishes on M u = V z).
 DEFAULT_RHO = 1e3
-#: Statuses a :class:`Result` may carry. ``"optimal"``: converged to tolerance on a problem
-#: certified convex; ``"stationary"``: converged to tolerance on a problem that is not certified
-#: convex (a stationary point / local solution; :meth:`Inversion.make_result` converts).
-STATUSES = (
-    "optimal",
-    "stationary",
-    "optimal_inaccurate",
-    "max_iter",
-    "diverged",
-    "interrupted",
-    "solver_error",
-    "infeasible",
-    "infeasible_inaccurate",
-    "unbounded",
-    "unbounded_inaccurate",
-)
 
 
 @dataclass(frozen=True)
