@@ -126,7 +126,7 @@ import numpy as np
 
 from bregmod import activations as _act
 from bregmod._checks import real_array
-from bregmod.errors import BregmodError, DomainError, SolverError
+from bregmod.errors import BregmodError, DomainError, ParameterError, SolverError
 from bregmod.solvers import registry
 
 __all__ = [
@@ -788,8 +788,7 @@ def _noisy(ctx: _Context, noise: dict, network, truth: np.ndarray, fidelity: str
     else:
         data = noisy
         if fidelity == "bregman" and noise.get("project", True):
-            domain = last.activation.domain
-            data = np.clip(noisy, domain.lo, domain.hi)
+            data = last.activation.project_domain(noisy)
             projected = True
     description = {"kind": kind, "level": level, "relative": relative, "where": where,
                    "std": std, "seed": noise.get("seed", 0), "projected": projected,
@@ -1018,24 +1017,17 @@ def _solver(ctx: _Context, raw: dict) -> SolverSettings:
 
 
 def _model(ctx: _Context, raw: dict) -> tuple[str, float, float | None]:
+    """(fidelity, λ, ρ) of ``[model]``, checked by the rule of :func:`bregmod.problem.model_weights`
+    (ρ stays None when not given: :class:`~bregmod.problem.Inversion` chooses it)."""
+    from bregmod.problem import model_weights
+
     table = _table(ctx, raw, "model", _MODEL, "model")
     fidelity = table.get("fidelity", "quadratic")
-    if fidelity not in ("quadratic", "bregman"):
-        raise ctx.error("model.fidelity", f"fidelity must be 'quadratic' or 'bregman', "
-                                          f"got {fidelity!r}")
-    if fidelity == "bregman":
-        for name in ("lam", "rho"):
-            if name in table:
-                raise ctx.error(f"model.{name}", "the Bregman fidelity B_Ψ(f, W u + b) + J(u) has "
-                                                 "no λ or ρ; put the weight into the regulariser")
-        return fidelity, 1.0, None
-    values = []
-    for name, default in (("lam", 1.0), ("rho", None)):
-        value = table.get(name, default)
-        if value is not None and not value > 0:
-            raise ctx.error(f"model.{name}", f"{name} must be > 0, got {value}")
-        values.append(None if value is None else float(value))
-    return fidelity, values[0], values[1]
+    try:
+        lam, rho = model_weights(fidelity, table.get("lam"), table.get("rho"))
+    except ParameterError as exc:
+        raise ctx.error(f"model.{exc.parameter}", str(exc)) from None
+    return fidelity, lam, None if table.get("rho") is None else rho
 
 
 # --- the spec -------------------------------------------------------------------------------
