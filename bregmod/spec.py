@@ -125,12 +125,14 @@ from typing import Any
 import numpy as np
 
 from bregmod import activations as _act
+from bregmod import regularizers as _rg
 from bregmod._checks import real_array
 from bregmod.errors import BregmodError, DomainError, ParameterError, SolverError
 from bregmod.solvers import registry
 
 __all__ = [
     "ACTIVATIONS",
+    "REGULARIZERS",
     "SPEC_DIR",
     "SolverSettings",
     "Spec",
@@ -167,6 +169,8 @@ class SpecError(BregmodError, ValueError):
 
 
 ACTIVATIONS: dict[str, tuple[type, tuple[str, ...]]] = _act.NAMES
+#: Regulariser names of ``[regularizer] expr`` (:data:`bregmod.regularizers.NAMES`).
+REGULARIZERS: dict[str, tuple] = _rg.NAMES
 """Activation names usable in specs, with their classes and parameter names."""
 
 # --- schema ---------------------------------------------------------------------------------
@@ -828,8 +832,6 @@ def _data(ctx: _Context, raw: dict, network, fidelity: str):
 
 _TOKEN = re.compile(r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|"
                     r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[-*+(),]))")
-_REG_TERMS = ("tv", "tv_anisotropic", "l1", "squared_l2", "nonnegative", "box")
-_INDICATORS = ("nonnegative", "box")
 
 
 def _tokens(ctx: _Context, text: str, key: str) -> list[tuple[str, str]]:
@@ -884,9 +886,9 @@ def _parse_terms(ctx: _Context, text: str, key: str) -> list[tuple[float, str, t
             weight = number()
             take("op", "*", "'*' after the weight")
         name = take("name", None, "a term name")
-        if name not in _REG_TERMS:
+        if name not in REGULARIZERS:
             raise ctx.error(key, f"unknown regulariser {name!r} in {text!r}; available: "
-                                 f"{', '.join(_REG_TERMS)}")
+                                 f"{', '.join(REGULARIZERS)}")
         args: tuple[float, ...] = ()
         if peek(("op", "(")):
             take("op", "(", "'('")
@@ -898,9 +900,11 @@ def _parse_terms(ctx: _Context, text: str, key: str) -> list[tuple[float, str, t
         if peek(("op", "*")):
             take("op", "*", "'*'")
             weight *= number()
-        if (name == "box") != bool(args) or (name == "box" and len(args) != 2):
-            raise ctx.error(key, "box takes two bounds, box(lo, hi); the other terms take no "
-                                 f"arguments (in {text!r})")
+        parameters = REGULARIZERS[name][1]
+        if len(args) != len(parameters):
+            usage = f"{name}({', '.join(parameters)})" if parameters else f"{name} (no arguments)"
+            raise ctx.error(key, f"{name} takes {len(parameters)} argument(s): {usage} "
+                                 f"(in {text!r})")
         if not 0 < weight < np.inf:
             hint = ("a negative weight makes J non-convex" if weight < 0
                     else "drop the term instead of giving it weight 0" if weight == 0
@@ -915,8 +919,6 @@ def _parse_terms(ctx: _Context, text: str, key: str) -> list[tuple[float, str, t
 
 def _regularizer(ctx: _Context, raw: dict, input_shape: tuple[int, ...], n_out: int):
     """(J with its weights, or None; the expression as written with the scale applied)."""
-    from bregmod import regularizers as rg
-
     table = _table(ctx, raw, "regularizer", _REG, "regularizer")
     if not table:
         return None, "none"
@@ -929,21 +931,10 @@ def _regularizer(ctx: _Context, raw: dict, input_shape: tuple[int, ...], n_out: 
     reg, parts = None, []
     for weight, name, args in _parse_terms(ctx, text, "regularizer.expr"):
         try:
-            if name.startswith("tv"):
-                image = input_shape[1:] if input_shape[:1] == (1,) else input_shape
-                if len(image) != 2:
-                    raise ValueError(
-                        f"{name} needs a 2-D input [H, W] or [1, H, W], got shape {input_shape}"
-                    )
-                base = rg.TotalVariation(image, isotropic=(name == "tv"))
-            elif name == "box":
-                base = rg.Box(*args)
-            else:
-                base = {"l1": rg.L1, "squared_l2": rg.SquaredL2, "nonnegative": rg.NonNegative}[
-                    name]()
+            base = _rg.by_name(name, input_shape, args)
         except ValueError as exc:
             raise ctx.error("regularizer.expr", str(exc)) from None
-        if name not in _INDICATORS:
+        if not isinstance(base, _rg.Box):  # an indicator's weight does not matter
             weight *= factor
             if not np.isfinite(weight):
                 raise ctx.error("regularizer.scale", f"the weight of {name} times m = "

@@ -178,8 +178,8 @@ def test_per_output_scaling_leaves_indicators_alone():
         ("0 * l1", "must be finite and > 0, got 0 (drop the term instead of giving it weight 0)"),
         ("1e400 * tv", "the number 1e400 in '1e400 * tv' overflows to infinity"),
         ("1e200 * tv * 1e200", "must be finite and > 0, got inf (weights must be finite)"),
-        ("box(1)", "box takes two bounds"),
-        ("tv(3)", "box takes two bounds"),
+        ("box(1)", "box takes 2 argument(s): box(lo, hi) (in 'box(1)')"),
+        ("tv(3)", "tv takes 0 argument(s): tv (no arguments)"),
         ("tv +", "expected a term name, found the end"),
         ("__import__('os')", "cannot parse"),
         ("tv; l1", "cannot parse"),
@@ -663,3 +663,10 @@ def test_output_noise_is_projected_inside_an_open_domain():
     data = spec.problem.data
     assert spec.noise["projected"]
     assert np.abs(data).max() < 1 and np.isclose(np.abs(data).max(), 1)
+
+
+def test_regulariser_names_are_the_registry_of_bregmod_regularizers():
+    from bregmod import regularizers
+    from bregmod.spec import REGULARIZERS
+
+    assert REGULARIZERS is regularizers.NAMES
