@@ -53,14 +53,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.linalg
 
 from bregmod._checks import finite_array, nonnegative_scalar, positive_scalar
+from bregmod.distributed import _dask, chunk_slices
 from bregmod.errors import CheckpointError, ShapeError
-from bregmod.model.deep import DeepBregman
+from bregmod.model.deep import DeepBregman, ParameterGradient
 from bregmod.network import Dense, Network, Sequential
 from bregmod.operators import MatrixOperator
 
@@ -139,13 +140,6 @@ def prox_state(model: DeepBregman, l: int, alpha: float, v: np.ndarray, mu: floa
     return model.prox_phi(l, _soft_threshold(v, mu * alpha) if alpha > 0 else v, mu)
 
 
-def _largest_eigenvalue_of_gram(X: np.ndarray) -> float:
-    """λ_max(XᵀX) = ‖X‖₂², from the smaller of the two Gram matrices."""
-    G = X @ X.T if X.shape[0] <= X.shape[1] else X.T @ X
-    n = G.shape[0]
-    return float(scipy.linalg.eigh(G, eigvals_only=True, subset_by_index=[n - 1, n - 1])[0])
-
-
 def _norm_estimate_sq(W: np.ndarray, iterations: int = 8) -> float:
     """A power-iteration estimate of ‖W‖₂² (from below; backtracking absorbs the error)."""
     v = np.ones(W.shape[1])
@@ -157,6 +151,280 @@ def _norm_estimate_sq(W: np.ndarray, iterations: int = 8) -> float:
             return 0.0
         v = w / value
     return value
+
+
+def _full_states(states, x0: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """[x^0, x^1, …, x^{L−1}, x^L] in float64 from stored hidden states, inputs and targets."""
+    return [x0, *(np.asarray(s, dtype=np.float64) for s in states), y]
+
+
+# ---------------------------------------------------------------------------------------------
+# One batch step, split into what each shard of the batch computes on its own rows and the
+# reductions over the shards (docs/guide/distributed.md). The samples of a batch are
+# independent given Θ except through (i) the backtracking test of a state step, which sums
+# Bregman values and the bound over the batch (one μ per layer and batch), and (ii) the weight
+# step, whose gradient is the batch mean and whose step comes from λ_max of the batch's
+# X̃ᵀX̃. The shard functions are pure functions of their arguments (a Dask worker may rerun
+# them); the reductions run on the driver. In-process the batch is one shard.
+# ---------------------------------------------------------------------------------------------
+
+
+class _StatePoint(NamedTuple):
+    """A shard's values at the current x^l that every backtracking trial of a state step uses."""
+
+    gradient: np.ndarray  #: ∇f(x^l), `DeepBregman.state_gradient`
+    pre: np.ndarray  #: p = W_{l+1} x^l + b_{l+1}
+    residual: np.ndarray  #: σ_{l+1}(p) − x^{l+1}
+    value: float  #: Σ_i B_{Ψ_{l+1}}(x_i^{l+1}, p_i)
+
+
+class _Shard(NamedTuple):
+    """A shard's states X = [x^0, …, x^L]; after a trial step on x^l, X holds the trial x⁺
+    and ``point``, ``sums`` its backtracking data (the shard moves on from the accepted one)."""
+
+    X: list[np.ndarray]
+    point: _StatePoint | None = None
+    #: [Σ B(x^{l+1}, p⁺), Σ B(x^{l+1}, p), ⟨σ(p) − x^{l+1}, p⁺ − p⟩, ‖x⁺ − x‖²]
+    sums: np.ndarray | None = None
+
+
+class _GramPart(NamedTuple):
+    """A shard's share of X̃ᵀX̃, X̃ = [x^{l−1}, 1]: its rows X̃_p when it has no more rows than
+    columns (fewer bytes than the Gram matrix), else X̃_pᵀX̃_p."""
+
+    rows: np.ndarray | None
+    gram: np.ndarray | None
+
+
+class _WeightPart(NamedTuple):
+    """A shard's share of the weight step of one layer."""
+
+    rows: int  #: m_p, the shard's number of samples
+    gradient: ParameterGradient  #: `DeepBregman.param_gradient` (the mean over the shard)
+    gram: _GramPart
+
+
+def _shard_states(model: DeepBregman, inputs: np.ndarray, targets: np.ndarray, states
+                  ) -> _Shard:
+    """A shard at the start of a batch step: the forward pass of Θ (``states`` None) or the
+    stored hidden states (``state_init="warm"``)."""
+    if states is None:
+        return _Shard(model.forward(inputs)[:-1] + [targets])
+    return _Shard(_full_states(states, inputs, targets))
+
+
+def _state_point(model: DeepBregman, X: list[np.ndarray], l: int) -> _StatePoint:
+    """The gradient, pre-activation, residual and Bregman value at a shard's x^l."""
+    activation, above = model.activation(l + 1), X[l + 1]
+    pre = model.preactivation(l + 1, X[l])
+    return _StatePoint(model.state_gradient(l, X), pre, activation.prox(pre) - above,
+                       activation.bregman(above, pre))
+
+
+def _state_trial(model: DeepBregman, shard: _Shard, rejected: _Shard | None, l: int,
+                 alpha: float, mu: float) -> _Shard:
+    """x⁺ = prox_{μ(Φ_l + α‖·‖₁)}(x^l − μ∇f(x^l)) on a shard, with its backtracking sums.
+
+    ``rejected`` is the shard's previous (rejected) trial on the same x^l, whose point is
+    reused, or None for the first trial.
+    """
+    X = shard.X
+    point = _state_point(model, X, l) if rejected is None else rejected.point
+    x, above = X[l], X[l + 1]
+    new = prox_state(model, l, alpha, x - mu * point.gradient, mu)
+    new_pre = model.preactivation(l + 1, new)
+    d = new - x
+    sums = np.array([model.activation(l + 1).bregman(above, new_pre), point.value,
+                     np.sum(point.residual * (new_pre - point.pre)), np.sum(d * d)])
+    return _Shard([*X[:l], new, *X[l + 1:]], point, sums)
+
+
+def _trial_sums(trial: _Shard) -> np.ndarray:
+    """The four sums of a trial (all a worker sends back for a backtracking decision)."""
+    return trial.sums
+
+
+def _weight_parts(model: DeepBregman, shard: _Shard, with_states: bool = False):
+    """A shard's share of every layer's weight step (its mean gradient, rows and Gram part);
+    with ``with_states`` also its hidden states x^1 … x^{L−1} (at the end of a batch step)."""
+    X = shard.X
+    parts = []
+    for l in range(1, model.depth + 1):
+        x_tilde = np.hstack([X[l - 1], np.ones((X[l - 1].shape[0], 1))])
+        rows, columns = x_tilde.shape
+        gram = _GramPart(x_tilde, None) if rows <= columns else _GramPart(None, x_tilde.T @ x_tilde)
+        parts.append(_WeightPart(rows, model.param_gradient(l, X), gram))
+    return parts, (X[1:-1] if with_states else None)
+
+
+def _sufficient_decrease(sums: np.ndarray, mu: float) -> bool:
+    """The backtracking test of a state step on the batch sums (`_Trial.sums` added over the
+    shards): Σ B(x^{l+1}, p⁺) ≤ Σ B(x^{l+1}, p) + ⟨σ(p) − x^{l+1}, p⁺ − p⟩ + ‖x⁺ − x‖²/(2μ),
+    up to a relative slack for rounding (see `Training._state_step`)."""
+    trial, value, linear, step = sums
+    bound = value + linear + step / (2 * mu)
+    return bool(trial <= bound + _BACKTRACK_RTOL * (abs(value) + abs(bound) + 1.0))
+
+
+def _largest_eigenvalue_of_gram(parts: list[_GramPart]) -> float:
+    """λ_max(X̃ᵀX̃) = ‖X̃‖₂² of the batch X̃ = [X̃_1; …; X̃_P] from its shards' parts.
+
+    From the smaller Gram matrix: X̃X̃ᵀ of the stacked rows when every shard sent rows and
+    the batch has no more rows than columns, else Σ_p X̃_pᵀX̃_p.
+    """
+    G = None
+    if all(p.gram is None for p in parts):
+        stacked = np.vstack([p.rows for p in parts])
+        if stacked.shape[0] <= stacked.shape[1]:
+            G = stacked @ stacked.T
+    if G is None:
+        G = sum(p.gram if p.gram is not None else p.rows.T @ p.rows for p in parts)
+    n = G.shape[0]
+    return float(scipy.linalg.eigh(G, eigvals_only=True, subset_by_index=[n - 1, n - 1])[0])
+
+
+def _shipped(value):
+    """``value`` itself: a task whose result the other tasks of a sweep share (Θ)."""
+    return value
+
+
+def _array_bytes(value) -> int:
+    """Bytes of the NumPy arrays in ``value`` (nested tuples and lists; futures count 0)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, (tuple, list)):
+        return sum(_array_bytes(v) for v in value)
+    return 0
+
+
+class _InProcess:
+    """Runs the shard functions in this process, at once: the single-process path."""
+
+    shards = 1
+
+    @staticmethod
+    def submit(function, *args):
+        return function(*args)
+
+    @staticmethod
+    def broadcast(value, nbytes: int):
+        return value
+
+    @staticmethod
+    def gather(values: list) -> list:
+        return values
+
+    def release(self) -> None:
+        """Nothing is held."""
+
+
+class _OnDask:
+    """Runs the shard functions as Dask tasks, one chain of tasks per shard.
+
+    Every task is a pure function of its arguments: the shard's rows travel with the first
+    task of a batch step, Θ is scattered to every worker, and all futures of a batch step are
+    held until it ends, so Dask can recompute what a lost worker held. Counts the bytes of the
+    arrays sent and received (not Dask's own messages) and the round trips that wait for
+    results.
+    """
+
+    def __init__(self, client) -> None:
+        distributed = _dask()
+        if not isinstance(client, distributed.Client):
+            raise TypeError(
+                f"client must be a dask.distributed.Client, got {type(client).__name__}"
+            )
+        threads = sum(client.nthreads().values())
+        if threads == 0:
+            raise ValueError(f"the Dask cluster at {client.scheduler.address} has no workers")
+        self.client = client
+        self.shards = threads
+        self._held: list = []
+        self.counts = dict.fromkeys(("tasks", "round_trips", "bytes_sent", "bytes_received"), 0)
+
+    def submit(self, function, *args):
+        future = self.client.submit(function, *args, pure=False)
+        self._held.append(future)
+        self.counts["tasks"] += 1
+        self.counts["bytes_sent"] += _array_bytes(args)
+        return future
+
+    def broadcast(self, value, nbytes: int):
+        future = self.client.submit(_shipped, value, pure=False)
+        self._held.append(future)
+        self.counts["tasks"] += 1
+        self.counts["bytes_sent"] += nbytes
+        return future
+
+    def gather(self, futures: list) -> list:
+        values = self.client.gather(futures)
+        self.counts["round_trips"] += 1
+        self.counts["bytes_received"] += _array_bytes(values)
+        return values
+
+    def release(self) -> None:
+        for future in self._held:
+            future.release()
+        self._held.clear()
+
+    def info(self, batches: int) -> dict[str, Any]:
+        per = {f"{key}_per_batch": value / max(batches, 1) for key, value in self.counts.items()}
+        return {"scheduler": self.client.scheduler.address, "workers": len(self.client.nthreads()),
+                "shards": self.shards, **self.counts, **per}
+
+
+class _Batch:
+    """The shards of one batch: contiguous pieces of its rows, each with its states
+    X = [x^0, …, x^L], kept where ``executor`` runs the shard functions.
+
+    Every method is a step of the algorithm on all shards followed, where the algorithm
+    couples the samples, by the reduction on the driver.
+    """
+
+    def __init__(self, executor, model: DeepBregman, weights, rows: list[tuple]) -> None:
+        self._executor = executor
+        self._next: tuple | None = (model, weights)
+        self._model = None
+        handle = self._model_handle()
+        self._shards = [executor.submit(_shard_states, handle, *shard) for shard in rows]
+        self._trials: list = []
+        self.states: list[np.ndarray] | None = None
+
+    def set_model(self, model: DeepBregman, weights) -> None:
+        """Θ for the next steps (shipped to the workers when a step first needs it)."""
+        self._next = (model, weights)
+
+    def _model_handle(self):
+        if self._next is not None:
+            model, weights = self._next
+            self._model = self._executor.broadcast(model, _array_bytes(weights))
+            self._next = None
+        return self._model
+
+    def state_sums(self, l: int, alpha: float, mu: float, first: bool) -> np.ndarray:
+        """The backtracking sums of the trial step μ on x^l, added over the shards."""
+        submit, model = self._executor.submit, self._model_handle()
+        rejected = [None] * len(self._shards) if first else self._trials
+        self._trials = [submit(_state_trial, model, shard, previous, l, alpha, mu)
+                        for shard, previous in zip(self._shards, rejected, strict=True)]
+        sums = self._executor.gather([submit(_trial_sums, trial) for trial in self._trials])
+        return np.sum(np.stack(sums), axis=0)
+
+    def accept(self) -> None:
+        """Keep the last trial on every shard."""
+        self._shards = self._trials
+
+    def weight_parts(self, last: bool) -> list[list[_WeightPart]]:
+        """Per layer, every shard's share of the weight step; at the ``last`` sweep also the
+        batch's hidden states x^1 … x^{L−1} (rows in the batch's order) into ``states``."""
+        model = self._model_handle()
+        shards = self._executor.gather(
+            [self._executor.submit(_weight_parts, model, shard, last) for shard in self._shards]
+        )
+        if last:
+            self.states = [np.concatenate(layer)
+                           for layer in zip(*(states for _, states in shards), strict=True)]
+        return [list(layer) for layer in zip(*(parts for parts, _ in shards), strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,9 +622,6 @@ class Training:
             )
         return [(np.asarray(layer.W), np.asarray(layer.b)) for layer in layers]
 
-    def _full_states(self, states, x0: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-        return [x0, *(np.asarray(s, dtype=np.float64) for s in states), y]
-
     def _check_states(self, states, rows: int) -> list[np.ndarray]:
         hidden = [layer.W.shape[0] for layer in self._layers[:-1]]
         if len(states) != len(hidden):
@@ -399,106 +664,108 @@ class Training:
         :meth:`energy`.
         """
         model, X = self._model_and_states(network, states)
-        return [self._weight_gradient(model, l, X) for l in range(1, len(X))]
+        parts, _ = _weight_parts(model, _Shard(X))
+        return [self._weight_gradient(model, l, [part]) for l, part in enumerate(parts, start=1)]
 
     def _model_and_states(self, network, states) -> tuple[DeepBregman, list[np.ndarray]]:
         model = self._model(self._weights_of(network))
         if states is None:
             X = model.forward(self._inputs)[:-1] + [self._targets]
         else:
-            X = self._full_states(
+            X = _full_states(
                 self._check_states(states, self.n_samples), self._inputs, self._targets
             )
         return model, X
 
-    def _weight_gradient(self, model: DeepBregman, l: int, X: list[np.ndarray]):
-        """(∂E/∂W_l, ∂E/∂b_l) on the rows of ``X``: `DeepBregman.param_gradient` + λ W_l."""
-        gradient = model.param_gradient(l, X)
-        return gradient.weight + self._weight_decay * model.operator(l).matrix, gradient.bias
+    def _weight_gradient(self, model: DeepBregman, l: int, parts: list[_WeightPart]):
+        """(∂E/∂W_l, ∂E/∂b_l) on the rows of the shards: Σ_p (m_p/m) ∇_p + (λ W_l, 0), ∇_p
+        the shard means of `DeepBregman.param_gradient`, m = Σ_p m_p."""
+        rows = sum(part.rows for part in parts)
+        weight = sum((part.rows / rows) * part.gradient.weight for part in parts)
+        bias = sum((part.rows / rows) * part.gradient.bias for part in parts)
+        return weight + self._weight_decay * model.operator(l).matrix, bias
 
     # ------------------------------------------------------------------ the block updates
-    def _state_step(self, model: DeepBregman, l: int, X: list[np.ndarray], mu: float
-                    ) -> tuple[float, int]:
-        """One proximal gradient step on hidden state x^l (in place in ``X``), μ backtracked.
+    def _state_step(self, batch: _Batch, l: int, mu: float) -> tuple[float, int]:
+        """One proximal gradient step on hidden state x^l of the batch, μ backtracked.
 
         Smooth part f(x) = Σ_i B_{Ψ_{l+1}}(x_i^{l+1}, W_{l+1} x_i + b_{l+1}) − ⟨x_i, W_l x_i^{l−1}
         + b_l⟩ with gradient `DeepBregman.state_gradient`; prox part Φ_l + α_l‖·‖₁
         (:func:`prox_state`). μ is halved until f(x⁺) ≤ f(x) + ⟨∇f, x⁺ − x⟩ + ‖x⁺ − x‖²/(2μ),
         which gives E(x⁺) ≤ E(x) − ‖x⁺ − x‖²/(2μ). The linear term cancels from this test, and
         with p = W_{l+1} x + b_{l+1}, ⟨W_{l+1}ᵀ r, x⁺ − x⟩ = ⟨r, p⁺ − p⟩, so it reads
-        Σ B(x^{l+1}, p⁺) ≤ Σ B(x^{l+1}, p) + ⟨σ(p) − x^{l+1}, p⁺ − p⟩ + ‖x⁺ − x‖²/(2μ).
+        Σ B(x^{l+1}, p⁺) ≤ Σ B(x^{l+1}, p) + ⟨σ(p) − x^{l+1}, p⁺ − p⟩ + ‖x⁺ − x‖²/(2μ)
+        (:func:`_sufficient_decrease`), summed over the whole batch: one reduction over the
+        shards per trial.
 
         Returns the accepted μ and the number of halvings.
         """
-        x, above = X[l], X[l + 1]
-        activation = model.activation(l + 1)
-        grad = model.state_gradient(l, X)
-        pre = model.preactivation(l + 1, x)
-        value = activation.bregman(above, pre)
-        residual = activation.prox(pre) - above
         for halvings in range(_MAX_BACKTRACKS):
-            new = prox_state(model, l, self._alphas[l], x - mu * grad, mu)
-            new_pre = model.preactivation(l + 1, new)
-            d = new - x
-            bound = value + np.sum(residual * (new_pre - pre)) + np.sum(d * d) / (2 * mu)
-            if activation.bregman(above, new_pre) <= bound + _BACKTRACK_RTOL * (
-                abs(value) + abs(bound) + 1.0
-            ):
-                X[l] = new
+            if _sufficient_decrease(batch.state_sums(l, self._alphas[l], mu, halvings == 0), mu):
+                batch.accept()
                 return mu, halvings
             mu *= 0.5
         return mu, _MAX_BACKTRACKS  # no acceptable step (not expected): x^l unchanged
 
-    def _weight_step(self, model: DeepBregman, l: int, X: list[np.ndarray], anchor,
+    def _weight_step(self, model: DeepBregman, l: int, parts: list[_WeightPart], anchor,
                      tau: float):
         """One gradient step on (W_l, b_l) of E_S + 1/(2τ)‖(W_l, b_l) − (W_l, b_l)^k‖².
 
         Step 1/L with L = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ, X̃ = [x^{l−1}, 1]: a Lipschitz constant
-        of the gradient in (W_l, b_l) (σ_l is 1-Lipschitz).
+        of the gradient in (W_l, b_l) (σ_l is 1-Lipschitz). ``parts`` are the shards' shares
+        (`_weight_parts`) of layer l.
         """
         W, b = model.operator(l).matrix, model.bias(l)
         W0, b0 = anchor[l - 1]
-        gW, gb = self._weight_gradient(model, l, X)
+        gW, gb = self._weight_gradient(model, l, parts)
         gW = gW + (W - W0) / tau
         gb = gb + (b - b0) / tau
-        x_tilde = np.hstack([X[l - 1], np.ones((X[l - 1].shape[0], 1))])
+        rows = sum(part.rows for part in parts)
         lipschitz = (
-            _largest_eigenvalue_of_gram(x_tilde) / X[l].shape[0] + 1.0 / tau + self._weight_decay
+            _largest_eigenvalue_of_gram([part.gram for part in parts]) / rows + 1.0 / tau
+            + self._weight_decay
         )
         return W - gW / lipschitz, b - gb / lipschitz
 
     def _batch_step(self, run: _Run, index: np.ndarray, tau: float, inner: int,
-                    state_init: str) -> None:
+                    state_init: str, executor) -> None:
         """The implicit SGD step on the batch ``index``, committed to ``run`` at the end.
 
-        The batch's hidden states start from the forward pass of the current weights
-        (``state_init="forward"``) or from their values at the sample's previous visit
-        (``"warm"``); the final states are stored in ``run`` either way. Each sweep updates
-        x^1, …, x^{L−1} in turn, then all (W_l, b_l) (independent given the states).
+        The batch is cut into ``executor.shards`` contiguous shards (one in-process). Their
+        hidden states start from the forward pass of the current weights
+        (``state_init="warm"``: from their values at the sample's previous visit); the final
+        states are stored in ``run`` either way. Each sweep updates x^1, …, x^{L−1} in turn,
+        then all (W_l, b_l) (independent given the states).
         """
         model = self._model(run.weights)
         L = model.depth
-        if state_init == "forward":
-            X = model.forward(self._inputs[index])[:-1] + [self._targets[index]]
-        else:
-            X = self._full_states([s[index] for s in run.states], self._inputs[index],
-                                  self._targets[index])
+        rows = [
+            (self._inputs[index[part]], self._targets[index[part]],
+             None if state_init == "forward" else [s[index[part]] for s in run.states])
+            for part in chunk_slices(len(index), math.ceil(len(index) / executor.shards))
+        ]
         mus = [1.0 / max(_norm_estimate_sq(W), 1e-12) for W, _ in run.weights[1:]]
         halvings = 0
-        for _ in range(inner):
-            for l in range(1, L):
-                mus[l - 1], count = self._state_step(model, l, X, mus[l - 1])
-                halvings += count
-            model = self._model(
-                [self._weight_step(model, l, X, run.weights, tau) for l in range(1, L + 1)]
-            )
-        weights = [(op.matrix, b) for op, b in zip(model.operators, model.biases, strict=True)]
+        batch = _Batch(executor, model, run.weights, rows)
+        try:
+            for sweep in range(inner):
+                for l in range(1, L):
+                    mus[l - 1], count = self._state_step(batch, l, mus[l - 1])
+                    halvings += count
+                parts = batch.weight_parts(last=sweep + 1 == inner)
+                weights = [self._weight_step(model, l, parts[l - 1], run.weights, tau)
+                           for l in range(1, L + 1)]
+                model = self._model(weights)
+                batch.set_model(model, weights)
+            states = batch.states
+        finally:
+            executor.release()
         counters = dict(run.counters)
         counters["batches"] += 1
         counters["inner_sweeps"] += inner
         counters["state_backtracks"] += halvings
         # One assignment commits the batch; _apply_pending makes it visible (idempotently).
-        run.pending = (index, X[1:L], weights, run.batch + 1, counters)
+        run.pending = (index, states, weights, run.batch + 1, counters)
         self._apply_pending(run)
 
     @staticmethod
@@ -561,6 +828,7 @@ class Training:
         resume: bool = False,
         progress: bool = False,
         dtype: str = "float64",
+        client=None,
     ) -> TrainingResult:
         """Train by implicit SGD with proximal-gradient subproblems (module docstring).
 
@@ -602,6 +870,14 @@ class Training:
         dtype : {"float64", "float32"}
             Storage type of the hidden states (float32 halves their memory; computations run in
             float64).
+        client : dask.distributed.Client, optional
+            Data-parallel training on the client's workers (docs/guide/distributed.md): each
+            batch is cut into one shard per worker thread; the shards update their own hidden
+            states and return the sums that couple the samples (the backtracking test, the
+            weight gradient, the Gram matrix of the step size), which this process reduces
+            into the new weights. The same algorithm as without a client: the same seed gives
+            the same weights up to the rounding of the shard sums. ``stats["distributed"]``
+            counts the tasks, round trips and the bytes of the arrays sent and received.
 
         Returns
         -------
@@ -616,6 +892,10 @@ class Training:
             other settings.
         FileNotFoundError
             ``resume=True`` without an existing checkpoint file.
+        TypeError
+            ``client`` is not a ``dask.distributed.Client``.
+        ImportError
+            ``client`` given but Dask is not installed.
         """
         start = time.perf_counter()
         epochs = self._count(epochs, "epochs", minimum=0)
@@ -650,6 +930,7 @@ class Training:
             "validation_samples": None if validation is None else int(validation[0].shape[0]),
         }
         state_dtype = np.dtype(dtype)
+        executor = _InProcess() if client is None else _OnDask(client)
         if resume:
             run = self._load_checkpoint(Path(checkpoint), settings)
             resumed_from = run.epoch
@@ -657,6 +938,7 @@ class Training:
             run = self._new_run(int(seed), state_dtype)
             resumed_from = None
         n_batches = math.ceil(self.n_samples / batch_size)
+        batches_before = run.counters["batches"]
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -674,7 +956,7 @@ class Training:
                     index = np.sort(
                         run.permutation[run.batch * batch_size:(run.batch + 1) * batch_size]
                     )
-                    self._batch_step(run, index, tau_e, inner, state_init)
+                    self._batch_step(run, index, tau_e, inner, state_init, executor)
                 status = self._end_epoch(run, tau_e, validation, early_stopping,
                                          time.perf_counter() - epoch_start)
                 if checkpoint is not None and (run.epoch % every == 0 or run.epoch == epochs):
@@ -700,6 +982,8 @@ class Training:
             "resumed_from_epoch": resumed_from,
             **settings,
         }
+        if client is not None:
+            stats["distributed"] = executor.info(run.counters["batches"] - batches_before)
         return TrainingResult(
             network=self._build_network(final),
             history={key: list(values) for key, values in run.history.items()},
@@ -726,7 +1010,7 @@ class Training:
     def _end_epoch(self, run: _Run, tau_e: float, validation, patience: int | None,
                    seconds: float) -> str:
         """Record the epoch's history, track the best validation loss; return the status."""
-        X = self._full_states(run.states, self._inputs, self._targets)
+        X = _full_states(run.states, self._inputs, self._targets)
         energy = self._energy(self._model(run.weights), X)
         train_loss = self._loss(run.weights, self._inputs, self._targets)
         val_loss = math.nan if validation is None else self._loss(run.weights, *validation)

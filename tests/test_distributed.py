@@ -34,6 +34,7 @@ from bregmod.problem import Inversion  # noqa: E402
 from bregmod.regularizers import L1, Box, NonNegative, SquaredL2, TotalVariation  # noqa: E402
 from bregmod.spec import load_spec, resolve_spec  # noqa: E402
 from bregmod.symbolic import activation_from_psi  # noqa: E402
+from bregmod.training import Training  # noqa: E402
 
 BATCH = 8
 
@@ -296,6 +297,77 @@ def test_cli_unreachable_scheduler_is_an_error_not_a_hang():
     assert time.perf_counter() - start < 60
 
 
+# --- data-parallel lifted training (before the faults: they replace a worker) ---------------------
+
+
+def teacher_training() -> Training:
+    """A small teacher–student problem: a ReLU teacher's outputs, a 3-layer student with an ℓ1
+    penalty on its soft-threshold layer and weight decay (every coupling of the samples)."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((60, 6))
+    Y = np.maximum(X @ rng.standard_normal((16, 6)).T, 0) @ rng.standard_normal((3, 16)).T / 4
+    student = Sequential(Dense(rng.standard_normal((16, 6)) / 3, activation=act.ReLU()),
+                         Dense(rng.standard_normal((8, 16)) / 5, activation=act.SoftThreshold(0.1)),
+                         Dense(rng.standard_normal((3, 8)) / 3))
+    return Training(student, X, Y, state_penalties={2: 0.01}, weight_decay=0.01)
+
+
+#: Batches of 15 rows: shards of 8 and 7 samples (unequal, so the shard weights m_p/m matter).
+TRAIN = dict(epochs=2, batch_size=15, seed=3, tau=5.0, inner_iterations=2)
+
+
+@pytest.fixture(scope="module")
+def trained(client):
+    """The teacher–student problem trained in this process and on the 2-worker cluster."""
+    training = teacher_training()
+    return training, training.solve(**TRAIN), training.solve(**TRAIN, client=client)
+
+
+def _weights(result) -> list[np.ndarray]:
+    return [a for layer in result.network.layers for a in (layer.W, layer.b)]
+
+
+def test_data_parallel_training_matches_single_process(trained):
+    """Same seed, same weights, up to floating-point reassociation: each shard sums its own
+    rows and the driver adds the shard sums (the backtracking sums, Σ_p (m_p/m) ∇_p, Σ_p
+    X̃_pᵀX̃_p), so sums of the batch are added in another order than in one process — relative
+    differences of 1e-16 per operation that the iterations carry along (measured ≈ 1e-15 after
+    2 epochs). 1e-10 leaves room for that and fails on any change of the algorithm (a μ or a
+    step size per shard, a gradient without the shard weights: differences ≥ 1e-3)."""
+    _, local, remote = trained
+    for a, b in zip(_weights(local), _weights(remote), strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-10 * np.abs(a).max())
+    for a, b in zip(local.states, remote.states, strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-10 * np.abs(a).max())
+    np.testing.assert_allclose(remote.history["energy"], local.history["energy"], rtol=1e-10)
+    for key in ("batches", "inner_sweeps", "state_backtracks"):
+        assert remote.stats[key] == local.stats[key]
+    info = remote.stats["distributed"]
+    assert (info["workers"], info["shards"]) == (2, 2) and "distributed" not in local.stats
+    # Per batch and sweep: the 2 shards' gradients and Gram rows come back, Θ goes out once.
+    assert info["bytes_received"] > 2 * 8 * (16 * 7 + 8 * 17 + 3 * 9) * 8  # ≥ the gradients
+    assert info["round_trips_per_batch"] >= 2 * 2  # ≥ 1 state step + 1 weight step per sweep
+
+
+def test_training_on_the_cluster_resumes_from_its_checkpoints(trained, client, tmp_path):
+    """A run interrupted after epoch 1 and resumed (on the cluster) is bit-identical to the
+    uninterrupted run on the cluster: the shard computations and the order of the shard sums
+    do not depend on which worker runs them."""
+    training, local, remote = trained
+    path = tmp_path / "run.npz"
+    training.solve(**{**TRAIN, "epochs": 1}, checkpoint=path, client=client)
+    resumed = training.solve(**TRAIN, checkpoint=path, resume=True, client=client)
+    assert resumed.stats["resumed_from_epoch"] == 1
+    for a, b in zip(_weights(remote), _weights(resumed), strict=True):
+        assert np.array_equal(a, b)
+    assert resumed.history["energy"] == remote.history["energy"]
+
+
+def test_training_rejects_a_bad_client():
+    with pytest.raises(TypeError, match="dask.distributed.Client"):
+        teacher_training().solve(epochs=1, client="tcp://127.0.0.1:8786")
+
+
 # --- faults (last: the test replaces a worker of the module's cluster) -------------------------
 
 
@@ -329,4 +401,42 @@ def test_a_worker_killed_mid_run_changes_nothing(client):
     assert result.stats["statuses"] == undisturbed.stats["statuses"]
     for field in ("u", "z", "u0", "objective", "bregman_gaps"):
         assert np.array_equal(getattr(result, field), getattr(undisturbed, field)), field
+    client.wait_for_workers(2, timeout=60)
+
+
+
+def test_a_worker_killed_mid_epoch_changes_nothing(trained, client):
+    """SIGKILL one worker process while it runs a shard of a training batch: Dask recomputes
+    the lost shard's tasks (pure functions of their inputs, all held until the batch step
+    ends) and the run ends with exactly the weights of the undisturbed run on the cluster."""
+    training, _, undisturbed = trained
+    client.wait_for_workers(2, timeout=60)
+    pids = client.run(os.getpid)
+    victim = sorted(pids)[0]
+    outcome = {}
+
+    def run():
+        outcome["result"] = training.solve(**TRAIN, client=client)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    started = 0
+    while time.monotonic() < deadline:  # let a few batch steps pass, then kill mid-task
+        if client.processing().get(victim):
+            started += 1
+            if started >= 20:
+                break
+        time.sleep(0.005)
+    assert client.processing().get(victim), "no shard task reached the worker"
+    os.kill(pids[victim], signal.SIGKILL)
+    thread.join(timeout=300)
+    assert not thread.is_alive() and "result" in outcome
+    result = outcome["result"]
+    assert pids[victim] not in client.run(os.getpid).values()  # the process really died
+    assert result.stats["epochs"] == TRAIN["epochs"]
+    for a, b in zip(_weights(undisturbed), _weights(result), strict=True):
+        assert np.array_equal(a, b)
+    for a, b in zip(undisturbed.states, result.states, strict=True):
+        assert np.array_equal(a, b)
     client.wait_for_workers(2, timeout=60)

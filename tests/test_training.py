@@ -11,7 +11,7 @@ from scipy.optimize import minimize_scalar
 import bregmod as bm
 from bregmod.errors import CheckpointError, DomainError, ShapeError
 from bregmod.model.deep import DeepBregman
-from bregmod.training import prox_state
+from bregmod.training import _Batch, _InProcess, _Shard, _weight_parts, prox_state
 
 D, H, M = 8, 24, 4
 
@@ -150,15 +150,17 @@ def test_energy_is_the_sum_of_bregman_penalties():
 def test_each_state_update_decreases_the_energy():
     training, net, states = _random_problem(penalties={1: 0.1, 2: 0.05})
     model = DeepBregman.from_network(net)
-    X = [training.inputs, *(s.copy() for s in states), training.targets]
+    weights = [(layer.W, layer.b) for layer in net.layers]
+    batch = _Batch(_InProcess(), model, weights, [(training.inputs, training.targets, states)])
     mus = [10.0, 10.0]  # too long: backtracking must act
-    energy = training._energy(model, X)
+    energy = training.energy(net, states)
     halvings = 0
     for _ in range(5):
         for l in (1, 2):
-            mus[l - 1], count = training._state_step(model, l, X, mus[l - 1])
+            mus[l - 1], count = training._state_step(batch, l, mus[l - 1])
             halvings += count
-            new = training._energy(model, X)
+            batch.weight_parts(last=True)
+            new = training.energy(net, batch.states)
             assert new <= energy + 1e-12
             energy = new
     assert halvings > 0
@@ -179,7 +181,8 @@ def test_weight_step_decreases_the_subproblem():
         return training._energy(training._model(ws), X) + prox / (2 * tau)
 
     before = subproblem(weights)
-    stepped = [training._weight_step(model, l, X, anchor, tau) for l in (1, 2, 3)]
+    parts, _ = _weight_parts(model, _Shard(X))
+    stepped = [training._weight_step(model, l, [parts[l - 1]], anchor, tau) for l in (1, 2, 3)]
     assert subproblem(stepped) < before - 1e-6
 
 
