@@ -34,7 +34,13 @@ from bregmod.problem import Inversion  # noqa: E402
 from bregmod.regularizers import L1, Box, NonNegative, SquaredL2, TotalVariation  # noqa: E402
 from bregmod.spec import load_spec, resolve_spec  # noqa: E402
 from bregmod.symbolic import activation_from_psi  # noqa: E402
-from bregmod.training import Training  # noqa: E402
+from bregmod.training import (  # noqa: E402
+    Training,
+    _Batch,
+    _InProcess,
+    _OnDask,
+    _sufficient_decrease,
+)
 
 BATCH = 8
 
@@ -347,6 +353,41 @@ def test_data_parallel_training_matches_single_process(trained):
     # Per batch and sweep: the 2 shards' gradients and Gram rows come back, Θ goes out once.
     assert info["bytes_received"] > 2 * 8 * (16 * 7 + 8 * 17 + 3 * 9) * 8  # ≥ the gradients
     assert info["round_trips_per_batch"] >= 2 * 2  # ≥ 1 state step + 1 weight step per sweep
+
+
+def test_the_reductions_over_shards_are_the_batch_sums(client):
+    """A batch cut into shards of 8 and 7 rows on the cluster gives the backtracking sums, the
+    decisions, the weight step and the states of the whole batch in one process (to rounding),
+    for a step μ so long that the test rejects it and for one it accepts."""
+    training = teacher_training()
+    weights = training._initial_weights()
+    model = training._model(weights)
+    x, y = training.inputs[:15], training.targets[:15]
+    whole = _Batch(_InProcess(), model, weights, [(x, y, None)])
+    executor = _OnDask(client)
+    shards = _Batch(executor, model, weights, [(x[:8], y[:8], None), (x[8:], y[8:], None)])
+    try:
+        decisions = []
+        for l, alpha in ((2, 0.01), (1, 0.0)):  # x^1 is optimal at the forward pass until x^2 moves
+            for mu in (100.0, 0.01):
+                a = whole.state_sums(l, alpha, mu, first=mu == 100.0)
+                b = shards.state_sums(l, alpha, mu, first=mu == 100.0)
+                np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+                decisions.append(_sufficient_decrease(a, mu))
+                assert _sufficient_decrease(b, mu) is decisions[-1]
+            whole.accept()
+            shards.accept()
+        assert decisions == [False, True, False, True]
+        a, b = whole.weight_parts(last=True), shards.weight_parts(last=True)
+        assert [len(p) for p in b] == [2, 2, 2]
+        for l in (1, 2, 3):
+            for u, v in zip(training._weight_step(model, l, a[l - 1], weights, 5.0),
+                            training._weight_step(model, l, b[l - 1], weights, 5.0), strict=True):
+                np.testing.assert_allclose(v, u, rtol=1e-12, atol=1e-14)
+        for u, v in zip(whole.states, shards.states, strict=True):
+            np.testing.assert_allclose(v, u, rtol=1e-12, atol=1e-14)
+    finally:
+        executor.release()
 
 
 def test_training_on_the_cluster_resumes_from_its_checkpoints(trained, client, tmp_path):
