@@ -40,6 +40,12 @@ Only σ and the prox of Φ appear: no σ′ anywhere. The energy, its block grad
 prox of Φ come from :class:`bregmod.model.deep.DeepBregman`. A batch's hidden states start
 from the forward pass of the current weights (or, with ``state_init="warm"``, from the
 sample's previous visit); the states of all samples are kept and saved in checkpoints.
+
+Data-parallel training (``Training.solve(..., client=client)``, docs/guide/distributed.md)
+runs the same algorithm with each batch cut into shards on Dask workers: the shard functions
+below compute on a shard's rows, the reductions add up what the algorithm sums over the batch
+(the backtracking sums of a state step, the weight gradient, the Gram matrix X̃ᵀX̃), and in one
+process the batch is a single shard of the same functions. Dask is imported only with a client.
 """
 
 from __future__ import annotations
