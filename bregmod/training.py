@@ -56,6 +56,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,7 +357,11 @@ class _OnDask:
         return future
 
     def broadcast(self, value, nbytes: int):
-        future = self.client.submit(_shipped, value, pure=False)
+        # Θ travels inside a task (not client.scatter) so that Dask can recompute it when the
+        # worker holding it dies; Dask's advice against large task arguments does not apply.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+            future = self.client.submit(_shipped, value, pure=False)
         self._held.append(future)
         self.counts["tasks"] += 1
         self.counts["bytes_sent"] += nbytes
