@@ -11,6 +11,7 @@ run, side by side, from the same start and seed:
   and received from the workers, tasks and round trips per batch step) and the size of Θ as
   Dask pickles it;
 * the largest difference of the trained weights from the in-process run;
+* the seconds to ship Θ to a worker and an array of its size back (one sweep's transfers);
 * the float64 GEMM rate of one core (the F of the estimate in benchmarks/README.md).
 
 Run: ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_training_distributed.py [--train N]
@@ -53,6 +54,24 @@ def _timed(function) -> float:
     return time.perf_counter() - start
 
 
+def _same_size(weights) -> np.ndarray:
+    """An array as large as the weights (what a shard's gradients weigh)."""
+    return np.ones(sum(W.size + b.size for W, b in weights))
+
+
+def transfer_seconds(client, weights, repeat: int = 3) -> float:
+    """Seconds to ship Θ to a worker in a task and get an array of its size back (median)."""
+    from bregmod.training import _shipped
+
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        shipped = client.submit(_shipped, weights, pure=False)
+        client.submit(_same_size, shipped, pure=False).result()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=1000)
@@ -69,13 +88,16 @@ def main(argv: list[str] | None = None) -> int:
                            state_penalties={3: example.ALPHA})
     options = dict(epochs=args.epochs, seed=0, **example.LBN)
     runs = {"in-process": training.solve(**options)}
+    weights = training._initial_weights()
+    transfers = {}
     for workers in (1, 2):
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as client:
             client.run(lambda: __import__("bregmod.training"))  # warm the workers
-            runs[f"dask, {workers} worker(s)"] = training.solve(**options, client=client)
+            name = f"dask, {workers} worker(s)"
+            transfers[name] = transfer_seconds(client, weights)
+            runs[name] = training.solve(**options, client=client)
     reference = runs["in-process"]
-    weights = [(layer.W, layer.b) for layer in reference.network.layers]
     model = training._model(weights)
     results = {
         "train": args.train,
@@ -95,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                                      strict=True))}
         entry["vs_in_process"] = base / entry["seconds_per_epoch"]
         entry.update(result.stats.get("distributed", {}))
+        if name in transfers:
+            entry["theta_round_trip_seconds"] = transfers[name]
         results["runs"][name] = entry
     print(f"sparse autoencoder 784^5, {args.train} digits, batch {example.LBN['batch_size']}, "
           f"{example.LBN['inner_iterations']} sweeps, {args.epochs} epoch(s)")
@@ -108,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             line += (f"  sent {r['bytes_sent_per_batch'] / 1e6:.2f} MB/batch, received "
                      f"{r['bytes_received_per_batch'] / 1e6:.2f} MB/batch, "
                      f"{r['round_trips_per_batch']:.1f} round trips, "
-                     f"{r['tasks_per_batch']:.1f} tasks")
+                     f"{r['tasks_per_batch']:.1f} tasks; Θ out and back "
+                     f"{r['theta_round_trip_seconds']:.2f} s")
         print(line)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -9,6 +9,7 @@
     bregmod conjugate EXPR [--sigma] [--var NAME] [--domain LO HI] [--no-verify]
     bregmod examples
     bregmod train SPEC --out DIR [--resume] [--quick] [--set KEY=VALUE ...] [--no-progress]
+                  [--workers N | --scheduler ADDRESS]
 
 SPEC is a spec file (:mod:`bregmod.spec`) or the name of a bundled spec (``bregmod examples``
 lists them). ``--quick`` applies the spec's ``[quick]`` overrides (reduced sizes); ``--set``
@@ -16,7 +17,8 @@ overrides any entry by its dotted path, the value written in TOML (``--set solve
 ``--set 'input.shape=[32, 32]'``; a bare word is taken as a string: ``--set solver.name=pdhg``).
 ``--workers N`` solves the items of a spec with batched data on a local Dask cluster of N
 worker processes, ``--scheduler ADDRESS`` on a running one (:mod:`bregmod.distributed`; the
-extra ``bregmod[distributed]``).
+extra ``bregmod[distributed]``); for ``train`` they train data-parallel
+(``Training.solve(client=...)``).
 
 Exit codes
 ----------
@@ -170,15 +172,25 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_on_cluster(args: argparse.Namespace, spec, progress: bool):
     """Solve the items of the spec's batch on a Dask cluster (``--workers``/``--scheduler``)."""
-    import importlib.util
-
-    from bregmod.distributed import cluster
-
     if spec.problem.batch_size is None:
         raise _UsageError(
             f"--workers/--scheduler solve the items of a batch in parallel, but {spec.name} has "
             "one data item; declare a batch (data.noise.copies = N, or a data file of shape "
             "(N, *output_shape))")
+    with _dask_client(args) as client:
+        return spec.problem.solve(progress=progress, client=client, **spec.solver.kwargs())
+
+
+@contextlib.contextmanager
+def _dask_client(args: argparse.Namespace):
+    """The Dask client of ``--workers``/``--scheduler`` (None without them); prints where."""
+    import importlib.util
+
+    if args.workers is None and args.scheduler is None:
+        yield None
+        return
+    from bregmod.distributed import cluster
+
     if args.workers is not None and args.workers < 1:
         raise _UsageError(f"--workers must be >= 1, got {args.workers}")
     with cluster(workers=args.workers, scheduler=args.scheduler) as client:
@@ -187,7 +199,7 @@ def _run_on_cluster(args: argparse.Namespace, spec, progress: bool):
         dashboard = client.dashboard_link + (
             "" if importlib.util.find_spec("bokeh") else " (install bokeh to view it)")
         print(f"dask: {where} at {client.scheduler.address}, dashboard {dashboard}", flush=True)
-        return spec.problem.solve(progress=progress, client=client, **spec.solver.kwargs())
+        yield client
 
 
 @contextlib.contextmanager
@@ -332,8 +344,10 @@ def _train(args: argparse.Namespace) -> int:
     checkpoint = out / "checkpoint.npz"
     progress = not args.no_progress and sys.stderr.isatty()
     try:
-        result = spec.training.solve(validation=spec.validation, checkpoint=checkpoint,
-                                     resume=args.resume, progress=progress, **spec.solve_options)
+        with _dask_client(args) as client:
+            result = spec.training.solve(validation=spec.validation, checkpoint=checkpoint,
+                                         resume=args.resume, progress=progress, client=client,
+                                         **spec.solve_options)
     except KeyboardInterrupt:
         print(f"bregmod: interrupted; checkpoint saved to {checkpoint} (continue with --resume)",
               file=sys.stderr)
@@ -349,6 +363,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 # --- parser ---------------------------------------------------------------------------------
+
+
+def _cluster_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--workers", type=int, metavar="N",
+                        help=f"{what} on a local Dask cluster of N worker processes (prints "
+                             "the dashboard address)")
+    target.add_argument("--scheduler", metavar="ADDRESS",
+                        help=f"{what} on the Dask cluster at ADDRESS (tcp://host:8786)")
 
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -389,13 +412,7 @@ def _parser() -> _Parser:
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar (on a terminal) or progress lines (elsewhere)")
     run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    target = run.add_mutually_exclusive_group()
-    target.add_argument("--workers", type=int, metavar="N",
-                        help="solve the items of a batched spec on a local Dask cluster of N "
-                             "worker processes (prints the dashboard address)")
-    target.add_argument("--scheduler", metavar="ADDRESS",
-                        help="solve the items of a batched spec on the Dask cluster at ADDRESS "
-                             "(tcp://host:8786)")
+    _cluster_arguments(run, "solve the items of a batched spec")
     run.set_defaults(handler=_run)
 
     certify = commands.add_parser(
@@ -452,6 +469,7 @@ def _parser() -> _Parser:
     train.add_argument("--resume", action="store_true",
                        help="continue from DIR/checkpoint.npz up to [solver] epochs in total")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _cluster_arguments(train, "train data-parallel (each batch in shards)")
     train.set_defaults(handler=_train)
 
     examples = commands.add_parser("examples", help="list the bundled specs",

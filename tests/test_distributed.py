@@ -41,6 +41,7 @@ from bregmod.training import (  # noqa: E402
     _OnDask,
     _sufficient_decrease,
 )
+from bregmod.training_spec import load_training_spec  # noqa: E402
 
 BATCH = 8
 
@@ -402,6 +403,18 @@ def test_training_on_the_cluster_resumes_from_its_checkpoints(trained, client, t
     for a, b in zip(_weights(remote), _weights(resumed), strict=True):
         assert np.array_equal(a, b)
     assert resumed.history["energy"] == remote.history["energy"]
+
+
+def test_cli_trains_on_a_running_cluster(client, tmp_path):
+    code, out, err = _cli(["train", "teacher-student", "--quick", "--set", "solver.epochs=1",
+                           "--scheduler", client.scheduler.address, "--out", str(tmp_path)])
+    assert code == 0, err
+    assert f"dask: 2 worker(s) at {client.scheduler.address}, dashboard http" in out
+    spec = load_training_spec("teacher-student", quick=True, overrides={"solver.epochs": 1})
+    reference = spec.training.solve(validation=spec.validation, **spec.solve_options)
+    with np.load(tmp_path / "weights.npz") as saved:
+        for l, layer in enumerate(reference.network.layers, start=1):
+            np.testing.assert_allclose(saved[f"W{l}"], layer.W, rtol=0, atol=1e-10)
 
 
 def test_training_rejects_a_bad_client():
