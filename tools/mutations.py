@@ -228,8 +228,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "training-weight-decay-sign",
         "bregmod/training.py",
-        "return gradient.weight + self._weight_decay * model.operator(l).matrix",
-        "return gradient.weight - self._weight_decay * model.operator(l).matrix",
+        "return weight + self._weight_decay * model.operator(l).matrix, bias",
+        "return weight - self._weight_decay * model.operator(l).matrix, bias",
         ("tests/test_training.py",),
         "weight decay λ W_l entering the gradient with the wrong sign",
     ),
@@ -244,10 +244,26 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "training-weight-lipschitz",
         "bregmod/training.py",
-        "_largest_eigenvalue_of_gram(x_tilde) / X[l].shape[0] + 1.0 / tau",
-        "_largest_eigenvalue_of_gram(x_tilde) / X[l].shape[0] / 4 + 1.0 / tau",
+        "_largest_eigenvalue_of_gram([part.gram for part in parts]) / rows + 1.0 / tau",
+        "_largest_eigenvalue_of_gram([part.gram for part in parts]) / rows / 4 + 1.0 / tau",
         ("tests/test_training.py",),
         "the weight step 1/L with L underestimated 4× in its data part (steps too long)",
+    ),
+    Mutation(
+        "training-shard-backtracking",
+        "bregmod/training.py",
+        "        return np.sum(np.stack(sums), axis=0)",
+        "        return sums[0]",
+        ("tests/test_distributed.py::test_the_reductions_over_shards_are_the_batch_sums",),
+        "data-parallel training: the first shard's sums decide the batch's backtracking test",
+    ),
+    Mutation(
+        "training-shard-weights",
+        "bregmod/training.py",
+        "weight = sum((part.rows / rows) * part.gradient.weight for part in parts)",
+        "weight = sum((1 / len(parts)) * part.gradient.weight for part in parts)",
+        ("tests/test_distributed.py::test_data_parallel_training_matches_single_process",),
+        "data-parallel training: shard gradients averaged without their weights m_p/m",
     ),
 )
 
