@@ -329,8 +329,9 @@ class _OnDask:
     """Runs the shard functions as Dask tasks, one chain of tasks per shard.
 
     Every task is a pure function of its arguments: the shard's rows travel with the first
-    task of a batch step, Θ is scattered to every worker, and all futures of a batch step are
-    held until it ends, so Dask can recompute what a lost worker held. Counts the bytes of the
+    task of a batch step, Θ inside a task of its own (once per sweep; the workers copy it
+    among themselves), and all futures of a batch step are held until it ends, so Dask can
+    recompute what a lost worker held. Counts the bytes of the
     arrays sent and received (not Dask's own messages) and the round trips that wait for
     results.
     """

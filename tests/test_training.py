@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -401,3 +403,11 @@ def test_implicit_step_solves_its_proximal_subproblem(weight_decay):
     theta = np.linalg.solve(system, X1.T @ Y / s + theta0.T / tau).T
     assert np.abs(theta - theta0).max() > 0.1  # the step moves the weights
     np.testing.assert_allclose(np.hstack([layer.W, layer.b[:, None]]), theta, atol=1e-12)
+
+
+def test_training_without_a_client_never_imports_dask():
+    code = ("import sys, numpy as np, bregmod as bm\n"
+            "net = bm.Sequential(bm.Dense(np.eye(2), activation=bm.ReLU()), bm.Dense(np.eye(2)))\n"
+            "bm.Training(net, np.ones((4, 2)), np.ones((4, 2))).solve(epochs=1, batch_size=2)\n"
+            "assert not {'dask', 'distributed'} & set(sys.modules), 'dask was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
