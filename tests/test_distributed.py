@@ -489,4 +489,3 @@ def test_a_worker_killed_mid_epoch_changes_nothing(trained, client):
         assert np.array_equal(a, b)
     for a, b in zip(undisturbed.states, result.states, strict=True):
         assert np.array_equal(a, b)
-    client.wait_for_workers(2, timeout=60)
