@@ -249,7 +249,7 @@ class L21Norm:
 
     def dual_norm(self, y: np.ndarray) -> np.ndarray:
         """max_i ‖(y¹_i, …, yᶜ_i)‖₂ (the ℓ2,∞ norm, dual to g) of every row of y (B, c·m):
-        g*(y) = 0 iff it is ≤ 1 (+inf otherwise)."""
+        g∗(y) = 0 iff it is ≤ 1 (+inf otherwise)."""
         Y = np.asarray(y, dtype=np.float64)
         return self._norms(Y.reshape(Y.shape[0], self.components, -1)).max(axis=1)
 
@@ -284,11 +284,11 @@ class L21Norm:
 
 
 def _separable_conjugate(Q: np.ndarray, a: float, b: float, lo: float, hi: float) -> np.ndarray:
-    """Entrywise f*(q) = sup_t q t − f(t) of f(t) = a t²/2 + b|t| + ι_[lo, hi](t) (a, b ≥ 0).
+    """Entrywise f∗(q) = sup_t q t − f(t) of f(t) = a t²/2 + b|t| + ι_[lo, hi](t) (a, b ≥ 0).
 
-    a > 0: the maximiser is t* = clip(sign(q) max(|q| − b, 0)/a, lo, hi) (the concave objective
-    clipped to the interval), f*(q) = q t* − a t*²/2 − b|t*|. a = 0: the objective is piecewise
-    linear with kinks at 0, lo, hi, so f*(q) is its largest value there (0 only when lo ≤ 0 ≤ hi);
+    a > 0: the maximiser is t∗ = clip(sign(q) max(|q| − b, 0)/a, lo, hi) (the concave objective
+    clipped to the interval), f∗(q) = q t∗ − a t∗²/2 − b|t∗|. a = 0: the objective is piecewise
+    linear with kinks at 0, lo, hi, so f∗(q) is its largest value there (0 only when lo ≤ 0 ≤ hi);
     +inf where an unbounded side has slope |q| > b (outside :func:`_separable_conjugate_domain`).
     """
     Q = np.asarray(Q, dtype=np.float64)
@@ -306,7 +306,7 @@ def _separable_conjugate(Q: np.ndarray, a: float, b: float, lo: float, hi: float
 
 
 def _separable_conjugate_domain(a: float, b: float, lo: float, hi: float) -> tuple[float, float]:
-    """The interval dom f* of :func:`_separable_conjugate`: all of R for a > 0, else q ≤ b where
+    """The interval dom f∗ of :func:`_separable_conjugate`: all of R for a > 0, else q ≤ b where
     hi = +inf and q ≥ −b where lo = −inf."""
     if a > 0:
         return -np.inf, np.inf
@@ -587,13 +587,13 @@ class SeparableRegularizer(Regularizer):
         """(a, b, lo, hi) with f(t) = a t²/2 + b|t| + ι_[lo, hi](t) the entrywise function."""
 
     def conjugate(self, q) -> np.ndarray:
-        """J*(q) = Σ_i f*(q_i) of every row of a 2-D batch q (B, n), shape (B,) (+inf off
-        dom J*); f* from :func:`_separable_conjugate`."""
+        """J∗(q) = Σ_i f∗(q_i) of every row of a 2-D batch q (B, n), shape (B,) (+inf off
+        dom J∗); f∗ from :func:`_separable_conjugate`."""
         Q = np.asarray(q, dtype=np.float64)
         return _separable_conjugate(Q, *self._scalar_form()).sum(axis=1)
 
     def conjugate_domain(self) -> tuple[float, float]:
-        """The interval [q_lo, q_hi] of every entry of dom J* (J* is finite exactly there)."""
+        """The interval [q_lo, q_hi] of every entry of dom J∗ (J∗ is finite exactly there)."""
         return _separable_conjugate_domain(*self._scalar_form())
 
 
@@ -1065,8 +1065,8 @@ class WeightedSum(Regularizer):
         return super()._subdiff_distance(p, u, tol)
 
     def conjugate(self, q) -> np.ndarray:
-        """J*(q) of every row of a 2-D batch q (B, n) for a separable sum (a·½‖·‖² + b‖·‖₁ +
-        ι_box: the entrywise f* of :func:`_separable_conjugate`), shape (B,).
+        """J∗(q) of every row of a 2-D batch q (B, n) for a separable sum (a·½‖·‖² + b‖·‖₁ +
+        ι_box: the entrywise f∗ of :func:`_separable_conjugate`), shape (B,).
 
         Raises
         ------
@@ -1078,7 +1078,7 @@ class WeightedSum(Regularizer):
         )
 
     def conjugate_domain(self) -> tuple[float, float]:
-        """The interval of every entry of dom J* (separable sums only, see :meth:`conjugate`)."""
+        """The interval of every entry of dom J∗ (separable sums only, see :meth:`conjugate`)."""
         return _separable_conjugate_domain(*self._scalar_form())
 
     def _scalar_form(self) -> tuple[float, float, float, float]:

@@ -2,34 +2,34 @@ r"""The Fenchel duality gap of the one-layer Bregman problem: a bound on the obj
 
 Problem (``Inversion(..., fidelity="bregman")``, J = s + W·g(∇u) from ``J.split()``)::
 
-    P(u) = h(A u + β) + W g(∇u) + s(u),     h(y) = Σ Φ*(y) − ⟨f, y⟩ + Σ Φ(f),
+    P(u) = h(A u + β) + W g(∇u) + s(u),     h(y) = Σ Φ∗(y) − ⟨f, y⟩ + Σ Φ(f),
 
 with g the ℓ2,1 norm of TV (the TV terms w_k g(∇u) of J summed, W = Σ_k w_k; none when J
 has no TV) and s the separable simple part (a ½‖·‖² + b‖·‖₁ + ι_box, or none). Its Fenchel dual
-(h*(λ) = Σ Φ(λ + f) − Σ Φ(f), (W g)* = ι{‖p‖_{2,∞} ≤ W}) is
+(h∗(λ) = Σ Φ(λ + f) − Σ Φ(f), (W g)∗ = ι{‖p‖_{2,∞} ≤ W}) is
 
-    D(λ, p) = ⟨λ, β⟩ − h*(λ) − s*(v),       v = −Aᵀλ − ∇ᵀp,   ‖p‖_{2,∞} ≤ W
+    D(λ, p) = ⟨λ, β⟩ − h∗(λ) − s∗(v),       v = −Aᵀλ − ∇ᵀp,   ‖p‖_{2,∞} ≤ W
 
-(s = 0: s* = ι_{0}, i.e. Aᵀλ + ∇ᵀp = 0). Weak duality P* ≥ D(λ, p) for every feasible (λ, p),
+(s = 0: s∗ = ι_{0}, i.e. Aᵀλ + ∇ᵀp = 0). Weak duality P∗ ≥ D(λ, p) for every feasible (λ, p),
 and P(u) − D(λ, p) is the sum of three Fenchel–Young gaps, each ≥ 0:
 
-    G = Σ B_Ψ(q, x)  +  [W g(∇u) − ⟨p, ∇u⟩]  +  [s(u) + s*(v) − ⟨v, u⟩],   x = A u + β, q = λ + f,
+    G = Σ B_Ψ(q, x)  +  [W g(∇u) − ⟨p, ∇u⟩]  +  [s(u) + s∗(v) − ⟨v, u⟩],   x = A u + β, q = λ + f,
 
-the first being the Bregman penalty itself (h(x) + h*(λ) − ⟨λ, x⟩ = Σ Φ*(x) + Φ(q) − ⟨q, x⟩),
+the first being the Bregman penalty itself (h(x) + h∗(λ) − ⟨λ, x⟩ = Σ Φ∗(x) + Φ(q) − ⟨q, x⟩),
 computed by the activation's accurate :meth:`~bregmod.activations.Activation.bregman_terms`.
 So the relative objective error of u is at most G / min(|P(u)|, |P(u) − G|) when P(u) and
-P(u) − G have the same sign (P* lies between them); that is the bound reported.
+P(u) − G have the same sign (P∗ lies between them); that is the bound reported.
 
-Dual points. A solver supplies q = λ + f in the range of σ (then λ ∈ dom h*: ADMM's
+Dual points. A solver supplies q = λ + f in the range of σ (then λ ∈ dom h∗: ADMM's
 λ_y = σ(z_y) − f, PDHG's data dual, or σ(A u + β) − f), Aᵀλ from its own product with Aᵀ, and
 its TV multipliers p₀ (each in the ball of its weight, so Σ p₀ in the ball of W). They are made
 feasible without another product with A or Aᵀ:
 
-* s present: p = p₀ projected on the ball of radius W, v = −Aᵀλ − ∇ᵀp; where dom s* is an
+∗ s present: p = p₀ projected on the ball of radius W, v = −Aᵀλ − ∇ᵀp; where dom s∗ is an
   interval [q_lo, q_hi] ∋ 0 (ℓ1 without a quadratic part), (λ, p, v) are scaled by the largest
-  θ ∈ [0, 1] with θv ∈ dom s* (θλ ∈ dom h* since dom h* is convex and holds λ and 0: q becomes
+  θ ∈ [0, 1] with θv ∈ dom s∗ (θλ ∈ dom h∗ since dom h∗ is convex and holds λ and 0: q becomes
   θq + (1 − θ)f).
-* s absent (TV only): Aᵀλ + ∇ᵀp = 0 needs 1ᵀAᵀλ = ⟨A1, λ⟩ = 0 (∇ᵀp has zero mean). λ is mixed
+∗ s absent (TV only): Aᵀλ + ∇ᵀp = 0 needs 1ᵀAᵀλ = ⟨A1, λ⟩ = 0 (∇ᵀp has zero mean). λ is mixed
   with one of two anchor duals λ̄± = σ(β + c± A1) − f chosen at setup with ⟨A1, λ̄±⟩ of either
   sign (⟨A1, σ(β + c A1)⟩ is nondecreasing in c; a doubling search finds c±, their Aᵀλ̄± cost one
   product with Aᵀ once): λ ← (1 − t)λ + t λ̄ with t ∈ [0, 1) zeroing the mean. Then
@@ -60,9 +60,9 @@ _ANCHOR_DOUBLINGS = 60
 
 
 def relative_bound(objective: np.ndarray, gap: np.ndarray) -> np.ndarray:
-    """Bound on |P(u) − P*|/|P*| from P(u) and a gap G ≥ P(u) − P* (per row).
+    """Bound on |P(u) − P∗|/|P∗| from P(u) and a gap G ≥ P(u) − P∗ (per row).
 
-    P* ∈ [P − G, P], so the error is ≤ G / min(|P|, |P − G|) when both ends have the same sign
+    P∗ ∈ [P − G, P], so the error is ≤ G / min(|P|, |P − G|) when both ends have the same sign
     and are nonzero; +inf otherwise (the interval holds 0 and no relative bound exists).
     """
     objective = np.asarray(objective, dtype=np.float64)
@@ -168,7 +168,7 @@ class DualityGap:
 
     # ------------------------------------------------------------------ evaluation
     def feasible_dual(self, q, At_lambda, tv_dual=None):
-        """The feasible dual point (q* = λ* + f, p*, v*) built from the solver's multipliers.
+        """The feasible dual point (q∗ = λ∗ + f, p∗, v∗) built from the solver's multipliers.
 
         Parameters
         ----------
@@ -182,11 +182,11 @@ class DualityGap:
         Returns
         -------
         q_star : ndarray (B, m)
-            λ* + f ∈ dom Φ.
+            λ∗ + f ∈ dom Φ.
         p_star : ndarray (B, 2n) or None
-            The TV dual, ‖p*‖_{2,∞} ≤ W.
+            The TV dual, ‖p∗‖_{2,∞} ≤ W.
         v_star : ndarray (B, n) or None
-            −Aᵀλ* − ∇ᵀp* ∈ dom s* (None without a simple part: then Aᵀλ* + ∇ᵀp* = 0).
+            −Aᵀλ∗ − ∇ᵀp∗ ∈ dom s∗ (None without a simple part: then Aᵀλ∗ + ∇ᵀp∗ = 0).
         """
         q = np.asarray(q, dtype=np.float64)
         At_lambda = np.asarray(At_lambda, dtype=np.float64)
@@ -259,7 +259,7 @@ class DualityGap:
         return (1.0 - t) * q + t * q_bar, (1.0 - t) * At_lambda + t * At_bar
 
     def _scaling(self, v: np.ndarray) -> np.ndarray:
-        """Largest θ ∈ [0, 1] per row with θ v ∈ dom s* entrywise."""
+        """Largest θ ∈ [0, 1] per row with θ v ∈ dom s∗ entrywise."""
         q_lo, q_hi = self.domain
         with np.errstate(divide="ignore"):
             upper = np.where(v > q_hi, q_hi / np.where(v > 0, v, 1.0), 1.0)
