@@ -101,7 +101,7 @@ from scipy.linalg import blas
 
 from bregmod._checks import positive_scalar
 from bregmod.errors import SolverError
-from bregmod.model.onelayer import OneLayerEnergy
+from bregmod.model.onelayer import OneLayerEnergy, regularizer_rows
 from bregmod.operators import Gradient2D, MatrixOperator
 from bregmod.solvers._common import (
     Monitor,
@@ -112,6 +112,7 @@ from bregmod.solvers._common import (
     relative_residual,
 )
 from bregmod.solvers._dct import CosineTransform
+from bregmod.solvers._threads import blas_threads
 from bregmod.solvers.gap import DualityGap, guarantee
 
 __all__ = [
@@ -311,6 +312,15 @@ class _Anderson:
         self.reference = None
         self.rejections = 0
 
+    def restrict(self, keep: np.ndarray) -> None:
+        """Keep only the rows ``keep`` of the batch (the others converged)."""
+        self.dF, self.dG = self.dF[keep], self.dG[keep]
+        self.gram, self.rhs, self.accepted = self.gram[keep], self.rhs[keep], self.accepted[keep]
+        if self.reference is not None:
+            self.reference = self.reference[keep]
+        if self.f_prev is not None:
+            self.f_prev, self.g_prev = self.f_prev[keep], self.g_prev[keep]
+
     def reset(self) -> None:
         """Clear the memory (after a rejection or a change of the map)."""
         self.count = self.next = 0
@@ -430,13 +440,23 @@ class _Splitting:
 
     def objective(self, Eu: np.ndarray, z: np.ndarray) -> float:
         """Batch total of h(A u + β) + Σ_k w_k g_k(L_k u) + s(v)."""
-        value = float(np.sum(self.energy.expanded_data_term(Eu[:, self.y])[0]))
+        return float(np.sum(self.objective_rows(Eu, z)))
+
+    def objective_rows(self, Eu: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """h(A u + β) + Σ_k w_k g_k(L_k u) + s(v) per problem (B,)."""
+        value = np.asarray(self.energy.expanded_data_term(Eu[:, self.y])[0], dtype=np.float64)
         for (weight, _, g), block in zip(self.composites, self.blocks[1:-1], strict=True):
-            value += weight * float(np.sum(g(Eu[:, block])))
+            value = value + weight * np.asarray(g(Eu[:, block]))
         if self.simple is not None:
-            batch = z.shape[0]
-            value += float(np.sum(self.simple(z[:, self.v].reshape(batch, *self.input_shape))))
+            value = value + regularizer_rows(self.simple, z[:, self.v], self.input_shape)
         return value
+
+    def restrict(self, keep: np.ndarray) -> None:
+        """Keep only the problems (rows) ``keep`` of the batch: the model with their data."""
+        e = self.energy
+        self.energy = OneLayerEnergy(
+            e.A, e.beta, e.activation, e.data[keep], e.reg, e.input_shape, e.dtype
+        )
 
     def gap(self, duality, u, Eu, z, mu, q, At_lambda, Av) -> np.ndarray:
         """Relative duality-gap bound per problem at the point the run would return: u (no
@@ -464,6 +484,38 @@ class _Splitting:
             return relative_residual(batch_norm(a - b), batch_norm(a), batch_norm(b))
 
         return relative(self.y), relative(self.reg)
+
+
+class _Frozen:
+    """The problems of a batch that left the active set: their returned inputs, bounds and
+    final objectives, in the batch's original order."""
+
+    def __init__(self, batch: int) -> None:
+        self.active = np.arange(batch)
+        self.u: dict[int, np.ndarray] = {}
+        self.bound: dict[int, float] = {}
+        self.objective = 0.0
+
+    def freeze(self, done, u_out, bound, split: _Splitting, Eu, z) -> None:
+        """Store the rows ``done`` (of the active ones) and drop them from the active set."""
+        values = split.objective_rows(Eu, z)
+        for i in np.flatnonzero(done):
+            self.u[int(self.active[i])] = u_out[i].copy()
+            self.bound[int(self.active[i])] = float(bound[i])
+            self.objective += float(values[i])
+        self.active = self.active[~done]
+
+    def complete(self, u_out: np.ndarray, bound: np.ndarray):
+        """(u (B, n), bound (B,)) of the whole batch from the frozen and the active rows."""
+        if not self.u:
+            return u_out, bound
+        batch = len(self.u) + self.active.size
+        full_u = np.empty((batch, u_out.shape[1]), dtype=u_out.dtype)
+        full_bound = np.empty(batch)
+        full_u[self.active], full_bound[self.active] = u_out, bound
+        for i, row in self.u.items():
+            full_u[i], full_bound[i] = row, self.bound[i]
+        return full_u, full_bound
 
 
 class _PenaltyPolicy:
@@ -612,127 +664,147 @@ def solve(
     # fixes the constant mode without worsening the conditioning of d₀.
     kappa = 1.0 if simple is not None or not composites else float(np.min(laplacian[1:]))
     d0 = laplacian + kappa
-    system = _WoodburySystem(A, transform, d0, dt)
-    split = _Splitting(setup.energy(), simple, composites, kappa, dt)
-    split.rho_y = rho_data if rho_data is not None else _RHO_DATA
-    split.rho_p = (
-        rho_reg if rho_reg is not None else split.rho_y * system.frobenius_sq / (4 * min(m, n))
-    )
-    system.set_penalties(split.rho_y, split.rho_p)
-
-    u = setup.u0.astype(dt, copy=False)
-    Eu = split.images(u, transform.forward(u) @ system.A_hat.T)
-    zeta = Eu.copy()
-    anderson = _Anderson(memory, batch, split.size, split.weights()) if memory else None
-    policy = _PenaltyPolicy(adaptive, setup.tol)
-    duality, no_gap = DualityGap.of(split.energy, simple, composites)
-    monitor = Monitor(setup, progress=progress, criterion="gap" if duality else "residuals")
-    z_prev = None
-    dual = np.full(batch, np.inf)
-    bound, evaluated_at = np.full(batch, np.inf), 0
-    for k in range(1, setup.max_iter + 1):
-        if not all_finite(zeta):
-            monitor.non_finite(k, "ADMM state ζ")
-            break
-        z = split.prox(zeta)
-        mu = zeta - z
-        if policy.pending is not None:
-            factor_y, factor_p = policy.pending
-            mu[:, split.y] /= factor_y
-            mu[:, split.reg] /= factor_p
-            zeta = z + mu
-            split.rho_y, split.rho_p = split.rho_y * factor_y, split.rho_p * factor_p
-            system.set_penalties(split.rho_y, split.rho_p)
-            if anderson is not None:
-                anderson.weights = split.weights()
-                anderson.reset()
-            policy.pending = None
-        primal_y, primal_reg = split.primal_residuals(Eu, z)
-        primal = np.maximum(primal_y, primal_reg)
-        balance = policy.balance_due(k) and z_prev is not None
-        # The dual residual costs another row in the product with Âᵀ; the run can stop only
-        # where it is fresh (a stale value > 10·tol never lets the monitor stop).
-        gap_due = duality is not None and (
-            k % _GAP_EVERY == 1 or bound.max() <= _GAP_NEAR * setup.tol or k == setup.max_iter
+    # BLAS threads suited to each phase (bregmod.solvers._threads): the SYRK of G₀ (m²n
+    # flops) may use idle cores; the iteration's products (2mn per problem) mostly one.
+    with blas_threads(float(m) * m * n) as setup_threads:
+        system = _WoodburySystem(A, transform, d0, dt)
+        split = _Splitting(setup.energy(), simple, composites, kappa, dt)
+        split.rho_y = rho_data if rho_data is not None else _RHO_DATA
+        split.rho_p = (
+            rho_reg if rho_reg is not None else split.rho_y * system.frobenius_sq / (4 * min(m, n))
         )
-        fresh = (
-            balance
-            or gap_due
-            or k % _DUAL_EVERY == 1
-            or (primal.max() <= setup.tol and dual.max() <= 10 * setup.tol)
-        )
+        system.set_penalties(split.rho_y, split.rho_p)
 
-        # u-step right-hand side: ρ_y Âᵀ s + d ⊙ t̂ with s = ρ_y(y − μ_y − β).
-        s = split.rho_y * (z[:, split.y] - mu[:, split.y] - split.beta)
-        rows = [split.reg_adjoint(z - mu)]
-        extra = []
-        if fresh:  # Eᵀλ = Âᵀλ_y + T(ρ_p ΣL_kᵀμ_k + ρ_v μ_v), λ_y = ρ_y μ_y = σ(z_y) − f
-            rows.append(split.reg_adjoint(mu))
-            q = split.energy.activation.prox(z[:, split.y])
-            extra.append(np.asarray(q - split.energy.data, dtype=dt))
-        if balance:  # ρ_y ‖Aᵀ Δy‖ and ρ_p ‖ΣL_kᵀΔp_k + κ Δv‖
-            extra.append(z[:, split.y] - z_prev[:, split.y])
-        gap_at_v = gap_due and simple is not None  # the gap at v ∈ dom s needs A v
-        if gap_at_v:
-            rows.append(z[:, split.v])
-        transformed = transform.forward(np.concatenate(rows))
-        t_hat = transformed[:batch] / system.d
-        u_hat, Au, products, Av = system.solve(
-            s,
-            t_hat,
-            np.concatenate(extra) if extra else s[:0],
-            transformed[-batch:] if gap_at_v else t_hat[:0],
-        )
-        if fresh:
-            At_lambda = products[:batch]
-            dual = relative_residual(
-                batch_norm(At_lambda + transformed[batch : 2 * batch]),
-                batch_norm(At_lambda),
-                batch_norm(rows[1]),
+    with blas_threads(2.0 * m * n * batch) as threads:
+        u = setup.u0.astype(dt, copy=False)
+        Eu = split.images(u, transform.forward(u) @ system.A_hat.T)
+        zeta = Eu.copy()
+        anderson = _Anderson(memory, batch, split.size, split.weights()) if memory else None
+        policy = _PenaltyPolicy(adaptive, setup.tol)
+        duality, no_gap = DualityGap.of(split.energy, simple, composites)
+        monitor = Monitor(setup, progress=progress, criterion="gap" if duality else "residuals")
+        z_prev = None
+        dual = np.full(batch, np.inf)
+        bound, evaluated_at = np.full(batch, np.inf), 0
+        frozen, row_iterations = _Frozen(batch), 0
+        for k in range(1, setup.max_iter + 1):
+            if not all_finite(zeta):
+                monitor.non_finite(k, "ADMM state ζ")
+                break
+            batch = zeta.shape[0]  # the problems still iterating (converged ones are frozen)
+            row_iterations += batch
+            z = split.prox(zeta)
+            mu = zeta - z
+            if policy.pending is not None:
+                factor_y, factor_p = policy.pending
+                mu[:, split.y] /= factor_y
+                mu[:, split.reg] /= factor_p
+                zeta = z + mu
+                split.rho_y, split.rho_p = split.rho_y * factor_y, split.rho_p * factor_p
+                system.set_penalties(split.rho_y, split.rho_p)
+                if anderson is not None:
+                    anderson.weights = split.weights()
+                    anderson.reset()
+                policy.pending = None
+            primal_y, primal_reg = split.primal_residuals(Eu, z)
+            primal = np.maximum(primal_y, primal_reg)
+            balance = policy.balance_due(k) and z_prev is not None
+            # The dual residual costs another row in the product with Âᵀ; the run can stop only
+            # where it is fresh (a stale value > 10·tol never lets the monitor stop).
+            gap_due = duality is not None and (
+                k % _GAP_EVERY == 1 or bound.max() <= _GAP_NEAR * setup.tol or k == setup.max_iter
             )
-            policy.late_increase(max(primal.max(), dual.max()))
-            policy.catch_up(primal.max(), dual.max())
-        if balance:
-            dual_y = relative_residual(
-                split.rho_y * batch_norm(products[batch:]), batch_norm(At_lambda)
+            fresh = (
+                balance
+                or gap_due
+                or k % _DUAL_EVERY == 1
+                or (primal.max() <= setup.tol and dual.max() <= 10 * setup.tol)
             )
-            dual_reg = relative_residual(
-                batch_norm(split.reg_adjoint(z - z_prev)), batch_norm(rows[1])
-            )
-            policy.balance(
-                primal_y / np.maximum(dual_y, 1e-300), primal_reg / np.maximum(dual_reg, 1e-300)
-            )
-        if gap_due:
-            # products are in the DCT domain: Âᵀλ_y = T Aᵀλ_y
-            bound = split.gap(duality, u, Eu, z, mu, q, transform.inverse(At_lambda), Av)
-            evaluated_at = k
-        if monitor.record(
-            k,
-            primal_residual=primal,
-            dual_residual=dual,
-            objective=split.objective(Eu, z),
-            rho_data=split.rho_y,
-            rho_reg=split.rho_p,
-            gap=bound if duality is not None else None,
-        ):
-            break
-        u_next = transform.inverse(u_hat)
-        if not all_finite(u_next, Au):
-            monitor.non_finite(k, "u-step solution")
-            break
-        u = u_next
-        Eu = split.images(u, Au)
-        plain = relaxation * Eu + (1.0 - relaxation) * z + mu
-        z_prev = z
-        zeta = anderson.step(zeta, plain) if anderson is not None else plain
 
-    u_out = u if simple is None else z[:, split.v]
+            # u-step right-hand side: ρ_y Âᵀ s + d ⊙ t̂ with s = ρ_y(y − μ_y − β).
+            s = split.rho_y * (z[:, split.y] - mu[:, split.y] - split.beta)
+            rows = [split.reg_adjoint(z - mu)]
+            extra = []
+            if fresh:  # Eᵀλ = Âᵀλ_y + T(ρ_p ΣL_kᵀμ_k + ρ_v μ_v), λ_y = ρ_y μ_y = σ(z_y) − f
+                rows.append(split.reg_adjoint(mu))
+                q = split.energy.activation.prox(z[:, split.y])
+                extra.append(np.asarray(q - split.energy.data, dtype=dt))
+            if balance:  # ρ_y ‖Aᵀ Δy‖ and ρ_p ‖ΣL_kᵀΔp_k + κ Δv‖
+                extra.append(z[:, split.y] - z_prev[:, split.y])
+            gap_at_v = gap_due and simple is not None  # the gap at v ∈ dom s needs A v
+            if gap_at_v:
+                rows.append(z[:, split.v])
+            transformed = transform.forward(np.concatenate(rows))
+            t_hat = transformed[:batch] / system.d
+            u_hat, Au, products, Av = system.solve(
+                s,
+                t_hat,
+                np.concatenate(extra) if extra else s[:0],
+                transformed[-batch:] if gap_at_v else t_hat[:0],
+            )
+            if fresh:
+                At_lambda = products[:batch]
+                dual = relative_residual(
+                    batch_norm(At_lambda + transformed[batch : 2 * batch]),
+                    batch_norm(At_lambda),
+                    batch_norm(rows[1]),
+                )
+                policy.late_increase(max(primal.max(), dual.max()))
+                policy.catch_up(primal.max(), dual.max())
+            if balance:
+                dual_y = relative_residual(
+                    split.rho_y * batch_norm(products[batch:]), batch_norm(At_lambda)
+                )
+                dual_reg = relative_residual(
+                    batch_norm(split.reg_adjoint(z - z_prev)), batch_norm(rows[1])
+                )
+                policy.balance(
+                    primal_y / np.maximum(dual_y, 1e-300), primal_reg / np.maximum(dual_reg, 1e-300)
+                )
+            if gap_due:
+                # products are in the DCT domain: Âᵀλ_y = T Aᵀλ_y
+                bound = split.gap(duality, u, Eu, z, mu, q, transform.inverse(At_lambda), Av)
+                evaluated_at = k
+            if monitor.record(
+                k,
+                primal_residual=primal,
+                dual_residual=dual,
+                objective=split.objective(Eu, z) + frozen.objective,
+                rho_data=split.rho_y,
+                rho_reg=split.rho_p,
+                gap=bound if duality is not None else None,
+            ):
+                break
+            if gap_due and (done := bound <= setup.tol).any():
+                # Certified problems of a batch leave the active set: their returned input and
+                # bound are kept, their iterates no longer computed.
+                frozen.freeze(done, u if simple is None else z[:, split.v], bound, split, Eu, z)
+                keep = ~done
+                split.restrict(keep)
+                duality = duality.restrict(keep, split.energy)
+                if anderson is not None:
+                    anderson.restrict(keep)
+                u_hat, Au, z, mu, zeta, dual, bound = (
+                    a[keep] for a in (u_hat, Au, z, mu, zeta, dual, bound)
+                )
+            u_next = transform.inverse(u_hat)
+            if not all_finite(u_next, Au):
+                monitor.non_finite(k, "u-step solution")
+                break
+            u = u_next
+            Eu = split.images(u, Au)
+            plain = relaxation * Eu + (1.0 - relaxation) * z + mu
+            z_prev = z
+            zeta = anderson.step(zeta, plain) if anderson is not None else plain
+
+    u_out, bound = frozen.complete(u if simple is None else z[:, split.v], bound)
     return finish(
         setup,
         monitor,
         u0=u_out,
         stats={
             **guarantee(monitor, duality, no_gap, bound, evaluated_at),
+            "row_iterations": row_iterations,
             "rho_data": split.rho_y,
             "rho_reg": split.rho_p,
             "kappa": kappa,
@@ -741,5 +813,6 @@ def solve(
             "penalty_updates": policy.updates,
             "factorizations": system.factorizations,
             "anderson_rejections": anderson.rejections if anderson is not None else 0,
+            "blas_threads": {"setup": setup_threads, "iterations": threads},
         },
     )

@@ -132,6 +132,15 @@ class DualityGap:
             return None, "no anchor dual with ⟨A1, λ⟩ of both signs was found"
         return gap, ""
 
+    def restrict(self, keep: np.ndarray, energy: OneLayerEnergy) -> DualityGap:
+        """The gap of the problems (rows) ``keep`` of the batch, whose model is ``energy``."""
+        other = object.__new__(DualityGap)
+        other.__dict__.update(self.__dict__)
+        other.energy, other.data = energy, self.data[keep]
+        if self.anchors:
+            other.anchors = tuple((q[keep], At[keep], mean[keep]) for q, At, mean in self.anchors)
+        return other
+
     # ------------------------------------------------------------------ setup
     def _anchor_search(self, a: np.ndarray, beta: np.ndarray, sign: float) -> np.ndarray | None:
         """q̄ = σ(β + c a) per row with sign(⟨a, q̄ − f⟩) = sign, by doubling |c|; None if none."""
