@@ -202,7 +202,7 @@ def run_batch(batch: int, args) -> dict:
             tol=tol, seconds=seconds, per_problem=seconds / batch,
             single=statistics.mean(single_times), iterations=result.iterations,
             status=result.status, bound=result.stats.get("bound"), agreement=max(differences),
-            active=result.stats.get("active_iterations"),
+            row_iterations=result.stats.get("row_iterations"),
         ))
         print(out["rows"][-1], flush=True)
     return out
@@ -230,6 +230,8 @@ def machine() -> str:
 def _t(seconds: float | None) -> str:
     if seconds is None:
         return "—"
+    if seconds < 1e-2:
+        return f"{seconds * 1e3:.2f} ms"
     return f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
@@ -262,10 +264,13 @@ def tables(results: list[dict], batches: list[dict]) -> str:
                 )
         for r in res["rows"]:
             c = res["clarabel"].get(r["threads"])
-            ratio = f"{c['seconds'] / r['seconds']:.1f}×" if c else "—"
+            ratio = f"{c['seconds'] / r['seconds']:.2g}×" if c else "—"
             threads = r["threads"]
-            if r["solver_threads"] is not None and threads == "default":
-                threads += f" (solver: {r['solver_threads']})"
+            chosen = r["solver_threads"]
+            if isinstance(chosen, dict):
+                chosen = "/".join(str(v) for v in chosen.values())
+            if chosen is not None and threads == "default":
+                threads += f" (solver chose {chosen})"
             lines.append(
                 f"| {r['solver']} | {r['tol']:g} | {threads} | {_t(r['seconds'])} | "
                 f"{r['iterations']} | {r['status']} | {r['guarantee']}: {_e(r['bound'])} | "
@@ -279,14 +284,17 @@ def tables(results: list[dict], batches: list[dict]) -> str:
         )
         lines.append(
             "| tol | batch time | per problem | one by one (mean) | one by one / batched "
-            "| iterations | bound | max relative objective difference to one by one |"
+            "| iterations | problem-iterations / (B × iterations) | bound "
+            "| max relative objective difference to one by one |"
         )
-        lines.append("|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for r in res["rows"]:
+            share = r["row_iterations"] / (res["batch"] * r["iterations"])
             lines.append(
                 f"| {r['tol']:g} | {_t(r['seconds'])} | {_t(r['per_problem'])} | "
                 f"{_t(r['single'])} | {r['single'] / r['per_problem']:.1f}× | "
-                f"{r['iterations']} ({r['status']}) | {_e(r['bound'])} | {r['agreement']:.1e} |"
+                f"{r['iterations']} ({r['status']}) | {share:.2f} | {_e(r['bound'])} | "
+                f"{r['agreement']:.1e} |"
             )
     return "\n".join(lines)
 

@@ -250,6 +250,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the weight step 1/L with L underestimated 4× in its data part (steps too long)",
     ),
     Mutation(
+        "admm-frozen-row-order",
+        "bregmod/solvers/admm.py",
+        "            self.u[int(self.active[i])] = u_out[i].copy()\n",
+        "            self.u[int(i)] = u_out[i].copy()\n",
+        ("tests/test_gap.py",),
+        "a converged (frozen) batch item stored under its index among the active ones",
+    ),
+    Mutation(
         "gap-tv-dual-radius",
         "bregmod/solvers/gap.py",
         "p = p / np.maximum(1.0, self.norm.dual_norm(p) / self.weight)[:, None]",
