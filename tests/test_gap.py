@@ -90,7 +90,7 @@ def test_tol_holds_for_other_activations(act_name):
 
 def _duality(problem):
     simple, composites = problem.reg.split()
-    energy = OneLayerEnergy.of(problem, problem._data_rows())
+    energy = OneLayerEnergy.of(problem)
     duality, why = DualityGap.of(energy, simple, composites)
     assert duality is not None, why
     return energy, duality, composites
