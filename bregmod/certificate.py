@@ -824,6 +824,10 @@ class DeepCertificate:
         ``"deep"``.
     advice : str
         What would certify the problem (empty when certified).
+    factorised : bool
+        True when the verdict comes from the block LDLᵀ of H₀ + tol·I (above ``dense_limit``):
+        certified iff every pivot block is positive definite, and ``min_eig`` is only an
+        estimate (an upper bound) beside it.
     """
 
     certified: bool
@@ -835,6 +839,20 @@ class DeepCertificate:
     solver: str
     method: str = "deep"
     advice: str = ""
+    factorised: bool = False
+
+    @property
+    def finding(self) -> str:
+        """The verdict's evidence in one phrase (used in messages)."""
+        if self.factorised and self.certified:
+            return "every pivot block of the block LDLᵀ of H₀ + tol·I is positive definite"
+        if self.factorised:
+            return (
+                "a pivot block of the block LDLᵀ of H₀ + tol·I is not positive definite, so the "
+                f"smallest eigenvalue is < −{self.tolerance:.3g}"
+            )
+        relation = "≥" if self.certified else "<"
+        return f"smallest eigenvalue {self.min_eig:.6g} {relation} −tolerance {self.tolerance:.3g}"
 
     def __bool__(self) -> bool:
         return self.certified
@@ -844,14 +862,17 @@ class DeepCertificate:
         verdict = "CERTIFIED: the deep lifted energy is convex" if self.certified else (
             "NOT certified"
         )
-        relation = "≥" if self.certified else "<"
         lines = [
             f"Checked H₀ ⪰ 0 for the deep lifted Bregman energy (block-tridiagonal: α = "
             f"{self.alpha:g} on x_0, I on the hidden states, −W_l off the diagonal), dimension "
-            f"{self.dimension}, smallest eigenvalue by {self.solver}.",
-            f"Result: {verdict}. Smallest eigenvalue {self.min_eig:.6g} {relation} −tolerance "
-            f"{self.tolerance:.3g}.",
+            f"{self.dimension}, by {self.solver}.",
+            f"Result: {verdict}: {self.finding}.",
         ]
+        if self.factorised:
+            lines.append(
+                f"Smallest-eigenvalue estimate (an upper bound, not part of the verdict): "
+                f"{self.min_eig:.6g}."
+            )
         if not self.certified:
             lines.append(f"To certify: {self.advice}")
         return "\n".join(lines)
@@ -1111,4 +1132,5 @@ def certify_deep(
         dimension=dimension,
         solver=solver,
         advice=advice,
+        factorised=dimension > dense_limit,
     )

@@ -98,9 +98,10 @@ def test_smallest_alpha_is_the_schur_complement_threshold():
     assert smallest_alpha(model) == pytest.approx(expected, rel=1e-10)
     for factor, sign in [(1 + 1e-6, 1), (1 - 1e-6, -1)]:
         assert sign * np.linalg.eigvalsh(hessian(model, factor * expected))[0] > 0
-        assert bool(certify_deep(model, factor * expected * SquaredL2(), dense_limit=0)) is (
-            sign > 0
-        )
+        cert = certify_deep(model, factor * expected * SquaredL2(), dense_limit=0)
+        assert cert.factorised and bool(cert) is (sign > 0)
+        pivots = "is positive definite" if sign > 0 else "is not positive definite"
+        assert pivots in cert.explain() and "upper bound" in cert.explain()
 
 
 def test_hidden_part_indefinite_has_no_threshold():
