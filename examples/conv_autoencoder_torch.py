@@ -15,7 +15,7 @@ the last term is ½‖f − (W x₂ + b)‖² and every code entry is an equatio
 The encoder is imported with ``bm.from_torch`` and each held-out code f is inverted with the
 deep lifted Bregman model and isotropic TV,
 
-    min_{u, x₁, x₂}  B(x₁, W₁u + b₁) + B(x₂, W₂x₁ + b₂) + ½‖f − (W₃x₂ + b₃)‖² + α TV(u) + ι_[0,1](u),
+    min_{u, x₁, x₂}  B(x₁, W₁u + b₁) + B(x₂, W₂x₁ + b₂) + ½‖f − (W₃x₂ + b₃)‖² + α TV(u) + ι_[0,1],
 
 α = 9·10⁻³ against the summed Bregman terms, images in [0, 1]. (The per-output convention of
 the bundled specs, α·300 = 2.7, over-smooths: 8.6 dB after 40 sweeps on one digit.) The
