@@ -2,13 +2,60 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from bregmod.errors import describe_entries
+from bregmod.errors import ConversionWarning, ShapeError, describe_entries
+
+
+def from_tensor(x, name: str):
+    """A tensor-like ``x`` (``detach`` and ``numpy`` methods, e.g. a torch tensor) as a numpy
+    array, without importing torch; other objects unchanged. A module is refused."""
+    if callable(getattr(x, "detach", None)) and callable(getattr(x, "numpy", None)):
+        x = x.detach()
+        x = x.cpu() if callable(getattr(x, "cpu", None)) else x
+        return x.numpy()
+    if callable(getattr(x, "parameters", None)) and callable(getattr(x, "forward", None)):
+        raise TypeError(
+            f"{name} must be an array, got the module {type(x).__name__}: pass its weight "
+            "tensor (e.g. layer.weight) or array, not the layer"
+        )
+    return x
+
+
+def real_array(x, name: str, dtype=np.float64) -> np.ndarray:
+    """Return ``x`` as a real float array of ``dtype`` (NaN and Inf allowed).
+
+    Conversions, the same for every array that enters bregmod: a tensor-like object (with
+    ``detach()`` and ``numpy()``, e.g. a torch tensor, also one that requires grad) is read
+    through ``x.detach().cpu().numpy()`` — torch is never imported; integers and booleans
+    become floats; float32 is converted to ``dtype`` (float64 by default, see
+    :func:`warn_float32`). Complex arrays are refused (``ValueError``): dropping the imaginary
+    part silently would change the problem.
+    """
+    x = from_tensor(x, name)
+    try:
+        raw = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
+    if raw.dtype.kind == "c":
+        raise ValueError(
+            f"{name} is complex ({raw.dtype}); bregmod works with real arrays and will not drop "
+            "the imaginary part: pass x.real (or abs(x)) explicitly"
+        )
+    if raw.dtype.kind not in "biufO":
+        raise ValueError(f"{name} must be a numeric array, got {type(x).__name__} of dtype "
+                         f"{raw.dtype}")
+    try:
+        return raw.astype(dtype, copy=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
 
 
 def finite_array(x, name: str, dtype=np.float64) -> np.ndarray:
-    """Return ``x`` as a float array, raising ``ValueError`` if it holds NaN or Inf.
+    """Return ``x`` as a real float array (:func:`real_array`), raising ``ValueError`` if it
+    holds NaN or Inf.
 
     Parameters
     ----------
@@ -19,14 +66,29 @@ def finite_array(x, name: str, dtype=np.float64) -> np.ndarray:
     dtype : numpy dtype, optional
         Target floating dtype (float64 by default).
     """
-    try:
-        arr = np.asarray(x, dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array, got {type(x).__name__}: {exc}") from None
+    arr = real_array(x, name, dtype)
     bad = ~np.isfinite(arr)
     if bad.any():
         raise ValueError(f"{name} contains NaN or Inf: {describe_entries(bad, arr)}")
     return arr
+
+
+def warn_float32(x, name: str) -> None:
+    """Say that a float32 input is stored in float64 (twice its memory), and why.
+
+    Weights and data are kept in float64 because the certificates (eigenvalues) and the exact
+    CVXPY backend need it; the first-order solvers iterate in float32 with
+    ``solve(dtype=np.float32)``.
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and str(dtype) in ("float32", "torch.float32"):
+        warnings.warn(
+            f"{name} is float32; bregmod stores it in float64 (twice the memory) because the "
+            "convexity certificate and the exact solver need float64; first-order solvers "
+            "iterate in float32 with solve(dtype=np.float32)",
+            ConversionWarning,
+            stacklevel=4,
+        )
 
 
 def positive_scalar(t, name: str) -> float:
@@ -49,3 +111,23 @@ def nonnegative_scalar(t, name: str) -> float:
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number ≥ 0, got {value}")
     return value
+
+
+def as_batch(x, shape: tuple[int, ...], what: str) -> tuple[np.ndarray, bool]:
+    """Return ``x`` (of ``shape`` or ``(batch, *shape)``) as a finite (batch, size) array.
+
+    The second value says whether ``x`` carried a batch axis.
+    """
+    arr = finite_array(x, what)
+    size = int(np.prod(shape, dtype=int))
+    if arr.shape == shape:
+        return arr.reshape(1, size), False
+    if arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:
+        return arr.reshape(arr.shape[0], size), True
+    raise ShapeError(f"{what} must have shape {shape} or (batch, *{shape}), got {arr.shape}")
+
+
+def from_batch(x: np.ndarray, shape: tuple[int, ...], batched: bool) -> np.ndarray:
+    """Inverse of :func:`as_batch`: reshape a (batch, size) array to ``shape`` (with the batch
+    axis when ``batched``)."""
+    return x.reshape((x.shape[0], *shape)) if batched else x.reshape(shape)

@@ -17,6 +17,7 @@ root finder, and Φ* defaults to Fenchel–Young with equality. Closed forms ove
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,7 +56,9 @@ __all__ = [
     "DCPTerm",
     "Identity",
     "Interval",
+    "Simplex",
     "LeakyReLU",
+    "NAMES",
     "ReLU",
     "Sigmoid",
     "SoftThreshold",
@@ -101,10 +104,63 @@ class Interval:
             return self.hi - 1.0
         return 0.0
 
+    def project(self, x) -> np.ndarray:
+        """The nearest point of the interval, entrywise (clip; an open end point is replaced by
+        the nearest float inside)."""
+        lo, hi = self.lo, self.hi
+        lo = lo if self.lo_closed or not np.isfinite(lo) else np.nextafter(lo, np.inf)
+        hi = hi if self.hi_closed or not np.isfinite(hi) else np.nextafter(hi, -np.inf)
+        return np.clip(x, lo, hi)
+
     def __str__(self) -> str:
         left = "[" if self.lo_closed and np.isfinite(self.lo) else "("
         right = "]" if self.hi_closed and np.isfinite(self.hi) else ")"
         return f"{left}{self.lo:g}, {self.hi:g}{right}"
+
+
+@dataclass(frozen=True)
+class Simplex:
+    """The unit simplex Δ = {y ≥ 0, Σ y = 1} along the last axis: dom Ψ of vector activations.
+
+    ``lo``, ``hi`` and their closure describe the entrywise hull [0, 1] (as for an
+    :class:`Interval`); membership and projection act on whole vectors.
+
+    Parameters
+    ----------
+    tol : float
+        Rounding allowance of membership: entries in [0, 1 + tol], sums within tol of 1.
+    """
+
+    tol: float = 1e-8
+    lo: float = 0.0
+    hi: float = 1.0
+    lo_closed: bool = True
+    hi_closed: bool = True
+
+    def entries_ok(self, x) -> np.ndarray:
+        """Entrywise 0 ≤ x ≤ 1 + tol (the hull, with the rounding allowance of the sums)."""
+        x = np.asarray(x, dtype=np.float64)
+        return (x >= 0) & (x <= 1 + self.tol)
+
+    def contains(self, x) -> np.ndarray:
+        """Membership of every vector (last axis), as a boolean array of the leading shape."""
+        x = np.asarray(x, dtype=np.float64)
+        return self.entries_ok(x).all(axis=-1) & (np.abs(x.sum(axis=-1) - 1) <= self.tol)
+
+    @staticmethod
+    def project(x) -> np.ndarray:
+        """Euclidean projection of every vector (last axis) onto Δ (sort-based):
+        max(x − τ, 0) with τ = (Σ_{i ≤ ρ} x₍ᵢ₎ − 1)/ρ."""
+        x = np.asarray(x)
+        n = x.shape[-1]
+        desc = -np.sort(-x, axis=-1)
+        excess = np.cumsum(desc, axis=-1) - 1
+        rho = (desc - excess / np.arange(1, n + 1) > 0).sum(axis=-1, keepdims=True)
+        tau = np.take_along_axis(excess, rho - 1, axis=-1) / rho
+        return np.maximum(x - tau, 0.0)
+
+    def __str__(self) -> str:
+        return "the unit simplex Δ (along the last axis)"
 
 
 class DCPTerm(NamedTuple):
@@ -340,8 +396,9 @@ class Activation(ABC):
         Short name for messages, e.g. ``"LeakyReLU(slope=0.1)"``.
     is_vector : bool
         True when σ acts on vectors along the last axis (``Softmax``, ``Sparsemax``).
-    domain : Interval
-        dom Ψ entrywise (for vector activations the entrywise bounds [0, 1] of the simplex).
+    domain : Interval or Simplex
+        dom Ψ: an interval, entrywise; for vector activations the unit :class:`Simplex` (whose
+        ``lo``, ``hi`` are the entrywise bounds [0, 1]).
     range : Interval
         The range of σ (entrywise).
 
@@ -364,25 +421,26 @@ class Activation(ABC):
 
     name: str
     is_vector: bool = False
-    domain: Interval
+    domain: Interval | Simplex
     range: Interval
 
     # ------------------------------------------------------------------ construction
+    # The symbolic front end (bregmod.symbolic) builds on this module, so these two
+    # constructors bind to it late (importlib) instead of importing it: activations never
+    # imports symbolic, and the static import graph stays acyclic (tests/test_imports.py).
     @classmethod
     def from_psi(cls, expr, var="u", domain=None, **options) -> Activation:
         """Activation σ = prox_Ψ from a formula for Ψ (``bregmod.symbolic.activation_from_psi``,
         same arguments and defaults)."""
-        from bregmod.symbolic import activation_from_psi
-
-        return activation_from_psi(expr, var, domain, **options)
+        symbolic = importlib.import_module("bregmod.symbolic")
+        return symbolic.activation_from_psi(expr, var, domain, **options)
 
     @classmethod
     def from_sigma(cls, expr, var="x", **options) -> Activation:
         """Activation from a formula for σ (``bregmod.symbolic.activation_from_sigma``, same
         arguments and defaults)."""
-        from bregmod.symbolic import activation_from_sigma
-
-        return activation_from_sigma(expr, var, **options)
+        symbolic = importlib.import_module("bregmod.symbolic")
+        return symbolic.activation_from_sigma(expr, var, **options)
 
     def __repr__(self) -> str:
         return self.name
@@ -491,6 +549,30 @@ class Activation(ABC):
         v = self._array(v, "v")
         t = _positive_step(t, v.shape, self.name, self.is_vector)
         return self._prox_scaled(v, t)
+
+    def prox_phi(self, v, t) -> np.ndarray:
+        """prox_{tΦ}(v) for Φ = ½‖·‖² + Ψ, t > 0:  prox_{tΦ}(v) = prox_{t/(1+t) Ψ}(v/(1 + t)).
+
+        (The optimality condition (1 + t) u − v + t∂Ψ(u) ∋ 0 is that of prox_{t/(1+t)Ψ} at
+        v/(1 + t).) ``t`` as in :meth:`prox_scaled`.
+        """
+        t = np.asarray(t, dtype=np.float64)
+        return self.prox_scaled(np.asarray(v) / (1 + t), t / (1 + t))
+
+    def prox_phi_conj(self, x, t) -> np.ndarray:
+        """prox_{tΦ*}(x) by the Moreau identity: x − t prox_{Φ/t}(x/t), t > 0.
+
+        With :meth:`prox_phi` at step 1/t, prox_{Φ/t}(x/t) = prox_{Ψ/(1+t)}(x/(1 + t)), so
+        prox_{tΦ*}(x) = x − t prox_{Ψ/(1+t)}(x/(1 + t)): σ's scaled prox only, never Φ*.
+        """
+        x = np.asarray(x)
+        t = np.asarray(t, dtype=np.float64)
+        return x - t * self.prox_scaled(x / (1 + t), 1 / (1 + t))
+
+    def project_domain(self, y) -> np.ndarray:
+        """The nearest point of dom Ψ (entrywise clip to the interval; per vector the
+        Euclidean projection onto the simplex for vector activations)."""
+        return self.domain.project(self._array(y, "y"))
 
     def _has_sigma_inv_grad(self) -> bool:
         return type(self).sigma_inv_grad is not Activation.sigma_inv_grad
@@ -1405,19 +1487,11 @@ class _SimplexActivation(Activation):
 
     is_vector = True
     simplex_tol = 1e-8
-    domain = Interval(0.0, 1.0)
-
-    def _entries_ok(self, u):
-        # entries in [0, 1], upper end with the same rounding allowance as the sum
-        return (u >= 0) & (u <= 1 + self.simplex_tol)
-
-    def _in_domain(self, u):
-        inside = self._entries_ok(u).all(axis=-1)
-        return inside & (np.abs(u.sum(axis=-1) - 1) <= self.simplex_tol)
+    domain = Simplex(simplex_tol)
 
     def check_domain(self, y, what: str = "y") -> np.ndarray:
         y = self._array(y, what)
-        outside = ~self._entries_ok(y)
+        outside = ~self.domain.entries_ok(y)
         if outside.any():
             raise DomainError(
                 f"{what} is outside the unit simplex (domain of Ψ for {self.name}): entries "
@@ -1535,13 +1609,7 @@ class Sparsemax(_SimplexActivation):
     range = Interval(0.0, 1.0)
 
     def _prox(self, x):
-        # Sort-based projection onto the simplex: τ = (Σ_{i ≤ ρ} x₍ᵢ₎ − 1)/ρ.
-        n = x.shape[-1]
-        desc = -np.sort(-x, axis=-1)
-        excess = np.cumsum(desc, axis=-1) - 1
-        rho = (desc - excess / np.arange(1, n + 1) > 0).sum(axis=-1, keepdims=True)
-        tau = np.take_along_axis(excess, rho - 1, axis=-1) / rho
-        return np.maximum(x - tau, 0.0)
+        return self.domain.project(x)
 
     def _prox_scaled(self, v, t):
         return self._prox(v)
@@ -1568,3 +1636,23 @@ class Sparsemax(_SimplexActivation):
 
         v = cp.Variable(x.shape)
         return DCPTerm(0.5 * cp.sum_squares(x - v) + cp.sum(cp.max(v, axis=x.ndim - 1)), [])
+
+
+#: Activation names (spec files, the CLI) ↦ (class, names of its parameters).
+NAMES: dict[str, tuple[type[Activation], tuple[str, ...]]] = {
+    "identity": (Identity, ()),
+    "relu": (ReLU, ()),
+    "leaky_relu": (LeakyReLU, ("slope",)),
+    "soft_threshold": (SoftThreshold, ("threshold",)),
+    "clip": (Clip, ("lo", "hi")),
+    "tanh": (Tanh, ()),
+    "sigmoid": (Sigmoid, ()),
+    "elu": (ELU, ("alpha",)),
+    "arctan": (Arctan, ()),
+    "isru": (ISRU, ()),
+    "softsign": (Softsign, ()),
+    "asinh": (Asinh, ()),
+    "softplus": (Softplus, ()),
+    "softmax": (Softmax, ()),
+    "sparsemax": (Sparsemax, ()),
+}

@@ -144,6 +144,13 @@ class Certificate:
         Why ``mu`` is what it is.
     advice : str
         What to change when the check fails (empty when certified).
+    null_space : ndarray (n_u + n_z, k) or None
+        Exact method with a dense check: the orthonormal basis N of ker [M, −V] = the feasible
+        subspace {M u = V z} that the check restricted H₀ to (None otherwise).
+    restricted_eigenvalues, restricted_eigenvectors : ndarray or None
+        Exact dense method, certified: the eigen-decomposition θ, Q of the restricted form
+        Nᵀ H₀ N = Q diag(θ) Qᵀ, so that ½ xᵀH₀x = ½‖diag(θ₊)^{1/2} Qᵀ Nᵀ x‖² on ker [M, −V]
+        (the factor the exact backend writes the quadratic part with); None otherwise.
     """
 
     method: str
@@ -163,6 +170,9 @@ class Certificate:
     mu_min: float | None = None
     mu_note: str = ""
     advice: str = ""
+    null_space: np.ndarray | None = field(default=None, repr=False, compare=False)
+    restricted_eigenvalues: np.ndarray | None = field(default=None, repr=False, compare=False)
+    restricted_eigenvectors: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return self.certified
@@ -421,22 +431,28 @@ class _ExactDense(_Form):
         theta, vec = sla.eigh(lam * self.R_lam + self.R_c, subset_by_index=[0, 0])
         return float(theta[0]), self.N @ vec[:, 0]
 
+    def restricted(self, lam: float) -> tuple[np.ndarray, np.ndarray]:
+        """(θ, Q) with Nᵀ H₀(λ) N = Q diag(θ) Qᵀ (all eigenpairs)."""
+        return sla.eigh(lam * self.R_lam + self.R_c)
+
     def kernel_min(self, rho):
         return _min_on(self.ker_KN, self.R_c)
 
-    def finsler_mu(self, lam: float, tol: float) -> tuple[float | None, str]:
+    def finsler_mu(
+        self, lam: float, tol: float, theta: np.ndarray, U: np.ndarray
+    ) -> tuple[float | None, str]:
         """Smallest μ ≥ 0 with H₀ + μ AᵀA ⪰ 0, or None with the reason.
 
         With x = N a + R r (R an orthonormal basis of range Aᵀ, S = Rᵀ AᵀA R ≻ 0),
         H₀ + μAᵀA ⪰ 0 iff the restricted form H_NN ⪰ 0, H_RN vanishes on ker H_NN and
         H_RR − H_RN H_NN⁺ H_NR + μ S ⪰ 0 (Schur complement); μ_min is the largest eigenvalue
-        of the pencil (−(H_RR − H_RN H_NN⁺ H_NR), S), clipped at 0.
+        of the pencil (−(H_RR − H_RN H_NN⁺ H_NR), S), clipped at 0. ``theta``, ``U``: the
+        eigen-decomposition of H_NN = Nᵀ H₀ N (:meth:`restricted`).
         """
         H0 = lam * self.E + self.H_c
         R = self.R
         if R.shape[1] == 0:
             return 0.0, "there are no constraints, H₀ itself is the checked form"
-        theta, U = sla.eigh(self.N.T @ H0 @ self.N)
         H_RN = R.T @ H0 @ self.N
         kernel = theta <= tol
         coupling = np.linalg.norm(H_RN @ U[:, kernel], 2) if kernel.any() else 0.0
@@ -539,6 +555,8 @@ def _certificate(
         lam=lam,
         rho=rho,
     )
+    if isinstance(form, _ExactDense):
+        common["null_space"] = form.N
     if not certified:
         limit = form.kernel_min(rho)
         return Certificate(
@@ -549,7 +567,9 @@ def _certificate(
         )
     if not isinstance(form, _ExactDense):
         return Certificate(**common)
-    mu_min, reason = form.finsler_mu(lam, tolerance)
+    theta, U = form.restricted(lam)
+    common.update(restricted_eigenvalues=theta, restricted_eigenvectors=U)
+    mu_min, reason = form.finsler_mu(lam, tolerance, theta, U)
     if mu_min is None:
         return Certificate(**common, mu_note=reason)
     note = (

@@ -3,15 +3,20 @@
 ::
 
     bregmod run SPEC [--out DIR] [--quick] [--set KEY=VALUE ...] [--no-progress] [--no-figures]
+                     [--workers N | --scheduler ADDRESS]
     bregmod certify SPEC [--method {exact,paper}] [--quick] [--set KEY=VALUE ...]
     bregmod bound SPEC [--delta D] [--solver NAME] [--zero-tol T] [--quick] [--set ...]
     bregmod conjugate EXPR [--sigma] [--var NAME] [--domain LO HI] [--no-verify]
     bregmod examples
+    bregmod train SPEC --out DIR [--resume] [--quick] [--set KEY=VALUE ...] [--no-progress]
 
 SPEC is a spec file (:mod:`bregmod.spec`) or the name of a bundled spec (``bregmod examples``
 lists them). ``--quick`` applies the spec's ``[quick]`` overrides (reduced sizes); ``--set``
 overrides any entry by its dotted path, the value written in TOML (``--set solver.tol=1e-3``,
 ``--set 'input.shape=[32, 32]'``; a bare word is taken as a string: ``--set solver.name=pdhg``).
+``--workers N`` solves the items of a spec with batched data on a local Dask cluster of N
+worker processes, ``--scheduler ADDRESS`` on a running one (:mod:`bregmod.distributed`; the
+extra ``bregmod[distributed]``).
 
 Exit codes
 ----------
@@ -29,13 +34,24 @@ Exit codes
     An error: bad usage, a malformed spec (the message names file, line and key), a
     missing file, an uncertified problem sent to the exact solver, a missing optional
     dependency. The message is one line on stderr, ``bregmod: error: ...``.
+130
+    Interrupted (Ctrl-C). During ``bregmod run``'s solve a first Ctrl-C stops a first-order
+    solver at its next iteration and writes its iterate with status ``"interrupted"``
+    (report.json says so); a second Ctrl-C, or one outside the solve, aborts without output.
+    (The CVXPY backend is not interrupted by the first Ctrl-C; press it twice.)
+
+Progress: on a terminal ``run`` shows a progress bar; otherwise (logs, pipes) it prints a line
+every 10 s. ``--no-progress`` turns both off.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import tempfile
+import threading
 import tomllib
 import warnings
 from collections.abc import Sequence
@@ -46,6 +62,7 @@ import numpy as np
 
 from bregmod import __version__
 from bregmod.errors import BregmodError, NotAdmissibleError
+from bregmod.solvers import registry
 
 __all__ = ["main"]
 
@@ -53,6 +70,8 @@ __all__ = ["main"]
 EXIT_NEGATIVE = 1
 #: Exit status of an error.
 EXIT_ERROR = 2
+#: Exit status after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 class _UsageError(Exception):
@@ -126,13 +145,20 @@ def _run(args: argparse.Namespace) -> int:
     spec = _load(args)
     out = Path(args.out) if args.out else Path("bregmod-out") / spec.name
     _writable_directory(out)
-    progress = not args.no_progress and sys.stderr.isatty()
-    with warnings.catch_warnings():
+    progress = False if args.no_progress else True if sys.stderr.isatty() else "lines"
+    with warnings.catch_warnings(), _stop_on_first_interrupt():
         warnings.simplefilter("ignore", SolverWarning)  # the status is reported below
-        result = spec.problem.solve(progress=progress, **spec.solver.kwargs())
+        if args.workers is None and args.scheduler is None:
+            result = spec.problem.solve(progress=progress, **spec.solver.kwargs())
+        else:
+            result = _run_on_cluster(args, spec, progress)
     report = build_report(spec, result)
     write_outputs(out, spec, result, report, figures=not args.no_figures)
     print(format_summary(report, out))
+    if result.status == "interrupted":
+        print(f"bregmod: interrupted: the iterate reached so far is written to {out} "
+              f"(status 'interrupted')", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if result.status == "stationary":
         print("note: converged to a stationary point of a problem that is not certified convex "
               "(a local solution; no global optimum is claimed)")
@@ -140,6 +166,53 @@ def _run(args: argparse.Namespace) -> int:
         return _negative(f"{result.solver} finished with status {result.status!r} (not "
                          f"converged to tol = {spec.solver.tol:g}); outputs written to {out}")
     return 0
+
+
+def _run_on_cluster(args: argparse.Namespace, spec, progress: bool):
+    """Solve the items of the spec's batch on a Dask cluster (``--workers``/``--scheduler``)."""
+    import importlib.util
+
+    from bregmod.distributed import cluster
+
+    if spec.problem.batch_size is None:
+        raise _UsageError(
+            f"--workers/--scheduler solve the items of a batch in parallel, but {spec.name} has "
+            "one data item; declare a batch (data.noise.copies = N, or a data file of shape "
+            "(N, *output_shape))")
+    if args.workers is not None and args.workers < 1:
+        raise _UsageError(f"--workers must be >= 1, got {args.workers}")
+    with cluster(workers=args.workers, scheduler=args.scheduler) as client:
+        where = (f"local cluster of {args.workers} worker process(es)" if args.scheduler is None
+                 else f"{len(client.nthreads())} worker(s)")
+        dashboard = client.dashboard_link + (
+            "" if importlib.util.find_spec("bokeh") else " (install bokeh to view it)")
+        print(f"dask: {where} at {client.scheduler.address}, dashboard {dashboard}", flush=True)
+        return spec.problem.solve(progress=progress, client=client, **spec.solver.kwargs())
+
+
+@contextlib.contextmanager
+def _stop_on_first_interrupt():
+    """During a solve, a first Ctrl-C asks the solver to stop at its next iteration (status
+    "interrupted", the iterate is kept); a second one aborts at once (KeyboardInterrupt)."""
+    from bregmod.solvers._common import STOP_REQUESTED
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum, frame):
+        STOP_REQUESTED.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("bregmod: stopping at the next iteration to write the iterate reached "
+              "(Ctrl-C again to abort without output)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    STOP_REQUESTED.clear()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        STOP_REQUESTED.clear()
 
 
 def _certify(args: argparse.Namespace) -> int:
@@ -177,8 +250,9 @@ def _bound(args: argparse.Namespace) -> int:
         raise ValueError("the error estimate needs data.ground_truth (u†) and a regulariser")
     alpha, J = _split_weight(problem.reg)
     truth, data = spec.ground_truth, spec.data
-    pre = (problem.A.apply(truth.ravel()) + problem.bias).reshape(data.shape)
-    measured = float(np.sqrt(max(problem.activation.bregman(data, pre), 0.0)))
+    energy = problem.energy()
+    misfit = energy.data_term(energy.pre_activation(truth.reshape(1, -1)))[0]
+    measured = float(np.sqrt(max(misfit, 0.0)))
     delta = measured if args.delta is None else args.delta
     if not delta > 0:
         raise ValueError("the data are noise-free (B_Ψ(f^δ, W u† + b) = 0): give --delta")
@@ -249,6 +323,31 @@ def _examples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from bregmod.training_spec import load_training_spec, write_outputs
+
+    overrides = dict(_override(item) for item in args.set)
+    spec = load_training_spec(args.spec, quick=args.quick, overrides=overrides)
+    out = Path(args.out)
+    checkpoint = out / "checkpoint.npz"
+    progress = not args.no_progress and sys.stderr.isatty()
+    try:
+        result = spec.training.solve(validation=spec.validation, checkpoint=checkpoint,
+                                     resume=args.resume, progress=progress, **spec.solve_options)
+    except KeyboardInterrupt:
+        print(f"bregmod: interrupted; checkpoint saved to {checkpoint} (continue with --resume)",
+              file=sys.stderr)
+        return 130
+    report = write_outputs(out, spec, result)
+    final = report["final"]
+    print(f"{spec.name}: {report['stats']['epochs']} epochs, status {result.status}, "
+          f"{result.wall_time:.1f} s; energy {final['energy']:.4g}, train MSE "
+          f"{final['train_loss']:.4g}" + (f", validation MSE {final['val_loss']:.4g}"
+                                          if final["val_loss"] is not None else ""))
+    print(f"wrote {out / 'weights.npz'}, report.json, loss_curves.png, checkpoint.npz")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -271,7 +370,8 @@ def _parser() -> _Parser:
         description="Lifted Bregman inversion of neural networks: run, certify and check "
                     "declarative specs, derive activations symbolically.",
         epilog="Exit codes: 0 success; 1 ran but the answer is negative (not converged, not "
-               "certified, bound not verified, not admissible); 2 error.",
+               "certified, bound not verified, not admissible); 2 error; 130 interrupted "
+               "(Ctrl-C; run writes the iterate reached with status 'interrupted').",
     )
     parser.add_argument("--version", action="version", version=f"bregmod {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -286,8 +386,16 @@ def _parser() -> _Parser:
     _spec_arguments(run)
     run.add_argument("--out", metavar="DIR",
                      help="output directory (default: bregmod-out/<spec name>)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (on a terminal) or progress lines (elsewhere)")
     run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    target = run.add_mutually_exclusive_group()
+    target.add_argument("--workers", type=int, metavar="N",
+                        help="solve the items of a batched spec on a local Dask cluster of N "
+                             "worker processes (prints the dashboard address)")
+    target.add_argument("--scheduler", metavar="ADDRESS",
+                        help="solve the items of a batched spec on the Dask cluster at ADDRESS "
+                             "(tcp://host:8786)")
     run.set_defaults(handler=_run)
 
     certify = commands.add_parser(
@@ -309,7 +417,8 @@ def _parser() -> _Parser:
     _spec_arguments(bound)
     bound.add_argument("--delta", type=float,
                        help="claimed noise level δ (default: the measured one)")
-    bound.add_argument("--solver", default="cvxpy", help="solver for u_α (default cvxpy)")
+    bound.add_argument("--solver", default="cvxpy", choices=registry.names(),
+                       help="solver for u_α (default cvxpy)")
     bound.add_argument("--zero-tol", type=float, default=1e-6,
                        help="entries (TV: gradient vectors) below this count as zero in "
                             "subgradient tests (default 1e-6)")
@@ -328,6 +437,22 @@ def _parser() -> _Parser:
                            help="dom Ψ (default ℝ); end points may be inf or expressions")
     conjugate.add_argument("--no-verify", action="store_true", help="skip the verification")
     conjugate.set_defaults(handler=_conjugate)
+
+    train = commands.add_parser(
+        "train", help="lifted Bregman training of a training spec; write weights.npz, "
+                      "report.json, loss_curves.png",
+        description="Train the spec's network by lifted Bregman training (bregmod.Training: "
+                    "implicit SGD, proximal-gradient subproblems, no backpropagation). Writes "
+                    "weights.npz (W1, b1, ...), report.json, loss_curves.png and a checkpoint "
+                    "(every [solver] checkpoint_every epochs and on Ctrl-C) to DIR; --resume "
+                    "continues from DIR/checkpoint.npz. SPEC is a training spec file or a "
+                    "bundled one (teacher-student).")
+    _spec_arguments(train)
+    train.add_argument("--out", metavar="DIR", required=True, help="output directory")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from DIR/checkpoint.npz up to [solver] epochs in total")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_train)
 
     examples = commands.add_parser("examples", help="list the bundled specs",
                                    description="List the specs bundled with bregmod.")
@@ -350,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("bregmod: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (BregmodError, ValueError, OSError, ImportError, NotImplementedError) as exc:
         print(f"bregmod: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR

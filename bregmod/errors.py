@@ -58,6 +58,10 @@ class CheckpointError(BregmodError):
     """A training checkpoint is corrupt, unreadable, or belongs to another problem or settings."""
 
 
+class ConversionWarning(UserWarning):
+    """An input was converted (e.g. float32 weights stored in float64); the message says how."""
+
+
 class SolverWarning(UserWarning):
     """A solver returned a status other than ``"optimal"`` (inaccurate, stopped early, failed)."""
 

@@ -22,20 +22,16 @@ convolutions, ``IdentityOperator(n, ±1)``): no dense matrix of the whole proble
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
-from bregmod._checks import finite_array
+from bregmod._checks import as_batch, finite_array, from_batch
 from bregmod.activations import Activation
 from bregmod.errors import ShapeError
-from bregmod.network import Layer, Network, Residual, _as_batch, _from_batch
 from bregmod.operators import (
     BlockOperator,
     IdentityOperator,
-    MatrixOperator,
     Operator,
     dot_test,
 )
@@ -67,10 +63,24 @@ class Block:
         return self.slice.stop - self.slice.start
 
 
+class LayerLowering(Protocol):
+    """What :func:`lift` needs from a layer (implemented by the layers of
+    :mod:`bregmod.network`, which lower themselves through the builder's ``add_u``,
+    ``add_z``, ``add_constraint`` and ``set_output``); the compiler never imports the
+    declarations."""
+
+    kind: str
+    residual: bool  # a residual layer u_j = u_{j−1} + V_j z_j (then also ``v_is_wt``)
+
+    def _lower(self, builder: _Builder, u_in: int, label: str, last: bool) -> int | None: ...
+
+    def _evaluate(self, x: np.ndarray, folded: bool): ...
+
+
 class _Step(NamedTuple):
     """Bookkeeping of one compiled layer: its u and z blocks and whether it was folded."""
 
-    layer: Layer
+    layer: LayerLowering
     u_blocks: range
     z_blocks: range
     constraint_blocks: range
@@ -159,7 +169,7 @@ class LiftedNetwork:
         u, z : ndarray
             Shapes (n_u,), (n_z,), or (batch, n_u), (batch, n_z).
         """
-        x, batched = _as_batch(u0, self.input_shape, "u0")
+        x, batched = as_batch(u0, self.input_shape, "u0")
         u = np.empty((x.shape[0], self.n_u))
         z = np.empty((x.shape[0], self.n_z))
         u[:, self.u_blocks[0].slice] = x
@@ -175,10 +185,8 @@ class LiftedNetwork:
     def states_from(self, u0, z) -> np.ndarray:
         """The stacked u with input u₀ that satisfies M u = V z exactly.
 
-        Layer by layer, the constraint rows of a layer determine its new state blocks:
-        M_new u_new = (V z)_rows − M_old u_old, a square sparse system (identity or
-        selection blocks) solved by sparse LU. First-order solvers use this to return a point
-        on the constraint set {M u = V z} built from their (u₀, z).
+        The hidden states are completed by :meth:`complete_states` (the sweep the solvers
+        use), then M u = V z is checked.
 
         Parameters
         ----------
@@ -195,39 +203,26 @@ class LiftedNetwork:
         Raises
         ------
         ValueError
-            If the recovered u violates M u = V z (a layer whose constraint does not determine
-            its states), or the inputs are not finite or of the wrong shape.
+            If the recovered u violates M u = V z (a constraint that does not determine the
+            states), or the inputs are not finite or of the wrong shape.
         """
-        x, batched = _as_batch(u0, self.input_shape, "u0")
-        zb, _ = _as_batch(z, (self.n_z,), "z")
+        x, batched = as_batch(u0, self.input_shape, "u0")
+        zb, _ = as_batch(z, (self.n_z,), "z")
         if zb.shape[0] != x.shape[0]:
             raise ShapeError(f"u0 has batch size {x.shape[0]} but z has {zb.shape[0]}")
         u = np.zeros((x.shape[0], self.n_u))
         u[:, self.u_blocks[0].slice] = x
         Vz = self.V.apply(zb)
-        blocks = self.M.blocks
-        for step in self._steps:
-            if not step.constraint_blocks:
-                continue
-            rhs = []
-            for i in step.constraint_blocks:
-                r = Vz[:, self.constraint_blocks[i].slice].copy()
-                for j, op in enumerate(blocks[i]):
-                    if op is not None and j not in step.u_blocks:
-                        r -= op.apply(u[:, self.u_blocks[j].slice])
-                rhs.append(r)
-            system = sp.bmat(
-                [[_sparse(blocks[i][j]) for j in step.u_blocks] for i in step.constraint_blocks],
-                format="csc",
-            )
-            solution = spla.splu(system).solve(np.hstack(rhs).T).T
-            start = 0
-            for j in step.u_blocks:
-                size = self.u_blocks[j].size
-                u[:, self.u_blocks[j].slice] = solution[:, start : start + size]
-                start += size
+        self.complete_states(u, Vz)
         violation = np.linalg.norm(self.M.apply(u) - Vz, axis=-1)
         scale = 1.0 + np.linalg.norm(Vz, axis=-1)
+        if np.any(violation > 1e-10 * scale):
+            # A constraint without the aligned unit-triangular form (a user-defined layer, e.g.
+            # 2 u₁ − u₀ = V z): the hidden states by dense least squares on M's hidden columns.
+            M, n0 = self.M.to_dense(), self.u_blocks[0].size
+            rhs = Vz - u[:, :n0] @ M[:, :n0].T
+            u[:, n0:] = np.linalg.lstsq(M[:, n0:], rhs.T, rcond=None)[0].T
+            violation = np.linalg.norm(self.M.apply(u) - Vz, axis=-1)
         if np.any(violation > 1e-10 * scale):
             raise ValueError(
                 f"states_from: M u = V z violated by {violation.max():.3g}; the constraint rows "
@@ -235,10 +230,61 @@ class LiftedNetwork:
             )
         return u if batched else u[0]
 
+    def complete_states(self, u: np.ndarray, Vz: np.ndarray) -> np.ndarray:
+        """Overwrite the hidden states u_{1:} of rows u (B, n_u) so that M u = V z; returns u.
+
+        ``lift`` aligns the first n_u − n₀ constraint rows with the hidden states: they read
+        u_{1:} − N u_{1:} = (V z)_{rows} − M₀ u₀ with N nilpotent (zero for feed-forward nets
+        and shallow sums, the block subdiagonal of residual chains). So
+        u_{1:} = (I − N)⁻¹((V z)_{rows} − M₀ u₀) is reached exactly by at most depth sweeps
+        u_{1:} ← u_{1:} + ((V z) − M u)_{rows} (one operator application each). The result is
+        not checked here (:meth:`states_from` checks it; the solvers' elimination verifies the
+        form once).
+
+        Parameters
+        ----------
+        u : ndarray (B, n_u)
+            Rows whose block u₀ is set (the other blocks are overwritten); may be a view.
+        Vz : ndarray (B, n_c)
+            V z for the same rows.
+        """
+        n0 = self.u_blocks[0].size
+        rows = self.n_u - n0
+        u[:, n0:] = 0.0
+        target = Vz[:, :rows]
+        for _ in range(max(len(self.u_blocks) - 1, 1)):
+            update = target - self.M.apply(u)[:, :rows]
+            if not update.any():
+                break
+            u[:, n0:] += update
+        return u
+
+    def single_layer(self) -> tuple[Operator, np.ndarray, Activation]:
+        """(A, β, σ) of a one-layer network u₀ ↦ σ(A u₀ + β) (one Dense or Conv2d layer).
+
+        Raises
+        ------
+        ValueError
+            If the network is not a single layer with one activation block read at the
+            output (K selects z = u₁, c = 0).
+        """
+        if not (
+            len(self.u_blocks) == 2
+            and len(self.z_blocks) == 1
+            and len(self._steps) == 1
+            and self._steps[0].layer.kind in ("Dense", "Conv2d")
+        ):
+            raise ValueError(
+                "single_layer needs a one-layer network u₀ ↦ σ(A u₀ + β) (a single Dense or "
+                f"Conv2d layer), got {len(self._steps)} layer(s) with "
+                f"{len(self.z_blocks)} activation block(s)"
+            )
+        return self.W.blocks[0][0], self.b, self.activations[0]
+
     def output(self, u) -> np.ndarray:
         """N(u₀) = K u + c in ``output_shape`` (with the batch axis of ``u``, if any)."""
-        flat, batched = _as_batch(u, (self.n_u,), "u")
-        return _from_batch(self.K.apply(flat) + self.c, self.output_shape, batched)
+        flat, batched = as_batch(u, (self.n_u,), "u")
+        return from_batch(self.K.apply(flat) + self.c, self.output_shape, batched)
 
     def split_u(self, u) -> list[np.ndarray]:
         """The blocks u₀, u₁, … of a stacked u, each in its state shape (batch axis kept)."""
@@ -250,12 +296,12 @@ class LiftedNetwork:
 
     @staticmethod
     def _split(vector, size: int, blocks: list[Block], what: str) -> list[np.ndarray]:
-        flat, batched = _as_batch(vector, (size,), what)
-        return [_from_batch(flat[:, blk.slice], blk.shape, batched) for blk in blocks]
+        flat, batched = as_batch(vector, (size,), what)
+        return [from_batch(flat[:, blk.slice], blk.shape, batched) for blk in blocks]
 
     # ------------------------------------------------------------------ blockwise activations
     def _z_space(self, x, what: str) -> tuple[np.ndarray, bool]:
-        return _as_batch(x, (self.n_z,), what)
+        return as_batch(x, (self.n_z,), what)
 
     def prox(self, x) -> np.ndarray:
         """prox_Ψ(x) = (σ_k(x_k))_k blockwise; vector activations act on whole blocks."""
@@ -349,17 +395,6 @@ class LiftedNetwork:
         return per_block.sum(axis=-1) if per_block.ndim == 2 else float(per_block.sum())
 
 
-def _sparse(op: Operator | None):
-    """A block of M as a scipy.sparse matrix (identity and matrix blocks only)."""
-    if op is None:
-        return None
-    if isinstance(op, IdentityOperator):
-        return op.scale * sp.identity(op.shape[0], format="csc")
-    if isinstance(op, MatrixOperator):
-        return sp.csc_matrix(op.matrix)
-    raise TypeError(f"a constraint block must be an identity or a matrix, got {op!r}")
-
-
 class _Builder:
     """Collects blocks and operator entries while the layers lower themselves.
 
@@ -426,7 +461,7 @@ def _assemble(
     return BlockOperator(grid, [blk.size for blk in rows], [blk.size for blk in cols])
 
 
-def lift(network: Network, check_adjoint: bool = True) -> LiftedNetwork:
+def lift(network, check_adjoint: bool = True) -> LiftedNetwork:
     """Compile a network into N(u₀) = K u + c, M u = V z, z = prox_Ψ(W u + b) (docs/math/lifted.md).
 
     Parameters
@@ -443,14 +478,16 @@ def lift(network: Network, check_adjoint: bool = True) -> LiftedNetwork:
         Block operators built from the layers' operators (never a dense matrix of the whole
         problem).
     """
-    if not isinstance(network, Network):
+    layers = getattr(network, "layers", None)
+    if not isinstance(layers, list | tuple) or not all(
+        hasattr(layer, "_lower") for layer in layers
+    ):
         raise TypeError(
             f"lift needs a bregmod network (Dense, Conv2d, Residual, ShallowSum, Sequential), "
             f"got {type(network).__name__}"
         )
     builder = _Builder()
     u = builder.add_u("input", network.in_shape)
-    layers = network.layers
     steps = []
     for j, layer in enumerate(layers, start=1):
         first_u, first_z = len(builder.u_blocks), len(builder.z_blocks)
@@ -469,8 +506,8 @@ def lift(network: Network, check_adjoint: bool = True) -> LiftedNetwork:
     if u is not None:
         builder.set_output({u: IdentityOperator(builder.u_blocks[u].size)}, None)
 
-    residual_chain = any(isinstance(layer, Residual) for layer in layers) and all(
-        isinstance(step.layer, Residual) or not step.z_blocks for step in steps
+    residual_chain = any(layer.residual for layer in layers) and all(
+        step.layer.residual or not step.z_blocks for step in steps
     )
     if residual_chain:
         last = builder.u_blocks[-1]
@@ -478,7 +515,7 @@ def lift(network: Network, check_adjoint: bool = True) -> LiftedNetwork:
             f"zero row (aligned with {builder.u_ref(len(builder.u_blocks) - 1)})", last.size
         )
     v_is_wt = residual_chain and all(
-        layer.v_is_wt for layer in layers if isinstance(layer, Residual)
+        layer.v_is_wt for layer in layers if layer.residual
     )
 
     n_out = int(np.prod(network.out_shape, dtype=int))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from bregmod._checks import finite_array
+from bregmod._checks import as_batch, finite_array, from_batch, warn_float32
 from bregmod.activations import Activation, Identity
 from bregmod.errors import ShapeError
 from bregmod.operators import Conv2dOperator, IdentityOperator, MatrixOperator, Operator
@@ -44,25 +44,6 @@ class _Evaluation(NamedTuple):
     out: np.ndarray
 
 
-def _as_batch(x, shape: Shape, what: str) -> tuple[np.ndarray, bool]:
-    """Return ``x`` (of ``shape`` or ``(batch, *shape)``) as a finite (batch, size) array.
-
-    The second value says whether ``x`` carried a batch axis.
-    """
-    arr = finite_array(x, what)
-    size = int(np.prod(shape, dtype=int))
-    if arr.shape == shape:
-        return arr.reshape(1, size), False
-    if arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:
-        return arr.reshape(arr.shape[0], size), True
-    raise ShapeError(f"{what} must have shape {shape} or (batch, *{shape}), got {arr.shape}")
-
-
-def _from_batch(x: np.ndarray, shape: Shape, batched: bool) -> np.ndarray:
-    """Inverse of `_as_batch`: reshape a (batch, size) array to ``shape`` (with the batch axis)."""
-    return x.reshape((x.shape[0], *shape)) if batched else x.reshape(shape)
-
-
 def _activation(activation, owner: str) -> Activation:
     if activation is None:
         return Identity()
@@ -75,6 +56,7 @@ def _activation(activation, owner: str) -> Activation:
 
 
 def _matrix(W, name: str, owner: str) -> np.ndarray:
+    warn_float32(W, f"{name} of {owner}")
     arr = finite_array(W, f"{name} of {owner}")
     if arr.ndim != 2 or arr.size == 0:
         raise ShapeError(f"{owner}: {name} must be a non-empty 2-D array, got shape {arr.shape}")
@@ -144,12 +126,12 @@ class Network(ABC):
         list of ndarray
             u_j in the output shape of layer j (with the batch axis if ``x`` had one).
         """
-        flat, batched = _as_batch(x, self.in_shape, "network input")
+        flat, batched = as_batch(x, self.in_shape, "network input")
         states = [flat]
         for layer in self.layers:
             states.append(layer._evaluate(states[-1], folded=False).out)
         shapes = [self.in_shape] + [layer.out_shape for layer in self.layers]
-        return [_from_batch(s, shape, batched) for s, shape in zip(states, shapes, strict=True)]
+        return [from_batch(s, shape, batched) for s, shape in zip(states, shapes, strict=True)]
 
     def __call__(self, x) -> np.ndarray:
         """The forward pass N(x) for one input or a batch (leading batch axis)."""
@@ -166,7 +148,11 @@ class Network(ABC):
 
 
 class Layer(Network):
-    """One layer; subclasses define the forward pass and the lowering into the lifted form."""
+    """One layer; subclasses define the forward pass and the lowering into the lifted form
+    (``_lower``, through the builder protocol of :class:`bregmod.lifted.LayerLowering`)."""
+
+    #: Whether the layer is residual, u_j = u_{j−1} + V_j z_j (read by the compiler).
+    residual = False
 
     def __init__(self, in_shape: Shape, out_shape: Shape) -> None:
         self._in_shape = in_shape
@@ -334,6 +320,7 @@ class Conv2d(_AffineActivationLayer):
         out_shape=None,
     ) -> None:
         # A private copy: the operator stores its kernel read-only.
+        warn_float32(kernel, "kernel of Conv2d")
         kernel = np.array(finite_array(kernel, "kernel of Conv2d"))
         activation = _activation(activation, "Conv2d")
         operator = Conv2dOperator(
@@ -370,6 +357,8 @@ class Residual(Layer):
     -----
     Lifted (docs/math/lifted.md): z_j = σ(W u_{j−1} + b) and the constraint u_j − u_{j−1} = V z_j.
     """
+
+    residual = True
 
     def __init__(self, W, b=None, activation: Activation | None = None, V=None) -> None:
         W = _matrix(W, "W", "Residual")

@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, svds
 from scipy.sparse.linalg import norm as sparse_norm
 
-from bregmod._checks import finite_array, positive_scalar
+from bregmod._checks import finite_array, from_tensor, positive_scalar
 from bregmod.errors import AdjointError, ShapeError, SolverError
 
 __all__ = [
@@ -73,11 +73,30 @@ def _estimated_norm(op: LinearOperator) -> float:
 
 def _read_only(x, name: str) -> np.ndarray:
     """``x`` as a finite float64 array that the operator owns (copied if shared) and freezes."""
+    x = from_tensor(x, name)
     arr = finite_array(x, name)
     if np.may_share_memory(arr, x):
         arr = arr.copy()
     arr.flags.writeable = False
     return arr
+
+
+def _check_no_overflow(entries: np.ndarray, name: str) -> None:
+    """Refuse a matrix whose squared Frobenius norm ‖A‖_F² = Σ a_ij² overflows float64.
+
+    ‖A‖₂² ≤ ‖A‖_F², so then products such as AᵀA (certificates, norm bounds, Gram matrices of
+    the solvers) may be ±inf or NaN; better said here than deep inside an eigensolver.
+    """
+    with np.errstate(over="ignore"):
+        total = float(np.einsum("i,i->", entries.ravel(), entries.ravel()))
+    if not np.isfinite(total):
+        largest = float(np.max(np.abs(entries)))
+        raise ValueError(
+            f"{name} is too large for float64 arithmetic: its entries reach {largest:.3g} and "
+            f"‖{name}‖_F² = Σ a_ij² overflows (> {np.finfo(float).max:.3g}), so products such as "
+            "AᵀA in the certificate and the solvers would be inf or NaN; rescale the weights "
+            "(e.g. divide W and b by a common factor and scale the data accordingly)"
+        )
 
 
 def _positive_int(value, name: str) -> int:
@@ -261,6 +280,7 @@ class MatrixOperator(Operator):
             self._sparse = False
         if 0 in matrix.shape:
             raise ShapeError(f"{name} must have at least one row and column, got {matrix.shape}")
+        _check_no_overflow(matrix.data if self._sparse else matrix, name)
         super().__init__(matrix.shape, matrix_free=False)
         self.name = name
         self._by_dtype = {np.dtype(np.float64): matrix}

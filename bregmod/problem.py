@@ -18,29 +18,32 @@ The regulariser J carries its own weight (``0.015 * TotalVariation(shape)``).
 
 from __future__ import annotations
 
-import importlib
+import copy
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from bregmod._checks import finite_array, positive_scalar
+from bregmod._checks import finite_array, positive_scalar, real_array
 from bregmod.activations import Activation
 from bregmod.certificate import DENSE_LIMIT, Certificate, certify, certify_deep
 from bregmod.errors import (
+    DomainError,
     NoDCPFormError,
     NotCertifiedError,
     ShapeError,
-    SolverError,
     SolverWarning,
 )
 from bregmod.lifted import LiftedNetwork
 from bregmod.model.deep import DeepBregman
+from bregmod.model.lifted import FEASIBILITY_RTOL, LiftedEnergy
+from bregmod.model.onelayer import OneLayerEnergy, regularizer_rows
 from bregmod.network import Conv2d, Dense, Network
 from bregmod.operators import Operator
 from bregmod.regularizers import Regularizer
-from bregmod.solvers import SOLVERS as FIRST_ORDER_SOLVERS
+from bregmod.solvers import registry
+from bregmod.solvers.registry import AUTO_EXACT_LIMIT
 
 __all__ = [
     "AUTO_EXACT_LIMIT",
@@ -59,11 +62,6 @@ FIDELITIES = ("quadratic", "bregman")
 #: ρ used when ``rho=None`` (the talk's value for deep residual nets; the exact certificate and
 #: the exact solve do not depend on ρ, since the penalty vanishes on M u = V z).
 DEFAULT_RHO = 1e3
-#: ``solver="auto"`` picks the exact CVXPY backend up to this many scalar unknowns
-#: (n_u + n_z, or n_in + m for the Bregman fidelity), a few seconds with Clarabel.
-AUTO_EXACT_LIMIT = 2000
-#: χ_{=0}(M u − V z) counts as 0 when ‖M u − V z‖ ≤ FEASIBILITY_RTOL · max(1, ‖M u‖, ‖V z‖).
-FEASIBILITY_RTOL = 1e-8
 #: Statuses a :class:`Result` may carry. ``"optimal"``: converged to tolerance on a problem
 #: certified convex; ``"stationary"``: converged to tolerance on a problem that is not certified
 #: convex (a stationary point / local solution; :meth:`Inversion.make_result` converts).
@@ -73,6 +71,7 @@ STATUSES = (
     "optimal_inaccurate",
     "max_iter",
     "diverged",
+    "interrupted",
     "solver_error",
     "infeasible",
     "infeasible_inaccurate",
@@ -224,12 +223,29 @@ class Inversion:
         solvers do. Must be None for ``fidelity="bregman"``.
     fidelity : {"quadratic", "bregman"}
         The data term.
+    scale : {"sum", "per_output"}
+        How ``reg``'s weight is read. ``"sum"`` (default): against the data term as written
+        above, a sum over the m outputs. ``"per_output"``: against the mean (1/m) Σ over the
+        outputs, the talk's convention, so that α need not be retuned when m changes; solved
+        as the equivalent sum form with J multiplied by m (same minimisers; objectives are
+        reported in the sum form). The spec key ``regularizer.scale = "per_output"`` is the
+        same convention.
+    data_projection : {None, "domain"}
+        ``fidelity="bregman"`` only. None (default): data outside dom Ψ raise ``DomainError``.
+        ``"domain"``: f^δ is replaced by its projection onto the closure of the range of σ
+        (= cl dom Ψ; e.g. negative entries become 0 for ReLU), with a ``UserWarning`` giving
+        the number of entries moved and the distance ‖P f^δ − f^δ‖; both are recorded in
+        :attr:`data_projection_record` and in every result's ``stats["data_projection"]``.
+        Scalar activations only.
 
     Attributes
     ----------
     network, lifted, data, reg, lam, rho, fidelity, batch_size
         The declaration and its compiled form (read-only: an Inversion is immutable, so its
-        cached certificates stay valid). ``batch_size`` is None for unbatched data.
+        cached certificates stay valid). ``batch_size`` is None for unbatched data; ``data``
+        is the projected f^δ when ``data_projection="domain"`` moved entries.
+    data_projection_record : dict or None
+        ``{"entries": count, "distance": ‖P f^δ − f^δ‖}`` when the data were projected.
     A, bias, activation
         ``fidelity="bregman"`` only: the layer's map u₀ ↦ A u₀ + β and its activation.
 
@@ -254,6 +270,8 @@ class Inversion:
         lam: float = 1.0,
         rho: float | None = None,
         fidelity: str = "quadratic",
+        scale: str = "sum",
+        data_projection: str | None = None,
     ) -> None:
         if not isinstance(network, Network):
             raise TypeError(
@@ -267,6 +285,17 @@ class Inversion:
         self._deep: DeepBregman | None = None
         self._lifted = network.lift()
         self._reg = self._check_reg(reg)
+        if scale not in ("sum", "per_output"):
+            raise ValueError(f"scale must be 'sum' or 'per_output', got {scale!r}")
+        if scale == "per_output" and self._reg is not None:
+            self._reg = int(np.prod(self._lifted.output_shape)) * self._reg
+        if data_projection not in (None, "domain"):
+            raise ValueError(f"data_projection must be None or 'domain', got {data_projection!r}")
+        if data_projection is not None and fidelity != "bregman":
+            raise ValueError("data_projection applies to fidelity='bregman' (the quadratic "
+                             "fidelity accepts any data)")
+        self._data_projection = data_projection
+        self.data_projection_record: dict[str, float] | None = None
         if fidelity == "bregman":
             if lam != 1.0 or rho is not None:
                 raise ValueError(
@@ -300,18 +329,28 @@ class Inversion:
     @property
     def A(self) -> Operator:
         """``fidelity="bregman"``: the operator A of the pre-activation A u₀ + β."""
-        # lift() puts the single layer's operator at (z block 0, u block 0) of W.
-        return self._bregman_lifted().W.blocks[0][0]
+        return self._bregman_lifted().single_layer()[0]
 
     @property
     def bias(self) -> np.ndarray:
         """``fidelity="bregman"``: the bias β of the pre-activation A u₀ + β."""
-        return self._bregman_lifted().b
+        return self._bregman_lifted().single_layer()[1]
 
     @property
     def activation(self) -> Activation:
         """``fidelity="bregman"``: the activation σ = prox_Ψ of the layer."""
-        return self._bregman_lifted().activations[0]
+        return self._bregman_lifted().single_layer()[2]
+
+    def energy(self) -> OneLayerEnergy | LiftedEnergy | DeepBregman:
+        """The model's energy (:mod:`bregmod.model`) on the data rows of this problem:
+        :class:`~bregmod.model.onelayer.OneLayerEnergy` for the one-layer Bregman fidelity,
+        :class:`~bregmod.model.lifted.LiftedEnergy` for ``fidelity="quadratic"``, the
+        :class:`~bregmod.model.deep.DeepBregman` model (:attr:`deep`) for a deep chain."""
+        if self._deep is not None:
+            return self._deep
+        if self._fidelity == "bregman":
+            return OneLayerEnergy.of(self)
+        return LiftedEnergy.of(self)
 
     def _bregman_lifted(self) -> LiftedNetwork:
         if self._fidelity != "bregman":
@@ -333,6 +372,16 @@ class Inversion:
             f"Inversion({self._network!r}, reg={self._reg!r}, fidelity={self._fidelity!r}"
             f"{', ' + weights if weights else ''}{batch})"
         )
+
+    def with_data(self, data) -> Inversion:
+        """The same compiled problem with other data f^δ (validated as in the constructor).
+
+        Shares the compiled network, the regulariser and the cached certificates, which do
+        not depend on the data; used to solve parts of a batch (:mod:`bregmod.distributed`).
+        """
+        other = copy.copy(self)
+        other._data, other._batch_size = other._check_data(data)
+        return other
 
     # ------------------------------------------------------------------ validation
     def _check_reg(self, reg) -> Regularizer | None:
@@ -384,10 +433,40 @@ class Inversion:
                 activation, size = self._deep.activations[-1], self._deep.sizes[-1]
             else:
                 activation, size = self._lifted.activations[0], self._lifted.n_z
+            if self._data_projection == "domain":
+                arr = self._project_data(arr, activation)
             # A vector activation acts on the whole (flattened) layer output, as in lift().
             values = arr.reshape(-1, size) if activation.is_vector else arr
-            activation.check_domain(values, what="data f^δ (fidelity='bregman')")
+            try:
+                activation.check_domain(values, what="data f^δ (fidelity='bregman')")
+            except DomainError as exc:
+                raise DomainError(
+                    f"{exc}. Inversion(..., data_projection='domain') projects f^δ onto the "
+                    "closure of the range of σ (and says how far it moved)"
+                ) from None
         return arr, batch_size
+
+    def _project_data(self, data: np.ndarray, activation: Activation) -> np.ndarray:
+        """f^δ projected onto cl dom Ψ = cl range σ (scalar activations), with a warning."""
+        if activation.is_vector:
+            raise ValueError(f"data_projection='domain' is for scalar activations, not "
+                             f"{activation.name}")
+        domain = activation.domain
+        lo = domain.lo if domain.lo_closed else np.nextafter(domain.lo, np.inf)
+        hi = domain.hi if domain.hi_closed else np.nextafter(domain.hi, -np.inf)
+        projected = np.clip(data, lo, hi)
+        moved = projected != data
+        if moved.any():
+            distance = float(np.linalg.norm(projected - data))
+            self.data_projection_record = {"entries": int(moved.sum()), "distance": distance}
+            warnings.warn(
+                f"data_projection='domain': {int(moved.sum())} of {data.size} entries of f^δ "
+                f"were outside dom Ψ = {domain} of {activation.name} and were projected onto "
+                f"it (distance moved ‖P f^δ − f^δ‖ = {distance:.4g})",
+                UserWarning,
+                stacklevel=4,
+            )
+        return projected
 
     def _rows(self, x, size: int, what: str, allow_missing: bool = False) -> np.ndarray:
         """``x`` as float64 rows (B, size), B = 1 unbatched; validates the batch layout.
@@ -396,7 +475,7 @@ class Inversion:
         """
         batch = 1 if self._batch_size is None else self._batch_size
         expected = (size,) if self._batch_size is None else (batch, size)
-        arr = np.asarray(x, dtype=np.float64)
+        arr = real_array(x, what)
         if arr.shape != expected:
             raise ShapeError(f"{what} must have shape {expected}, got {arr.shape}")
         rows = arr.reshape(batch, size)
@@ -484,48 +563,28 @@ class Inversion:
 
     def _objective_rows(self, u: np.ndarray, z: np.ndarray | None, f: np.ndarray) -> np.ndarray:
         """E on rows u (B, n_u), z (B, n_z) with data rows f (B, n_out) → (B,)."""
-        lifted = self._lifted
-        u0 = u[:, lifted.u_blocks[0].slice]
+        u0 = u[:, self._lifted.u_blocks[0].slice]
+        if self._deep is None and self._fidelity == "bregman":
+            return OneLayerEnergy.of(self, f).energy(u0)
+        if self._deep is None:
+            return LiftedEnergy.of(self, f).energy(u, z)
         values = self._reg_rows(u0)
-        if self._deep is not None:
-            states = self._deep_states(u, f)
-            inside = np.ones(u.shape[0], dtype=bool)
-            for activation, x in zip(self._deep.activations[:-1], states[1:-1], strict=True):
-                inside &= np.isfinite(activation.psi(x)).reshape(u.shape[0], -1).all(axis=1)
-            values[~inside] = np.inf
-            if inside.any():
-                values[inside] += self._deep.value([x[inside] for x in states])
-            return values
-        if self._fidelity == "bregman":
-            x = self.A.apply(u0) + self.bias
-            terms = self.activation.bregman_terms(f, x)
-            return values + terms.reshape(u.shape[0], -1).sum(axis=1)
-        residual = lifted.K.apply(u) + lifted.c - f
-        values = values + 0.5 * self._lam * np.einsum("bi,bi->b", residual, residual)
-        violation, scale = self._violation_rows(u, z)
-        values = np.where(
-            violation <= FEASIBILITY_RTOL * scale, values + 0.5 * self._rho * violation**2, np.inf
-        )
-        inside = np.isfinite(np.atleast_1d(lifted.psi(z)))
-        if inside.any():
-            x = lifted.W.apply(u[inside]) + lifted.b
-            values[inside] += np.atleast_1d(lifted.bregman(z[inside], x))
+        states = self._deep_states(u, f)
+        inside = np.ones(u.shape[0], dtype=bool)
+        for activation, x in zip(self._deep.activations[:-1], states[1:-1], strict=True):
+            inside &= np.isfinite(activation.psi(x)).reshape(u.shape[0], -1).all(axis=1)
         values[~inside] = np.inf
+        if inside.any():
+            values[inside] += self._deep.value([x[inside] for x in states])
         return values
 
     def _violation_rows(self, u: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """‖M u − V z‖ and the scale max(1, ‖M u‖, ‖V z‖) of every row."""
-        Mu, Vz = self._lifted.M.apply(u), self._lifted.V.apply(z)
-        scale = np.maximum(1.0, np.maximum(np.linalg.norm(Mu, axis=1), np.linalg.norm(Vz, axis=1)))
-        return np.linalg.norm(Mu - Vz, axis=1), scale
+        return LiftedEnergy(self._lifted, self._lam, self._rho, None).violation(u, z)
 
     def _reg_rows(self, u0: np.ndarray) -> np.ndarray:
-        """J(u₀) of every row of u₀ (B, n_in), each reshaped to J's item shape (e.g. (H, W) for
-        TV on a (1, H, W) convolution input) or else to the input shape."""
-        if self._reg is None:
-            return np.zeros(u0.shape[0])
-        shape = self._reg.shape if self._reg.shape is not None else self._lifted.input_shape
-        return np.array([self._reg(row.reshape(shape)) for row in u0])
+        """J(u₀) of every row of u₀ (B, n_in) (:func:`~bregmod.model.onelayer.regularizer_rows`)."""
+        return regularizer_rows(self._reg, u0, self._lifted.input_shape)
 
     def _deep_states(self, u: np.ndarray, f: np.ndarray) -> list[np.ndarray]:
         """The deep model's states [x_0, …, x_{L−1}, f] from lifted rows u (B, n_u): the first L
@@ -545,10 +604,10 @@ class Inversion:
         if self._deep is not None:
             return self._deep.terms(self._deep_states(u, f))
         if self._fidelity == "bregman":
-            x = self.A.apply(u[:, self._lifted.u_blocks[0].slice]) + self.bias
-            return self.activation.bregman_terms(f, x).reshape(u.shape[0], -1).sum(1)[:, None]
-        x = self._lifted.W.apply(u) + self._lifted.b
-        return np.atleast_2d(self._lifted.bregman_per_block(z, x))
+            energy = OneLayerEnergy.of(self, f)
+            x = energy.pre_activation(u[:, self._lifted.u_blocks[0].slice])
+            return energy.data_term(x)[:, None]
+        return LiftedEnergy.of(self, f).bregman_gaps(u, z)
 
     # ------------------------------------------------------------------ results
     def make_result(
@@ -695,6 +754,8 @@ class Inversion:
             return shaped if self._batch_size is not None else shaped[0]
 
         states = [unbatch(u_rows[:, blk.slice], blk.shape) for blk in lifted.u_blocks]
+        if self.data_projection_record is not None:
+            stats = {**stats, "data_projection": dict(self.data_projection_record)}
         return Result(
             u0=states[0],
             u=unbatch(u_rows, (lifted.n_u,)),
@@ -731,51 +792,6 @@ class Inversion:
         )
 
     # ------------------------------------------------------------------ solving
-    def _auto_solver(self, dtype) -> tuple[str, str, str]:
-        """``(choice, first-order fallback, reason)`` for ``solver="auto"``."""
-        lifted = self._lifted
-        if self._deep is not None:
-            return "palm", "palm", (
-                "the deep lifted Bregman model (not jointly convex): palm, the block solver"
-            )
-        if self._fidelity == "bregman":
-            size = int(np.prod(lifted.input_shape)) + lifted.n_z
-            _, composites = self._reg.split() if self._reg is not None else (None, [])
-            if not composites:
-                fallback = "fista"
-            else:
-                from bregmod.solvers import admm
-
-                fallback = "pdhg" if admm.unsupported_reason(self) else "admm"
-        else:
-            size = lifted.n_u + lifted.n_z
-            fallback = "pdhg"
-        if np.dtype(dtype) != np.float64:
-            reason = f"dtype {np.dtype(dtype)}: the CVXPY backend computes in float64"
-        elif size > AUTO_EXACT_LIMIT:
-            reason = f"{size} unknowns > AUTO_EXACT_LIMIT = {AUTO_EXACT_LIMIT}"
-        elif not self.certify():
-            reason = "not certified convex, so the exact backend does not apply"
-        else:
-            return "cvxpy", fallback, f"certified convex, {size} unknowns ≤ {AUTO_EXACT_LIMIT}"
-        return fallback, fallback, reason
-
-    @staticmethod
-    def _solver_module(name: str):
-        if name == "cvxpy":
-            from bregmod.backends import cvxpy_backend
-
-            return cvxpy_backend
-        module_name = f"bregmod.solvers.{name}"
-        try:
-            return importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            raise SolverError(
-                f"solver {name!r} is not available: the module {module_name} is missing"
-            ) from None
-
     def solve(
         self,
         solver: str = "auto",
@@ -784,6 +800,7 @@ class Inversion:
         warm_start=None,
         progress: bool = False,
         dtype=np.float64,
+        client=None,
         **options,
     ) -> Result:
         """Solve the model and return a :class:`Result`.
@@ -791,10 +808,13 @@ class Inversion:
         Parameters
         ----------
         solver : str
-            ``"cvxpy"`` (exact, :mod:`bregmod.backends.cvxpy_backend`; certified problems
-            only), a first-order solver of :mod:`bregmod.solvers` (``"pdhg"``, ``"fista"``,
-            ``"cd"``, ``"admm"``), or ``"auto"``: ``"cvxpy"`` when the problem is certified,
-            has at most :data:`AUTO_EXACT_LIMIT` unknowns, ``dtype`` is float64 and every
+            A name of the solver registry :mod:`bregmod.solvers.registry`: ``"cvxpy"``
+            (exact, :mod:`bregmod.backends.cvxpy_backend`; certified problems only), a
+            first-order solver of :mod:`bregmod.solvers` (``"pdhg"``, ``"fista"``, ``"cd"``,
+            ``"admm"``, ``"palm"``), or ``"auto"``: the first solver of
+            ``registry.AUTO_ORDER`` (per fidelity; ``"palm"`` for a deep chain) whose
+            ``supports(problem)`` accepts it — ``"cvxpy"`` when the problem is certified, has
+            at most :data:`AUTO_EXACT_LIMIT` unknowns, ``dtype`` is float64 and every
             activation has a DCP form; otherwise ``"pdhg"`` (for the Bregman fidelity:
             ``"fista"`` when J has no composite term, ``"admm"`` when J's composite terms are
             total variation on the input and the layer fits in memory as a dense matrix).
@@ -805,10 +825,14 @@ class Inversion:
             Iteration limit (solver default when None).
         warm_start : None, array_like, (u, z) or Result
             Starting point (see :mod:`bregmod.solvers._common`).
-        progress : bool
-            Show progress (CVXPY: verbose solver output).
+        progress : bool or "lines"
+            Show progress: a bar, or ``"lines"`` on stderr every 10 s for logs (first-order
+            solvers; CVXPY: verbose solver output).
         dtype : numpy float dtype
             Floating dtype of first-order iterates (CVXPY: float64 only).
+        client : dask.distributed.Client, optional
+            Solve the items of a batch in chunks on the client's workers
+            (:func:`bregmod.distributed.solve_batch`); None solves in this process.
         **options
             Passed to the solver (CVXPY: ``cvxpy_solver``, ``solver_options``).
 
@@ -825,9 +849,8 @@ class Inversion:
         NotCertifiedError, NoDCPFormError
             From the CVXPY backend, when named explicitly.
         """
-        names = ("auto", "cvxpy", *FIRST_ORDER_SOLVERS)
-        if solver not in names:
-            raise ValueError(f"unknown solver {solver!r}; choose one of {names}")
+        if solver not in registry.names():
+            raise ValueError(f"unknown solver {solver!r}; choose one of {registry.names()}")
         arguments = dict(
             tol=tol, max_iter=max_iter, warm_start=warm_start, progress=progress, dtype=dtype
         )
@@ -836,17 +859,22 @@ class Inversion:
                 f"solver {solver!r} does not solve the deep lifted Bregman model ({self._deep!r}); "
                 "use solver='palm' (or 'auto')"
             )
+        if client is not None:
+            from bregmod.distributed import solve_batch
+
+            return solve_batch(self, client, solver=solver, **arguments, **options)
         if solver != "auto":
-            return self._solver_module(solver).solve(self, **arguments, **options)
-        name, fallback, reason = self._auto_solver(dtype)
-        if name == "cvxpy":
-            try:
-                result = self._solver_module(name).solve(self, **arguments, **options)
-            except (NoDCPFormError, NotCertifiedError) as exc:
-                name = fallback
-                reason = f"the exact backend refused ({exc}); fell back to {fallback}"
-        if name != "cvxpy":
-            result = self._solver_module(name).solve(self, **arguments, **options)
+            return registry.load(solver).solve(self, **arguments, **options)
+        name, _, reason = registry.choose(self, dtype)
+        try:
+            result = registry.load(name).solve(self, **arguments, **options)
+        except (NoDCPFormError, NotCertifiedError) as exc:
+            if name not in registry.EXACT:
+                raise
+            # The DCP split can need more than the certificate (cvxpy_backend's docstring).
+            name, _, _ = registry.choose(self, dtype, exclude=registry.EXACT)
+            reason = f"the exact backend refused ({exc}); fell back to {name}"
+            result = registry.load(name).solve(self, **arguments, **options)
         result.stats["auto"] = reason
         return result
 
@@ -856,6 +884,4 @@ class Inversion:
         See :func:`bregmod.backends.cvxpy_backend.to_cvxpy`; ``index`` selects the problem of
         a batch (required when the data is batched).
         """
-        from bregmod.backends import cvxpy_backend
-
-        return cvxpy_backend.to_cvxpy(self, index=index)
+        return registry.load("cvxpy").to_cvxpy(self, index=index)

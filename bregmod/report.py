@@ -21,11 +21,15 @@ display and no pyplot state); matplotlib is the optional extra ``plot``.
     global_optimum_claimed
     files        names of the files written next to it
 
-Non-finite numbers (an infinite PSNR of an exact reconstruction) are written as null.
+Non-finite numbers (an infinite PSNR of an exact reconstruction) are written as null. For
+batched data (N items) ``objective``, each gap ``value`` and each metric are lists over the
+items, ``solver.statuses`` lists the item statuses, and ``context`` and the reconstruction
+figure are those of item 1.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -190,6 +194,13 @@ def _jsonable(value):
     return value
 
 
+def _first_item(spec, result):
+    """(spec, result) restricted to the first item of a batch (its context and figure)."""
+    first = spec.data[0]
+    return (dataclasses.replace(spec, data=first, problem=spec.problem.with_data(first)),
+            dataclasses.replace(result, u0=result.u0[0]))
+
+
 def build_report(spec, result) -> dict[str, Any]:
     """The report of ``result`` (a :class:`~bregmod.problem.Result`) of ``spec``'s problem.
 
@@ -206,7 +217,14 @@ def build_report(spec, result) -> dict[str, Any]:
         JSON-compatible, keys :data:`REPORT_KEYS` (``files`` empty until written).
     """
     problem = spec.problem
-    gaps = np.atleast_1d(np.asarray(result.bregman_gaps, dtype=float))
+    batched = problem.batch_size is not None
+    gaps = np.asarray(result.bregman_gaps, dtype=float)
+    gaps = gaps.T if batched else np.atleast_1d(gaps)
+    if batched:
+        items = [quality(u0, spec.ground_truth) for u0 in result.u0]
+        metrics = {key: [item[key] for item in items] for key in items[0]}
+    else:
+        metrics = quality(result.u0, spec.ground_truth)
     return {
         "bregmod_version": __version__,
         "spec": _jsonable({
@@ -234,20 +252,29 @@ def build_report(spec, result) -> dict[str, Any]:
             "wall_time": result.wall_time,
             "tol": spec.solver.tol,
             "max_iter": spec.solver.max_iter,
+            **({"statuses": result.stats.get("statuses", [result.status] * len(result.u0))}
+               if batched else {}),
         }),
-        "objective": _number(result.objective),
+        "objective": _jsonable(result.objective),
         "bregman_gaps": [
-            {"block": label, "value": _number(value)}
+            {"block": label, "value": _jsonable(value)}
             for label, value in zip(_gap_labels(problem), gaps, strict=True)
         ],
-        "metrics": quality(result.u0, spec.ground_truth),
-        "context": context(spec, result),
+        "metrics": metrics,
+        "context": context(*_first_item(spec, result)) if batched else context(spec, result),
         "global_optimum_claimed": bool(result.global_optimum_claimed),
         "files": [],
     }
 
 
 def _fmt(value, spec: str = ".4g", unit: str = "") -> str:
+    """A number, or the range of a list of numbers (one per item of a batch)."""
+    if isinstance(value, list):
+        known = [v for v in value if v is not None]
+        if not known:
+            return "n/a"
+        return (f"{_fmt(min(known), spec, unit)} to {_fmt(max(known), spec, unit)} over "
+                f"{len(value)} items")
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
 
@@ -274,20 +301,24 @@ def format_summary(report: dict[str, Any], out_dir: str | Path | None = None) ->
         ("certificate", verdict),
         ("solver", used),
         ("status", solver["status"] + ("  (global optimum claimed)"
-                                       if report["global_optimum_claimed"] else "")),
+                                       if report["global_optimum_claimed"] else "")
+         + ("" if "statuses" not in solver else "  [items: " + ", ".join(
+             f"{solver['statuses'].count(s)} {s}" for s in dict.fromkeys(solver["statuses"]))
+            + "]")),
         ("iterations", str(solver["iterations"])),
         ("time", _fmt(solver["wall_time"], ".2f", " s")),
         ("objective", _fmt(report["objective"], ".6e")),
     ]
     gaps, ctx = report["bregman_gaps"], report.get("context") or {}
+    first = " (item 1)" if "statuses" in solver else ""  # a batch: the context of item 1
     half = ctx.get("half_data_norm_sq")
     if len(gaps) == 1:
         value = gaps[0]["value"]
         text = f"{_fmt(value, '.3e')}  ({gaps[0]['block']})"
-        if value is not None and half:
+        if value is not None and half and not isinstance(value, list):
             text += f" = {value / half:.2%} of ½‖f^δ‖²"
         if ctx.get("misfit_at_truth") is not None:
-            text += f"; at u†: {ctx['misfit_at_truth']:.3e}"
+            text += f"; at u†{first}: {ctx['misfit_at_truth']:.3e}"
         rows.append(("Bregman gap", text))
     else:
         rows += [(f"Bregman gap {gap['block']}", _fmt(gap["value"], ".3e")) for gap in gaps]
@@ -296,7 +327,7 @@ def format_summary(report: dict[str, Any], out_dir: str | Path | None = None) ->
         text = (f"{noise['kind']}, level {noise['level']:g}"
                 f"{' (relative)' if noise['relative'] else ''} at the {noise['where']}")
         if ctx.get("relative_data_noise") is not None:
-            text += f": ‖f^δ − N(u†)‖/‖N(u†)‖ = {ctx['relative_data_noise']:.3g}"
+            text += f": ‖f^δ − N(u†)‖/‖N(u†)‖{first} = {ctx['relative_data_noise']:.3g}"
         rows.append(("noise", text))
     if metrics["psnr"] is not None or metrics["relative_error"] is not None:
         baselines = ctx.get("baselines", {})
@@ -360,8 +391,13 @@ def reconstruction_figure(spec, result, metrics: dict | None = None):
 
     Panels: ground truth u† (when known) and the reconstruction u on one colour scale that
     covers both (nothing clipped), the error u − u† (when u† is known), the data f^δ, and
-    the data residual N(u) − f^δ on its own scale.
+    the data residual N(u) − f^δ on its own scale. For a batch: its first item.
     """
+    item = ""
+    if spec.problem.batch_size is not None:
+        item = f" (item 1 of {spec.problem.batch_size})"
+        spec, result = _first_item(spec, result)
+        metrics = {key: values[0] for key, values in metrics.items()} if metrics else None
     truth = spec.ground_truth
     metrics = metrics or quality(result.u0, truth)
     estimate = np.asarray(result.u0, dtype=float).reshape(spec.input_shape)
@@ -391,7 +427,7 @@ def reconstruction_figure(spec, result, metrics: dict | None = None):
           f"residual N(u) − f^δ (relative {np.linalg.norm(residual) / scale:.3g})",
           cmap="RdBu_r", zero_line=True,
           limits=(-float(np.abs(residual).max()) or -1.0, float(np.abs(residual).max()) or 1.0))
-    fig.suptitle(f"{spec.name}: {result.solver}, {result.status}", fontsize=10)
+    fig.suptitle(f"{spec.name}{item}: {result.solver}, {result.status}", fontsize=10)
     return fig
 
 

@@ -82,7 +82,12 @@ Tables and keys
     signal, so ‖ε‖ ≈ level · ‖signal‖), ``where`` (``output``: f^δ = N(u†) + ε;
     ``pre_activation``: f^δ = σ(W u† + b + ε) for a last ``dense``/``conv2d`` layer, which
     keeps f^δ in the range of σ), ``project`` (default true: with the Bregman fidelity, output
-    noise is clipped onto the closure of dom Ψ) and ``seed``.
+    noise is clipped onto the closure of dom Ψ), ``seed`` and ``copies`` (default: one data
+    item; ``copies = N`` draws N independent noisy copies of N(u†), a batch of N problems).
+    A data ``file`` holding an array of shape ``(N, *output_shape)``, N > 1, is a batch of N
+    items.
+    A batch is solved item by item in one batched solve, or on a Dask cluster with
+    ``bregmod run --workers N`` (:mod:`bregmod.distributed`).
 ``[regularizer]``
     ``expr``: a sum of terms ``[weight *] name``, names ``tv`` (isotropic, 2-D inputs),
     ``tv_anisotropic``, ``l1``, ``squared_l2`` (½‖u‖²), ``nonnegative``, ``box(lo, hi)``;
@@ -109,8 +114,6 @@ Tables and keys
 from __future__ import annotations
 
 import copy
-import importlib
-import inspect
 import os
 import re
 import tomllib
@@ -122,7 +125,9 @@ from typing import Any
 import numpy as np
 
 from bregmod import activations as _act
-from bregmod.errors import BregmodError, DomainError
+from bregmod._checks import real_array
+from bregmod.errors import BregmodError, DomainError, SolverError
+from bregmod.solvers import registry
 
 __all__ = [
     "ACTIVATIONS",
@@ -161,23 +166,7 @@ class SpecError(BregmodError, ValueError):
         self.source, self.line, self.key = source, line, key
 
 
-ACTIVATIONS: dict[str, tuple[type, tuple[str, ...]]] = {
-    "identity": (_act.Identity, ()),
-    "relu": (_act.ReLU, ()),
-    "leaky_relu": (_act.LeakyReLU, ("slope",)),
-    "soft_threshold": (_act.SoftThreshold, ("threshold",)),
-    "clip": (_act.Clip, ("lo", "hi")),
-    "tanh": (_act.Tanh, ()),
-    "sigmoid": (_act.Sigmoid, ()),
-    "elu": (_act.ELU, ("alpha",)),
-    "arctan": (_act.Arctan, ()),
-    "isru": (_act.ISRU, ()),
-    "softsign": (_act.Softsign, ()),
-    "asinh": (_act.Asinh, ()),
-    "softplus": (_act.Softplus, ()),
-    "softmax": (_act.Softmax, ()),
-    "sparsemax": (_act.Sparsemax, ()),
-}
+ACTIVATIONS: dict[str, tuple[type, tuple[str, ...]]] = _act.NAMES
 """Activation names usable in specs, with their classes and parameter names."""
 
 # --- schema ---------------------------------------------------------------------------------
@@ -208,14 +197,12 @@ _DISTRIBUTIONS = {"normal": ("mean", "std"), "uniform": ("low", "high"), "consta
 _DATA = {"file": (str,), "key": (str,), "ground_truth": (dict,), "noise": (dict,)}
 _TRUTH = {"image": (str,), "file": (str,), "key": (str,), "values": (list,)}
 _NOISE = {"kind": (str,), "level": _NUMBER, "relative": (bool,), "where": (str,),
-          "project": (bool,), "seed": (int,)}
+          "project": (bool,), "seed": (int,), "copies": (int,)}
 _REG = {"expr": (str,), "scale": (str,)}
 _MODEL = {"fidelity": (str,), "lam": _NUMBER, "rho": _NUMBER}
 _SOLVER = {"name": (str,), "tol": _NUMBER, "max_iter": (int,), "dtype": (str,),
            "options": (dict,)}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-#: Keyword arguments every solver takes; a spec sets them through [solver], not ``options``.
-_COMMON_SOLVE_ARGS = {"problem", "tol", "max_iter", "warm_start", "progress", "dtype"}
 
 
 # --- locating keys in the text --------------------------------------------------------------
@@ -315,6 +302,7 @@ class _Context:
     """Where a spec comes from: builds located :class:`SpecError` s and resolves files."""
 
     def __init__(self, text: str, source: str, base_dir: Path) -> None:
+        self.text = text
         self.locator = _Locator(text)
         self.source = source
         self.base_dir = base_dir
@@ -410,7 +398,7 @@ def _load_array(ctx: _Context, file: str, array_key: str | None, key: str) -> np
             images = ", ".join(sorted(_IMAGE_SUFFIXES))
             raise ctx.error(f"{key}.file", f"unsupported file type {path.suffix!r}; use .npy, "
                                            f".npz or an image ({images})")
-        array = np.asarray(array, dtype=float)
+        array = real_array(array, f"the array in {file}")
     except SpecError:
         raise
     except (OSError, ValueError, TypeError) as exc:
@@ -785,10 +773,14 @@ def _noisy(ctx: _Context, noise: dict, network, truth: np.ndarray, fidelity: str
     relative = noise.get("relative", True)
     std = level * (float(np.sqrt(np.mean(signal**2))) if relative else 1.0)
     rng = np.random.default_rng(noise.get("seed", 0))
+    copies = noise.get("copies")
+    if copies is not None and copies < 1:
+        raise ctx.error(f"{key}.copies", f"copies must be >= 1, got {copies}")
+    shape = signal.shape if copies is None else (copies, *signal.shape)
     if kind == "gaussian":
-        eps = std * rng.standard_normal(signal.shape)
+        eps = std * rng.standard_normal(shape)
     else:
-        eps = std * np.sqrt(3.0) * rng.uniform(-1.0, 1.0, signal.shape)
+        eps = std * np.sqrt(3.0) * rng.uniform(-1.0, 1.0, shape)
     noisy = signal + eps
     projected = False
     if where == "pre_activation":
@@ -800,8 +792,10 @@ def _noisy(ctx: _Context, noise: dict, network, truth: np.ndarray, fidelity: str
             data = np.clip(noisy, domain.lo, domain.hi)
             projected = True
     description = {"kind": kind, "level": level, "relative": relative, "where": where,
-                   "std": std, "seed": noise.get("seed", 0), "projected": projected}
-    return data.reshape(network.out_shape), description
+                   "std": std, "seed": noise.get("seed", 0), "projected": projected,
+                   "copies": copies}
+    batch = () if copies is None else (copies,)
+    return data.reshape(batch + tuple(network.out_shape)), description
 
 
 def _data(ctx: _Context, raw: dict, network, fidelity: str):
@@ -815,8 +809,10 @@ def _data(ctx: _Context, raw: dict, network, fidelity: str):
             raise ctx.error("data.noise", "noise applies to generated data, not to data read "
                                           "from 'file'")
         data = _load_array(ctx, table["file"], table.get("key"), "data")
-        data = _fit_shape(ctx, data, tuple(network.out_shape), "data.file",
-                          "the data (the network's output)")
+        shape = tuple(network.out_shape)
+        batch = data.ndim == len(shape) + 1 and data.shape[1:] == shape and len(data) > 1
+        if not batch:
+            data = _fit_shape(ctx, data, shape, "data.file", "the data (the network's output)")
         clean = None if truth is None else np.asarray(network(truth), dtype=float)
         return data, truth, clean, None
     if "key" in table:
@@ -980,20 +976,16 @@ class SolverSettings:
 
 
 def _solver_names() -> tuple[str, ...]:
-    from bregmod.solvers import SOLVERS
-
-    return ("auto", "cvxpy", *SOLVERS)
+    return registry.names()
 
 
 def _solver_parameters(ctx: _Context, name: str) -> set[str]:
     """Keyword arguments of the named solver's ``solve`` beyond the common ones."""
-    module = ("bregmod.backends.cvxpy_backend" if name == "cvxpy" else f"bregmod.solvers.{name}")
     try:
-        solve = importlib.import_module(module).solve
-    except ModuleNotFoundError:
+        return registry.options(name)
+    except SolverError:
         raise ctx.error("solver.name", f"solver {name!r} is not available in this installation "
-                                       f"(module {module} is missing)") from None
-    return set(inspect.signature(solve).parameters) - _COMMON_SOLVE_ARGS
+                                       f"(module {registry.MODULES[name]} is missing)") from None
 
 
 def _solver(ctx: _Context, raw: dict) -> SolverSettings:
@@ -1064,7 +1056,7 @@ class Spec:
     problem : Inversion
         The inversion problem (network, data, regulariser, λ, ρ, fidelity).
     data : ndarray
-        f^δ in the network's output shape.
+        f^δ in the network's output shape, or a batch ``(N, *output_shape)``.
     ground_truth : ndarray or None
         u† in the input shape, when known.
     clean_data : ndarray or None
@@ -1104,6 +1096,27 @@ class Spec:
     def output_shape(self) -> tuple[int, ...]:
         """Shape of N(u₀) and of the data."""
         return tuple(self.network.out_shape)
+
+
+def _read_tables(
+    ctx: _Context, top: dict, quick: bool, overrides: Mapping[str, Any] | None
+) -> dict:
+    """Parse ``ctx.text`` as TOML, check its top-level keys against ``top``, and apply the
+    ``[quick]`` table (when ``quick``) and then the command-line ``overrides``."""
+    try:
+        raw = tomllib.loads(ctx.text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"invalid TOML: {exc}", ctx.source) from None
+    _check_table(ctx, raw, top, "")
+    quick_raw = _apply_overrides(ctx, raw, raw.get("quick", {}), "quick")
+    if quick:
+        raw = quick_raw
+    else:
+        ctx.overridden.clear()
+    if overrides:
+        raw = _apply_overrides(ctx, raw, overrides, "the command line")
+    _check_table(ctx, raw, top, "")
+    return raw
 
 
 def _apply_overrides(ctx: _Context, raw: dict, overrides: Mapping[str, Any], origin: str) -> dict:
@@ -1169,20 +1182,7 @@ def parse_spec(
         than is available.
     """
     ctx = _Context(text, source, Path(base_dir))
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"invalid TOML: {exc}", source) from None
-    _check_table(ctx, raw, _TOP, "")
-    quick_table = raw.get("quick", {})
-    quick_raw = _apply_overrides(ctx, raw, quick_table, "quick")
-    if quick:
-        raw = quick_raw
-    else:
-        ctx.overridden.clear()
-    if overrides:
-        raw = _apply_overrides(ctx, raw, overrides, "the command line")
-    _check_table(ctx, raw, _TOP, "")
+    raw = _read_tables(ctx, _TOP, quick, overrides)
 
     input_shape = _input_shape(ctx, raw)
     if check_memory:

@@ -239,6 +239,10 @@ def _check_size(expr: sp.Expr, label: str) -> None:
         stack.extend((arg, depth + 1) for arg in node.args)
 
 
+class _Expired(BaseException):
+    """Raised by `_time_limit`'s alarm handler; never escapes `_time_limit`."""
+
+
 @contextlib.contextmanager
 def _time_limit(seconds: float | None, label: str) -> Iterator[None]:
     """Abort the body with ``ExpressionTooComplexError`` after ``seconds`` (POSIX main thread only).
@@ -247,6 +251,9 @@ def _time_limit(seconds: float | None, label: str) -> Iterator[None]:
     that swallows the first exception cannot lose the limit) and restores the previous
     handler; elsewhere
     (Windows, worker threads) or with ``seconds=None`` the body runs without a limit.
+    The handler raises `_Expired`, a ``BaseException``, so that the ``except ValueError``
+    clauses of the derivation (and of sympy) cannot turn the time limit into another error;
+    it becomes ``ExpressionTooComplexError`` here.
     """
     if seconds is not None and not (np.isfinite(seconds) and seconds > 0):
         raise ValueError(f"time_limit must be a positive number of seconds, got {seconds}")
@@ -260,15 +267,17 @@ def _time_limit(seconds: float | None, label: str) -> Iterator[None]:
         return
 
     def expire(signum, frame):
-        raise ExpressionTooComplexError(
-            f"the symbolic derivation for {label} ran longer than {seconds:g} s and was stopped "
-            "(simplify the formula, or pass a larger time_limit)"
-        )
+        raise _Expired
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds, 0.5)
     try:
         yield
+    except _Expired:
+        raise ExpressionTooComplexError(
+            f"the symbolic derivation for {label} ran longer than {seconds:g} s and was stopped "
+            "(simplify the formula, or pass a larger time_limit)"
+        ) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

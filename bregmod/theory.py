@@ -581,12 +581,12 @@ def _polish(problem: Inversion, u: np.ndarray, steps: int) -> tuple[np.ndarray, 
     Lipschitz constant ‖W‖²). Stops after ``steps`` steps or when a step moves u by at most
     1e-13·max(1, ‖u‖) (rounding level). Returns the point and the number of steps taken.
     """
-    A, act, data, reg = problem.A, problem.activation, problem.data, problem.reg
-    tau = 1.0 / A.norm_bound() ** 2
+    energy, reg = problem.energy(), problem.reg
+    tau = 1.0 / energy.lipschitz
     shape = problem.lifted.input_shape
     for step in range(1, steps + 1):
-        misfit = act.bregman_grad(data, (A.apply(u) + problem.bias).reshape(data.shape))
-        forward = u - tau * A.apply_adjoint(misfit.ravel())
+        rows = u.reshape(1, -1)
+        forward = u - tau * energy.gradient(rows, energy.images(rows))[0].ravel()
         u_next = reg.prox(forward.reshape(shape), tau).ravel()
         moved = float(np.linalg.norm(u_next - u))
         u = u_next
@@ -675,11 +675,12 @@ def check_bound(
     A = layer.operator
     notes: list[str] = []
 
-    noise_level = act.bregman(f_delta, _forward(layer, u))
+    problem = Inversion(network, f_delta, reg=alpha * J, fidelity="bregman")
+    energy = problem.energy()
+    noise_level = float(energy.data_term(energy.pre_activation(u.reshape(1, -1)))[0])
     p_true = A.apply_adjoint(v)
     source_residual = _distance(J, p_true, u, zero_tol)
 
-    problem = Inversion(network, f_delta, reg=alpha * J, fidelity="bregman")
     result = problem.solve(solver=solver, tol=solver_tol, **(solver_options or {}))
     u_alpha = np.asarray(result.u0, dtype=float).ravel()
     if not np.isfinite(u_alpha).all():
@@ -691,9 +692,8 @@ def check_bound(
     elif polish:
         u_alpha, steps = _polish(problem, u_alpha, polish)
         notes.append(f"polished by {steps} forward–backward step(s)")
-    x_alpha = _forward(layer, u_alpha)
-    grad = act.bregman_grad(f_delta, x_alpha)
-    p_alpha = -A.apply_adjoint(grad.ravel()) / alpha
+    rows = u_alpha.reshape(1, -1)
+    p_alpha = -energy.gradient(rows, energy.images(rows))[0].ravel() / alpha
     optimality_residual = _distance(J, p_alpha, u_alpha, zero_tol)
 
     d_talk = float(J.bregman_distance(u, u_alpha, p_alpha))
@@ -842,12 +842,22 @@ class RateTable:
             ) from None
         path = Path(path)
         delta = np.array([r.delta for r in self.rows])
+        d_j = np.array([r.d_j for r in self.rows], dtype=float)
+        bounds = np.array([r.bound for r in self.rows], dtype=float)
         fig = Figure(figsize=(5.5, 4))
         ax = fig.subplots()
         slope = "" if self.slope is None else f" (slope {self.slope:.2f})"
         bound = "" if self.bound_slope is None else f" (slope {self.bound_slope:.2f})"
-        ax.loglog(delta, [r.d_j for r in self.rows], "o-", label=f"$D_J$ realised{slope}")
-        ax.loglog(delta, [r.bound for r in self.rows], "s--", label=f"bound{bound}")
+        positive = d_j > 0
+        ax.loglog(delta[positive], d_j[positive], "o-", label=f"$D_J$ realised{slope}")
+        ax.loglog(delta, bounds, "s--", label=f"bound{bound}")
+        if not positive.all():
+            # D_J ≤ 0 (zero up to rounding) has no place on a log axis: mark it at the floor
+            shown = np.concatenate([d_j[positive], bounds[np.isfinite(bounds) & (bounds > 0)]])
+            floor = float(shown.min()) / 10 if shown.size else 1e-12
+            ax.loglog(delta[~positive], np.full(int((~positive).sum()), floor), "v",
+                      color="C0", mfc="none",
+                      label=f"$D_J \\leq 0$ (zero to rounding), drawn at {floor:.1g}")
         ax.set_xlabel(r"$\delta$")
         ax.set_ylabel("Bregman distance")
         ax.grid(True, which="both", alpha=0.3)

@@ -32,11 +32,14 @@ solved inexactly by a few sweeps of proximal gradient descent:
       x^l ← prox_{μ(Φ_l + α_l‖·‖₁)}(x^l − μ(W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x^l + b_{l+1}) − x^{l+1})
                                          − (W_l x^{l−1} + b_l))),
 
-  Φ_l = ½‖·‖² + Ψ_l, with a step μ per sample found by backtracking from 1/‖W_{l+1}‖² (the
-  sufficient-decrease test makes every state update decrease the energy).
+  Φ_l = ½‖·‖² + Ψ_l, with one step μ per layer and batch, backtracked from a power-iteration
+  estimate of 1/‖W_{l+1}‖² (the sufficient-decrease test makes every state update decrease
+  the energy).
 
-Only σ and the prox of Φ appear: no σ′ anywhere. The hidden states of all samples are kept
-between epochs (initialised by the forward pass) and saved in checkpoints.
+Only σ and the prox of Φ appear: no σ′ anywhere. The energy, its block gradients and the
+prox of Φ come from :class:`bregmod.model.deep.DeepBregman`. A batch's hidden states start
+from the forward pass of the current weights (or, with ``state_init="warm"``, from the
+sample's previous visit); the states of all samples are kept and saved in checkpoints.
 """
 
 from __future__ import annotations

@@ -21,13 +21,13 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-from bregmod import problem as problem_module
 from bregmod.activations import ReLU
 from bregmod.errors import SolverError
 from bregmod.network import Dense, Residual
 from bregmod.operators import IdentityOperator
 from bregmod.problem import Inversion
 from bregmod.regularizers import TotalVariation
+from bregmod.solvers import registry
 
 SHAPE = (6, 6)
 N = SHAPE[0] * SHAPE[1]
@@ -127,7 +127,7 @@ def test_auto_within_the_size_limit_solves_exactly(tv_problem):
 
 def test_auto_beyond_the_size_limit_uses_a_first_order_solver(tv_problem, monkeypatch):
     problem, W, b, f = tv_problem
-    monkeypatch.setattr(problem_module, "AUTO_EXACT_LIMIT", 10)
+    monkeypatch.setattr(registry, "AUTO_EXACT_LIMIT", 10)
     result = problem.solve(tol=1e-8)
     assert result.solver == "admm" and result.status == "optimal"
     assert "AUTO_EXACT_LIMIT = 10" in result.stats["auto"]

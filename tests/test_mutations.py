@@ -1,8 +1,9 @@
 """The mutation list of ``tools/mutations.py`` stays true to the code it mutates.
 
-Every entry's original text must occur exactly once in its file (else the entry is stale after
-a refactor), differ from its mutation, and name test files that exist. The mutation runs
-themselves take minutes and are run by hand (``python tools/mutations.py``).
+Every entry's original text must occur exactly once in its file, or in exactly one module of
+the package if the code moved verbatim (else the entry is stale after a refactor), differ from
+its mutation, and name test files that exist. The mutation runs themselves take minutes and
+are run by hand (``python tools/mutations.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _spec.loader.exec_module(mutations)
 
 @pytest.mark.parametrize("mutation", mutations.MUTATIONS, ids=lambda m: m.name)
 def test_mutation_entry_is_current(mutation):
-    assert mutations.occurrences(mutation, ROOT) == 1, f"{mutation.name}: stale original text"
+    assert mutations.locate(mutation, ROOT) is not None, f"{mutation.name}: stale original text"
     assert mutation.mutated != mutation.original and mutation.models
     for test in mutation.tests:
         assert (ROOT / test.split("::")[0]).is_file(), test

@@ -650,3 +650,18 @@ def test_block_operator_shape_errors():
         BlockOperator([])
     with pytest.raises(ShapeError, match="block_diag needs at least one operator"):
         block_diag()
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e160])
+def test_weights_whose_products_overflow_are_refused_up_front(scale):
+    # Issue 16, item 10: weights × 1e200 reached scipy's eigh inside the certificate.
+    import bregmod as bm
+
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((3, 4)) * scale
+    with pytest.raises(ValueError, match=r"W of Residual is too large for float64 .*"
+                                         r"‖W of Residual‖_F² = Σ a_ij² overflows"):
+        bm.Residual(W, np.zeros(3), bm.ReLU())
+    with pytest.raises(ValueError, match="W of Dense is too large"):
+        bm.Dense(W, None, bm.ReLU())
+    bm.Dense(W / scale * 1e150, None, bm.ReLU())  # large but Σ a² = 1e301·… is finite

@@ -24,6 +24,7 @@ from bregmod.problem import (
     StructuralCertificate,
 )
 from bregmod.regularizers import L1, NonNegative, SquaredL2, TotalVariation
+from bregmod.solvers import registry
 
 N_IN, WIDTH = 4, 3
 
@@ -407,6 +408,8 @@ def test_missing_solver_module_is_named(residual, monkeypatch):
 def fake_solvers(monkeypatch, calls, refuse=None):
     """Replace the solver modules by recorders returning a dummy Result (or raising ``refuse``)."""
 
+    load = registry.load
+
     def module(name):
         def solve(problem, **kwargs):
             calls.append((name, kwargs))
@@ -415,9 +418,9 @@ def fake_solvers(monkeypatch, calls, refuse=None):
             u, z = problem.lifted.forward(np.zeros(problem.lifted.input_shape))
             return problem.make_result(u, z, status="optimal", solver=name)
 
-        return types.SimpleNamespace(solve=solve)
+        return types.SimpleNamespace(solve=solve, supports=load(name).supports)
 
-    monkeypatch.setattr(Inversion, "_solver_module", staticmethod(module))
+    monkeypatch.setattr(registry, "load", module)
 
 
 def test_named_solver_gets_the_arguments(residual, monkeypatch):
@@ -488,3 +491,61 @@ def test_total_variation_on_a_single_channel_convolution_input():
     iterative = problem.solve("admm", tol=1e-8)
     assert exact.u0.shape == (1, 6, 6)
     assert iterative.objective == pytest.approx(exact.objective, rel=1e-6)
+
+
+# --- data projection and per-output scale (issue 16, items 16, 17) ----------------------------
+
+
+def test_domain_error_names_the_data_projection_remedy(perceptron):
+    net, _, _ = perceptron
+    data = np.array([0.5, -0.25, 1.0, 0.0, -2.0, 3.0])
+    with pytest.raises(DomainError, match=r"data_projection='domain'\) projects f\^δ onto"):
+        Inversion(net, data, fidelity="bregman")
+
+
+def test_data_projection_clips_onto_the_range_of_relu_warns_and_records(perceptron):
+    net, _, _ = perceptron
+    data = np.array([0.5, -0.25, 1.0, 0.0, -2.0, 3.0])
+    with pytest.warns(UserWarning, match=r"2 of 6 entries .*distance moved .* = 2\.016"):
+        problem = Inversion(net, data, reg=0.1 * L1(), fidelity="bregman",
+                            data_projection="domain")
+    np.testing.assert_array_equal(problem.data, np.maximum(data, 0.0))
+    expected = {"entries": 2, "distance": float(np.hypot(0.25, 2.0))}
+    assert problem.data_projection_record == pytest.approx(expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = problem.solve("fista", tol=1e-6, max_iter=5000)
+    assert result.stats["data_projection"] == pytest.approx(expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # data already in the domain: nothing moved, no warning
+        clean = Inversion(net, np.abs(data), fidelity="bregman", data_projection="domain")
+    assert clean.data_projection_record is None
+    with pytest.raises(ValueError, match="data_projection applies to fidelity='bregman'"):
+        Inversion(net, data, data_projection="domain")
+    with pytest.raises(ValueError, match="data_projection must be None or 'domain'"):
+        Inversion(net, data, fidelity="bregman", data_projection="clip")
+
+
+def test_per_output_scale_is_the_mean_fidelity_of_the_talk(perceptron):
+    net, _, _ = perceptron
+    data = np.abs(np.array([0.5, -0.25, 1.0, 0.0, -2.0, 3.0]))
+    m = data.size
+    alpha = 0.05
+    mean_form = Inversion(net, data, reg=alpha * L1(), fidelity="bregman", scale="per_output")
+    assert mean_form.reg.terms[0][0] == pytest.approx(alpha * m)
+    # independent truth: CVXPY on the mean form min (1/m) Σ B_ReLU(f, W u + b) + α‖u‖₁
+    import cvxpy as cp
+
+    v = cp.Variable(N_IN)
+    pre = net.W @ v + net.b
+    mean = cp.sum(0.5 * data**2 + 0.5 * cp.square(cp.pos(pre)) - cp.multiply(data, pre)) / m
+    cp.Problem(cp.Minimize(mean + alpha * cp.norm1(v))).solve(
+        solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    result = mean_form.solve("cvxpy", tol=1e-9)
+    np.testing.assert_allclose(result.u0, v.value, atol=1e-6)
+    # the reported objective is the sum form: m times the mean form
+    assert result.objective == pytest.approx(
+        m * (relu_bregman(data, net.W @ result.u0 + net.b) / m + alpha * np.abs(result.u0).sum()),
+        rel=1e-9)
+    with pytest.raises(ValueError, match="scale must be 'sum' or 'per_output'"):
+        Inversion(net, data, fidelity="bregman", scale="mean")

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from bregmod.activations import Identity, Tanh
+from bregmod.model.lifted import Elimination, LiftedSmooth, ReducedSmooth
 from bregmod.network import Dense, Residual, Sequential
 from bregmod.problem import Inversion
-from bregmod.solvers._common import Elimination, LiftedSmooth, ReducedSmooth, prepare
+from bregmod.solvers._common import prepare
 
 
 def quadratic_problem(activation, lam: float, residual: bool = False) -> Inversion:
@@ -37,8 +38,8 @@ def smooth_part(kind: str, activation, lam: float = 1.0, mu: float = 0.7, residu
     setup = prepare(quadratic_problem(activation, lam, residual), solver="pdhg", tol=1e-6,
                     max_iter=None, default_max_iter=1)
     if kind == "lifted":
-        return LiftedSmooth(setup, mu)
-    return ReducedSmooth(setup, Elimination(setup.problem.lifted))
+        return LiftedSmooth(setup.energy(), mu)
+    return ReducedSmooth(setup.energy(), Elimination(setup.problem.lifted))
 
 
 def value(smooth, x):

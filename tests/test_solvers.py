@@ -27,11 +27,12 @@ from bregmod.activations import (
     Tanh,
 )
 from bregmod.errors import ShapeError, SolverError
+from bregmod.lifted import LiftedNetwork
+from bregmod.model.lifted import Elimination
 from bregmod.network import Dense, Residual, Sequential, ShallowSum
 from bregmod.operators import BlockOperator, IdentityOperator
 from bregmod.problem import Inversion, SolverWarning
 from bregmod.regularizers import L1, Box, NonNegative, SquaredL2, TotalVariation
-from bregmod.solvers import _common
 
 REL_TOL = 1e-6  # required relative objective agreement with CVXPY
 SOLVER_TOL = 1e-8  # residual tolerance given to the first-order solvers
@@ -412,8 +413,9 @@ def test_elimination_refuses_a_constraint_of_another_form():
     broken = SimpleNamespace(
         M=M, V=lifted.V, u_blocks=lifted.u_blocks, n_u=lifted.n_u, n_z=lifted.n_z, n_c=lifted.n_c
     )
+    broken.complete_states = lambda u, Vz: LiftedNetwork.complete_states(broken, u, Vz)
     with pytest.raises(SolverError, match=r"cannot be eliminated .*constraint='dual'"):
-        _common.Elimination(broken)
+        Elimination(broken)
 
 
 # --------------------------------------------------------------------------- batches, starts

@@ -510,7 +510,8 @@ def test_bundled_specs_are_listed_and_resolved():
 def test_every_bundled_spec_builds_in_quick_mode(name):
     spec = load_spec(resolve_spec(name), quick=True)
     assert spec.name == name and spec.quick
-    assert spec.ground_truth is not None and spec.problem.data.shape == spec.output_shape
+    batch = () if spec.problem.batch_size is None else (spec.problem.batch_size,)
+    assert spec.ground_truth is not None and spec.problem.data.shape == batch + spec.output_shape
 
 
 def test_perceptron_tv_is_the_talks_example_at_full_size():
@@ -633,12 +634,14 @@ def test_the_solver_comment_of_a_bundled_spec_names_what_auto_picks(name):
 
     import numpy as np
 
+    from bregmod.solvers import registry
+
     path = SPEC_DIR / f"{name}.toml"
     claim = re.search(r'solver = "auto" picks (\w+)', path.read_text(encoding="utf-8"))
     assert claim is not None
     spec = load_spec(path)
     assert spec.solver.name == "auto"
-    assert spec.problem._auto_solver(np.float64)[0] == claim.group(1)
+    assert registry.choose(spec.problem, np.float64)[0] == claim.group(1)
 
 
 def test_a_bundled_name_wins_over_an_output_directory_of_that_name(tmp_path, monkeypatch):

@@ -498,3 +498,28 @@ def _no_cvxpy_inaccuracy_noise():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Solution may be inaccurate", UserWarning)
         yield
+
+
+def test_rate_plot_marks_rows_with_nonpositive_distance_instead_of_dropping_them(tmp_path,
+                                                                               monkeypatch):
+    # Issue 16, item 23: rows with D_J ≤ 0 (zero to rounding) vanished from the log plot.
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from bregmod.theory import RateRow, RateTable
+
+    saved = []
+    original = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig",
+                        lambda self, *a, **k: (saved.append(self), original(self, *a, **k))[1])
+    rows = tuple(RateRow(d, d / 2, dj, b, dj / b) for d, dj, b in
+                 [(1e-3, -7e-11, 0.28), (1e-2, -7e-10, 0.33), (1e-1, 1.2e-3, 1.1),
+                  (1.0, 0.42, 9.8)])
+    RateTable(rows, (), 2.55, 0.52, ()).plot(tmp_path / "rate.png")
+    ax = saved[0].axes[0]
+    by_label = {line.get_label(): line for line in ax.lines}
+    realised = next(line for label, line in by_label.items() if label.startswith("$D_J$ realised"))
+    np.testing.assert_array_equal(realised.get_xdata(), [1e-1, 1.0])
+    marked = next(line for label, line in by_label.items() if "zero to rounding" in label)
+    np.testing.assert_array_equal(marked.get_xdata(), [1e-3, 1e-2])
+    assert np.all(marked.get_ydata() == pytest.approx(1.2e-4))  # a decade below the smallest

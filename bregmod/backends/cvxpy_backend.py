@@ -25,9 +25,9 @@ those D_k = 0, stronger than the certificate; the backend checks it and otherwis
 convex for every layer, with ΣΦ(f) a constant.
 
 Returned points. The solver's point is made exactly feasible before the Result is built: u₀ is
-clipped into dom J (its Box terms), z into dom Ψ (clip to the interval; vector activations:
-projection onto the simplex) and the hidden states are recomputed from M u = V z with u₀ and
-z fixed (least squares in the other blocks, exact for every supported architecture). The
+clipped into dom J (its Box terms), z projected onto dom Ψ (``Activation.project_domain``: clip
+to the interval; vector activations: projection onto the simplex) and the hidden states are
+recomputed from M u = V z with u₀ and z fixed (``LiftedNetwork.states_from``). The
 model's value there is compared with CVXPY's; a mismatch beyond √tol · max(1, |value|)
 downgrades the status to ``"optimal_inaccurate"`` (with a :class:`~bregmod.errors.SolverWarning`).
 Batched data is solved one problem after the other (the data enters as a CVXPY parameter, so
@@ -45,13 +45,16 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from bregmod.activations import DCPTerm, Sparsemax
+from bregmod.activations import DCPTerm
 from bregmod.certificate import DENSE_LIMIT, Certificate
 from bregmod.errors import NoDCPFormError, NotCertifiedError
 from bregmod.problem import STATUSES, Inversion, Result, _box_terms
 from bregmod.solvers._common import prepare
 
-__all__ = ["DEFAULT_SOLVER", "solve", "to_cvxpy"]
+__all__ = ["DEFAULT_SOLVER", "NAME", "solve", "supports", "to_cvxpy"]
+
+#: The solver's name in the registry (:mod:`bregmod.solvers.registry`).
+NAME = "cvxpy"
 
 #: The CVXPY solver used unless ``cvxpy_solver`` names another installed one.
 DEFAULT_SOLVER = "CLARABEL"
@@ -60,6 +63,8 @@ _TOLERANCE_OPTIONS = {
     "CLARABEL": ("tol_gap_abs", "tol_gap_rel", "tol_feas"),
     "SCS": ("eps_abs", "eps_rel"),
 }
+#: The finest tolerance asked of an interior-point solver (see ``_relative_options``).
+_FINEST_TOLERANCE = 1e-10
 #: Solver option that receives ``max_iter``.
 _MAX_ITER_OPTION = {"CLARABEL": "max_iter", "SCS": "max_iters"}
 _STATUS = {
@@ -85,7 +90,6 @@ class _Model(NamedTuple):
     u: cp.Expression  # stacked u (quadratic) or u₀ flattened (bregman)
     z: cp.Expression | None
     split: dict[str, str]  # "Ψ" or "Φ" per z block (see the module docstring)
-    M: np.ndarray | None  # dense M, to recompute the hidden states (quadratic only)
 
 
 def _short(name: str) -> str:
@@ -142,20 +146,56 @@ def _certified(problem: Inversion) -> Certificate:
     return certificate
 
 
+def supports(problem) -> str | None:
+    """None when the exact backend can write ``problem`` in DCP form, else the reason.
+
+    Checks what is known before building the problem: an :class:`Inversion`, small enough for
+    dense matrices (quadratic fidelity), certified convex, and a DCP form of Φ* and of Ψ or Φ
+    for every activation. The DCP split can still refuse at solve time (see the module
+    docstring), with :class:`~bregmod.errors.NotCertifiedError`.
+    """
+    if not isinstance(problem, Inversion):
+        return f"the CVXPY backend solves an Inversion, got {type(problem).__name__}"
+    lifted = problem.lifted
+    if problem.fidelity == "quadratic":
+        if lifted.n_u + lifted.n_z > DENSE_LIMIT:
+            return (
+                f"n_u + n_z = {lifted.n_u + lifted.n_z} > DENSE_LIMIT = {DENSE_LIMIT}: too "
+                "large for the dense matrices of the exact backend"
+            )
+        certificate = problem.certify("exact")
+        if not certificate.certified:
+            return f"not certified convex at λ = {problem.lam:g} (exact certificate)"
+    try:
+        for blk, act in zip(lifted.z_blocks, lifted.activations, strict=True):
+            variable = cp.Variable(blk.size)
+            _dcp(act.cvx_phi_conj, variable, f"Φ* of z block {blk.name} ({act.name})")
+            if problem.fidelity == "quadratic":
+                _psi_or_phi(act, variable, f"z block {blk.name}")
+    except NoDCPFormError as exc:
+        return str(exc)
+    return None
+
+
 def _quadratic_factor(
-    problem: Inversion, dense: dict[str, np.ndarray], half: np.ndarray, tolerance: float
+    problem: Inversion, certificate: Certificate, dense: dict[str, np.ndarray], half: np.ndarray
 ) -> np.ndarray:
     """L with ½‖L x‖² = ½ xᵀHx on ker A, H = [[λKᵀK, −Wᵀ], [−W, diag(half)]], A = [M, −V].
 
-    ``dense`` holds K, W, M, V as dense matrices. Raises NotCertifiedError when H has an
-    eigenvalue below −``tolerance`` on ker A.
+    Reuses the certificate's orthonormal basis N of ker A and, when H = H₀ (every block keeps
+    ½‖z_k‖², ``half`` all ones), its eigen-decomposition of Nᵀ H₀ N. ``dense`` holds K and W as
+    dense matrices. Raises NotCertifiedError when H has an eigenvalue below −tolerance on
+    ker A.
     """
     lifted = problem.lifted
-    K, W = dense["K"], dense["W"]
-    A = np.hstack([dense["M"], -dense["V"]])
-    H = np.block([[problem.lam * K.T @ K, -W.T], [-W, np.diag(half)]])
-    N = sla.null_space(A)
-    theta, Q = sla.eigh(N.T @ H @ N)
+    N = certificate.null_space
+    if half.all():
+        theta, Q = certificate.restricted_eigenvalues, certificate.restricted_eigenvectors
+    else:
+        K, W = dense["K"], dense["W"]
+        H = np.block([[problem.lam * K.T @ K, -W.T], [-W, np.diag(half)]])
+        theta, Q = sla.eigh(N.T @ H @ N)
+    tolerance = certificate.tolerance
     if theta.size and theta[0] < -tolerance:
         names = [
             f"{blk.name} ({act.name})"
@@ -198,7 +238,7 @@ def _build_quadratic(problem: Inversion) -> _Model:
         terms += [term, _dcp(act.cvx_phi_conj, pre[blk.slice], what)]
     if problem.reg is not None:
         terms.append(problem.reg.cvx(u_vars[0]))
-    L = _quadratic_factor(problem, dense, half, certificate.tolerance)
+    L = _quadratic_factor(problem, certificate, dense, half)
     data = cp.Parameter(lifted.n_out, name="data")
     constant = cp.Parameter(name="constant")
     objective = (
@@ -223,7 +263,6 @@ def _build_quadratic(problem: Inversion) -> _Model:
         u,
         z,
         split,
-        dense["M"],
     )
 
 
@@ -249,7 +288,6 @@ def _build_bregman(problem: Inversion) -> _Model:
         _flat(u0),
         None,
         {},
-        None,
     )
 
 
@@ -331,11 +369,9 @@ def _solver_options(name: str, tol: float, max_iter: int | None, extra) -> dict:
     return options
 
 
-def _feasible_rows(problem: Inversion, M: np.ndarray | None, u: np.ndarray, z: np.ndarray | None):
-    """The exactly feasible point next to the solver's (see the module docstring).
-
-    ``M`` is the dense M (None, like ``z``, for the Bregman fidelity).
-    """
+def _feasible_rows(problem: Inversion, u: np.ndarray, z: np.ndarray | None):
+    """The exactly feasible point next to the solver's (see the module docstring); ``z`` is
+    None for the Bregman fidelity."""
     lifted = problem.lifted
     u = u.copy()
     inputs = lifted.u_blocks[0].slice
@@ -345,18 +381,9 @@ def _feasible_rows(problem: Inversion, M: np.ndarray | None, u: np.ndarray, z: n
         return u, None
     z = z.copy()
     for blk, act in zip(lifted.z_blocks, lifted.activations, strict=True):
-        if act.is_vector:
-            z[:, blk.slice] = Sparsemax().prox(z[:, blk.slice])
-            continue
-        dom = act.domain
-        lo = dom.lo if dom.lo_closed or not np.isfinite(dom.lo) else np.nextafter(dom.lo, np.inf)
-        hi = dom.hi if dom.hi_closed or not np.isfinite(dom.hi) else np.nextafter(dom.hi, -np.inf)
-        z[:, blk.slice] = np.clip(z[:, blk.slice], lo, hi)
-    hidden = np.ones(lifted.n_u, dtype=bool)
-    hidden[inputs] = False
-    rhs = lifted.V.apply(z) - u[:, inputs] @ M[:, inputs].T
-    u[:, hidden] = sla.lstsq(M[:, hidden], rhs.T)[0].T
-    return u, z
+        z[:, blk.slice] = act.project_domain(z[:, blk.slice])
+    u0 = u[:, inputs].reshape(-1, *lifted.input_shape)
+    return lifted.states_from(u0, z), z
 
 
 def _set_start(model: _Model, lifted, u: np.ndarray, z: np.ndarray | None, i: int) -> None:
@@ -382,6 +409,27 @@ class _Outcome(NamedTuple):
     message: str
 
 
+def _relative_options(name: str, options: dict, tol: float, solved: cp.Problem) -> dict | None:
+    """Tolerances for a second solve when the first one's accuracy is not relative to |F|.
+
+    Interior-point tolerances act like absolute ones for |F| < 1 (Clarabel's gaps are
+    measured against max(1, |cost|)), so a problem with a small optimal value F solved at
+    ``tol`` can be off by much more than tol·|F| (seen: 8e−6 relative at tol = 1e−6,
+    F ≈ 0.005). When the value is below 1 and the caller left the tolerances at ``tol``, they
+    are scaled to tol·|F| for a second solve, so that the relative claim holds. Where
+    tol·|F| < ``_FINEST_TOLERANCE`` (e.g. exact data, F ≈ 0) interior-point methods cannot
+    resolve it in double precision and the accuracy stays absolute (≈ tol); the same when the
+    second solve fails (the first one is then repeated). None when no second solve is needed.
+    """
+    keys = _TOLERANCE_OPTIONS.get(name, ())
+    value = solved.value
+    if (not keys or solved.status != cp.OPTIMAL or value is None or not abs(value) < 1
+            or tol * abs(value) < _FINEST_TOLERANCE
+            or any(options.get(key) != tol for key in keys)):
+        return None
+    return {**options, **{key: tol * abs(float(value)) for key in keys}}
+
+
 def _solve_one(
     problem: Inversion, model: _Model, index: int, name: str, options: dict, tol: float, *,
     verbose: bool, warm: bool,
@@ -396,6 +444,14 @@ def _solve_one(
             # CVXPY's "Solution may be inaccurate": the status says so (SolverWarning).
             warnings.filterwarnings("ignore", "Solution may be inaccurate", UserWarning)
             model.problem.solve(solver=name, verbose=verbose, warm_start=warm, **options)
+            tight = _relative_options(name, options, tol, model.problem)
+            if tight is not None:
+                try:
+                    model.problem.solve(solver=name, verbose=verbose, warm_start=warm, **tight)
+                except cp.error.SolverError:
+                    pass
+                if model.problem.status != cp.OPTIMAL:  # keep the first, absolute-accuracy solve
+                    model.problem.solve(solver=name, verbose=verbose, warm_start=warm, **options)
     except cp.error.SolverError as exc:
         return _Outcome("solver_error", "solver_error", np.nan, 0, 0.0, None, None, str(exc))
     raw = model.problem.status
@@ -410,7 +466,7 @@ def _solve_one(
     z = None if model.z is None else np.reshape(model.z.value, (1, -1))
     if model.z is None:
         u = lifted.forward(u.reshape(1, *lifted.input_shape))[0]
-    u, z = _feasible_rows(problem, model.M, u, z)
+    u, z = _feasible_rows(problem, u, z)
     ours = float(problem._objective_rows(u, z, problem._data_rows()[index : index + 1])[0])
     message = ""
     if not abs(ours - value) <= np.sqrt(tol) * max(1.0, abs(ours)):
@@ -449,6 +505,9 @@ def solve(
     tol : float
         Relative tolerance, passed to Clarabel (``tol_gap_abs``, ``tol_gap_rel``,
         ``tol_feas``) and SCS (``eps_abs``, ``eps_rel``); other solvers keep their defaults.
+        When the optimal value F is below 1 in magnitude, a second solve at tol·|F| makes
+        the accuracy relative to |F| (the solvers' gaps are absolute there), as long as
+        tol·|F| ≥ 1e-10; below that the accuracy is absolute (≈ tol).
     max_iter : int, optional
         Iteration limit of Clarabel (``max_iter``) or SCS (``max_iters``).
     warm_start : None, array_like, (u, z) or Result
@@ -505,7 +564,7 @@ def solve(
         if warm_start is not None:
             _set_start(model, lifted, setup.u0[i] if model.z is None else setup.u[i], setup.z, i)
         outcome = _solve_one(
-            problem, model, i, name, options, setup.tol, verbose=progress,
+            problem, model, i, name, options, setup.tol, verbose=bool(progress),
             warm=warm_start is not None,
         )
         outcomes.append(outcome)

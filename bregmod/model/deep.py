@@ -405,15 +405,10 @@ class DeepBregman:
         return 0.0 if k == self.depth else self._operators[k].norm_bound() ** 2
 
     def prox_phi(self, l: int, v, mu: float) -> np.ndarray:
-        """prox_{μΦ_l}(v) = prox_{μ/(1+μ) Ψ_l}(v/(1 + μ)) with Φ_l = ½‖·‖² + Ψ_l, rows (B, n_l).
-
-        From argmin_x ½‖x − v‖² + μ/2‖x‖² + μΨ_l(x)
-        = argmin_x (1+μ)/2 ‖x − v/(1+μ)‖² + μΨ_l(x).
-        """
+        """prox_{μΦ_l}(v), Φ_l = ½‖·‖² + Ψ_l, rows (B, n_l): `Activation.prox_phi` of layer l."""
         mu = positive_scalar(mu, "prox step μ")
         v = self._rows(v, self._layer(l), f"v (a point of x_{l})")
-        scaled = self._activations[l - 1].prox_scaled(v / (1.0 + mu), mu / (1.0 + mu))
-        return _as_like(scaled, v)
+        return _as_like(self._activations[l - 1].prox_phi(v, mu), v)
 
     def state_step(self, l: int, states, mu: float) -> np.ndarray:
         """One proximal gradient step on the hidden state x_l (1 ≤ l < L), the others fixed:

@@ -1,9 +1,9 @@
-"""First-order solvers for the lifted inversion problem.
+"""Solvers for the inversion problem, selected by ``Inversion.solve(solver=name)``.
 
-Each submodule exposes ``solve(problem, tol=1e-6, max_iter=None, warm_start=None,
-progress=False, dtype=numpy.float64, **options) -> Result`` and is selected by
-``Inversion.solve(solver=name)``:
+The registry (:mod:`bregmod.solvers.registry`) maps each name to its module; every module
+declares ``NAME``, ``supports(problem) -> str | None`` and ``solve``:
 
+* ``cvxpy`` — the exact DCP backend (:mod:`bregmod.backends.cvxpy_backend`; certified problems);
 * ``pdhg``  — Condat–Vũ primal–dual splitting on the compiled structure (any problem; J may
   contain linear operators such as TV's gradient);
 * ``fista`` — accelerated proximal gradient with backtracking and restart (J without a linear
@@ -12,10 +12,10 @@ progress=False, dtype=numpy.float64, **options) -> Result`` and is selected by
 * ``admm``  — structure-exploiting solver for the one-layer Bregman-fidelity problem;
 * ``palm``  — block proximal gradient (PALM) for the deep lifted Bregman model.
 
-All share the stopping policy, history, warm start and Result construction of
-:mod:`bregmod.solvers._common`.
+The first-order solvers share the stopping policy, history, warm start and Result
+construction of :mod:`bregmod.solvers._common`.
 """
 
-SOLVERS = ("pdhg", "fista", "cd", "admm", "palm")
+from bregmod.solvers.registry import SOLVERS
 
 __all__ = ["SOLVERS"]

@@ -26,14 +26,14 @@ Conventions
   ``DIVERGENCE_FACTOR · max(1, |first value|)`` (relative residuals stay O(1) while the
   iterates explode; the objective does not). A solver never returns NaN: on divergence it
   returns its last finite iterate, and ``Result.stats["message"]`` says what happened.
-* Shared models of the splitting min f(x) + g(x) + Σ h_i(L_i x): :class:`BregmanSmooth`,
-  :class:`LiftedSmooth` and :class:`ReducedSmooth` (smooth parts f, gradients from σ only,
-  provable Lipschitz bounds), :class:`ProxPart` (g) and :class:`Elimination` (the
-  parametrisation of {M u = V z} by (u₀, z)).
+* The splitting min f(x) + g(x) + Σ h_i(L_i x): the smooth parts f come from the model
+  (:mod:`bregmod.model`: ``OneLayerEnergy``, ``LiftedSmooth``, ``ReducedSmooth`` with the
+  ``Elimination`` of {M u = V z}; gradients from σ only, provable Lipschitz bounds), g is
+  :class:`ProxPart`; :meth:`Setup.energy` builds the model of a run.
 * History: ``Result.history`` maps ``"objective"``, ``"primal_residual"``,
-  ``"dual_residual"`` (and ``"gap"`` or solver-specific keys when reported) to one float per
-  recorded iteration; the objective of a batch is the sum over the batch, residuals are the
-  batch maxima.
+  ``"dual_residual"`` (only for solvers with a dual variable), ``"gap"`` or solver-specific
+  keys when reported, to one float per recorded iteration; the objective of a batch is the
+  sum over the batch, residuals are the batch maxima.
 * Warm start (``warm_start=``): ``None`` starts from the forward pass of u₀ = 0; an array of
   the input shape (optionally batched) starts from the forward pass of that u₀; a pair
   ``(u, z)`` of stacked lifted vectors, or a previous :class:`~bregmod.problem.Result`, starts
@@ -42,6 +42,8 @@ Conventions
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,17 +51,14 @@ from typing import Any
 import numpy as np
 
 from bregmod._checks import finite_array, positive_scalar
-from bregmod.errors import ShapeError, SolverError
-from bregmod.operators import Operator
+from bregmod.errors import ShapeError
+from bregmod.model.lifted import LiftedEnergy
+from bregmod.model.onelayer import OneLayerEnergy
 
 __all__ = [
     "DIVERGENCE_FACTOR",
-    "BregmanSmooth",
-    "Elimination",
-    "LiftedSmooth",
     "Monitor",
     "ProxPart",
-    "ReducedSmooth",
     "Setup",
     "all_finite",
     "batch_dot",
@@ -75,6 +74,12 @@ DIVERGENCE_FACTOR = 1e8
 _STATUS_OPTIMAL = "optimal"
 _STATUS_MAX_ITER = "max_iter"
 _STATUS_DIVERGED = "diverged"
+_STATUS_INTERRUPTED = "interrupted"
+#: Set by a caller (``bregmod run``'s Ctrl-C handler) to stop every running first-order solver
+#: at its next recorded iteration with status ``"interrupted"`` and its current iterate.
+STOP_REQUESTED = threading.Event()
+#: Seconds between two progress lines of ``progress="lines"``.
+PROGRESS_LINE_INTERVAL = 10.0
 
 
 @dataclass
@@ -132,6 +137,14 @@ class Setup:
     def u0_slice(self) -> slice:
         """Slice of u₀ inside the stacked lifted vector u."""
         return self.problem.lifted.u_blocks[0].slice
+
+    def energy(self):
+        """The model of the run (its data rows and dtype): a
+        :class:`~bregmod.model.onelayer.OneLayerEnergy` for ``fidelity="bregman"``, else a
+        :class:`~bregmod.model.lifted.LiftedEnergy`."""
+        if self.problem.fidelity == "bregman":
+            return OneLayerEnergy.of(self.problem, self.data, self.dtype)
+        return LiftedEnergy.of(self.problem, self.data, self.dtype)
 
 
 def _check_dtype(dtype) -> np.dtype:
@@ -308,13 +321,16 @@ class Monitor:
     ----------
     setup : Setup
         From :func:`prepare` (supplies ``tol``, ``max_iter`` and the solver name).
-    progress : bool
-        Show a tqdm progress bar (updated every iteration, residuals shown every 25).
+    progress : bool or "lines"
+        True: a tqdm progress bar (updated every iteration, residuals shown every 25);
+        ``"lines"``: one line on stderr every ``PROGRESS_LINE_INTERVAL`` seconds (for logs and
+        pipes, where a bar does not render).
 
     Attributes
     ----------
     status : str or None
-        ``"optimal"``, ``"max_iter"`` or ``"diverged"`` once :meth:`record` returned True.
+        ``"optimal"``, ``"max_iter"``, ``"diverged"`` or ``"interrupted"`` (``STOP_REQUESTED``
+        was set) once :meth:`record` returned True.
     message : str
         Human-readable reason for stopping.
     iterations : int
@@ -332,7 +348,10 @@ class Monitor:
         self.history: dict[str, list] = {}
         self._reference: dict[str, float] = {}
         self._bar = None
-        if progress:
+        self._solver = setup.solver
+        self._lines = progress == "lines"
+        self._last_line = time.perf_counter()
+        if progress and not self._lines:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=setup.max_iter, desc=setup.solver, leave=False)
@@ -347,7 +366,7 @@ class Monitor:
         iteration: int,
         *,
         primal_residual,
-        dual_residual,
+        dual_residual=None,
         objective=None,
         gap=None,
         **extra,
@@ -358,8 +377,12 @@ class Monitor:
         ----------
         iteration : int
             Number of completed iterations.
-        primal_residual, dual_residual : float or ndarray (B,)
-            Relative residuals of the optimality conditions (batch: worst problem counts).
+        primal_residual : float or ndarray (B,)
+            Relative residual of the optimality conditions (batch: worst problem counts).
+        dual_residual : float or ndarray (B,), optional
+            Relative residual of the dual optimality conditions, for solvers with a dual
+            variable (None: the solver has none; nothing is recorded, and the test uses the
+            primal residual alone).
         objective : float or ndarray (B,), optional
             Objective value (batch: summed).
         gap : float or ndarray (B,), optional
@@ -375,10 +398,9 @@ class Monitor:
             True when the run must stop (see :attr:`status`).
         """
         self.iterations = iteration
-        values = {
-            "primal_residual": float(np.max(primal_residual)),
-            "dual_residual": float(np.max(dual_residual)),
-        }
+        values = {"primal_residual": float(np.max(primal_residual))}
+        if dual_residual is not None:
+            values["dual_residual"] = float(np.max(dual_residual))
         if objective is not None:
             values["objective"] = float(np.sum(objective, dtype=np.float64))
         if gap is not None:
@@ -391,7 +413,13 @@ class Monitor:
         if self._bar is not None:
             self._bar.update(1)
             if iteration % 25 == 0:
-                self._bar.set_postfix(rp=values["primal_residual"], rd=values["dual_residual"])
+                self._bar.set_postfix(
+                    rp=values["primal_residual"], rd=values.get("dual_residual", np.nan)
+                )
+        if self._lines and time.perf_counter() - self._last_line >= PROGRESS_LINE_INTERVAL:
+            self._last_line = time.perf_counter()
+            print(f"{self._solver}: iteration {iteration}/{self.max_iter}, relative residuals "
+                  f"{self._residuals(values)} (tol {self.tol:g})", file=sys.stderr, flush=True)
         for key, value in values.items():
             if not np.isfinite(value):
                 return self._stop(
@@ -415,8 +443,14 @@ class Monitor:
                     f"{iteration}: the iterates diverged (step too large?); the last finite "
                     "iterate is returned",
                 )
-        converged = values["primal_residual"] <= self.tol and values["dual_residual"] <= self.tol
-        if converged and values.get("gap", 0.0) <= self.tol:
+        measured = ("primal_residual", "dual_residual", "gap")
+        if STOP_REQUESTED.is_set():
+            return self._stop(
+                _STATUS_INTERRUPTED,
+                f"interrupted at iteration {iteration} (Ctrl-C): the current iterate is returned "
+                f"(relative residuals {self._residuals(values)}, tol = {self.tol:g})",
+            )
+        if max(values[key] for key in measured if key in values) <= self.tol:
             return self._stop(
                 _STATUS_OPTIMAL,
                 f"relative residuals ≤ tol = {self.tol:g} after {iteration} iterations",
@@ -425,10 +459,15 @@ class Monitor:
             return self._stop(
                 _STATUS_MAX_ITER,
                 f"max_iter = {self.max_iter} reached before the relative residuals "
-                f"({values['primal_residual']:.2e}, {values['dual_residual']:.2e}) fell below "
-                f"tol = {self.tol:g}",
+                f"({self._residuals(values)}) fell below tol = {self.tol:g}",
             )
         return False
+
+    @staticmethod
+    def _residuals(values: dict) -> str:
+        """The recorded relative residuals (primal, and dual where the solver has one)."""
+        keys = ("primal_residual", "dual_residual")
+        return ", ".join(f"{values[key]:.2e}" for key in keys if key in values)
 
     def non_finite(self, iteration: int, what: str) -> bool:
         """Stop with status ``"diverged"`` because ``what`` became NaN/Inf; returns True."""
@@ -521,198 +560,18 @@ def finish(
     )
 
 
-# --------------------------------------------------------------------------- shared models
+# --------------------------------------------------------------------------- splitting parts
 #
 # The first-order solvers see the problem as  min_x f(x) + g(x) + Σ_i h_i(L_i x)  with
-# f convex and smooth (:class:`BregmanSmooth`, :class:`LiftedSmooth`), g prox-friendly
-# (:class:`ProxPart`) and h_i the composites of J's splitting view. Smooth parts are written
-# f(x) = F(x, images(x)) with ``images`` *linear* in x, so that an accelerated method can
-# extrapolate the images instead of re-applying the operators.
+# f convex and smooth (from :mod:`bregmod.model`), g prox-friendly (:class:`ProxPart`) and
+# h_i the composites of J's splitting view. Smooth parts are written f(x) = F(x, images(x))
+# with ``images`` *linear* in x, so that an accelerated method can extrapolate the images
+# instead of re-applying the operators.
 
 
 def all_finite(*arrays: np.ndarray) -> bool:
     """True iff every entry of every array is finite (a cheap divergence guard)."""
     return all(np.isfinite(np.sum(a, dtype=np.float64)) for a in arrays)
-
-
-def _row_sum(values, batch: int) -> np.ndarray:
-    """Per-problem sums (B,) of per-entry or per-problem values."""
-    arr = np.asarray(values, dtype=np.float64)
-    return arr.reshape(batch, -1).sum(axis=1)
-
-
-class BregmanSmooth:
-    """f(u₀) = B_Ψ(f^δ, A u₀ + β) = Σ Φ*(A u₀ + β) − ⟨f^δ, A u₀ + β⟩ + Σ Φ(f^δ).
-
-    The last sum is a constant (kept so that the value is exactly the data term). Gradient
-    ∇f(u₀) = Aᵀ(σ(A u₀ + β) − f^δ) (σ only, never σ′), Lipschitz with constant ‖A‖² because
-    σ is nondecreasing and 1-Lipschitz (docs/math/solvers.md). ``images(x) = (A x,)``.
-
-    Parameters
-    ----------
-    setup : Setup
-        A run on a problem with ``fidelity="bregman"``.
-
-    Raises
-    ------
-    DomainError
-        If the data lie outside dom Ψ (the data term would be +inf).
-    """
-
-    def __init__(self, setup: Setup) -> None:
-        problem = setup.problem
-        self.dtype = setup.dtype
-        self.A = problem.A
-        self.activation = problem.activation
-        self.data = setup.data
-        self.activation.check_domain(self.data, "data")
-        self.beta = np.asarray(problem.bias, dtype=setup.dtype)
-        self.constant = _row_sum(self.activation.phi(self.data), setup.batch)
-        self.At_data = self.A.apply_adjoint(self.data)
-        self.At_data_norm = batch_norm(self.At_data)
-        self.lipschitz = self.A.norm_bound() ** 2
-        self.lipschitz_note = f"L_f = ‖A‖² ≤ {self.lipschitz:.6g}"
-
-    def images(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The linear images (A x,)."""
-        return (self.A.apply(x),)
-
-    def value(self, x: np.ndarray, images: tuple[np.ndarray, ...]):
-        """(f(x), magnitude) per problem, shape (B,) each.
-
-        ``magnitude`` sums the absolute values of the terms of f, so that rounding errors of
-        f are about eps · magnitude (used by backtracking tests).
-        """
-        pre = images[0] + self.beta
-        conj = self.activation.phi_conj(pre)
-        linear = batch_dot(self.data, pre)
-        value = _row_sum(conj, pre.shape[0]) - linear + self.constant
-        magnitude = _row_sum(np.abs(conj), pre.shape[0]) + np.abs(linear) + np.abs(self.constant)
-        return value, magnitude
-
-    def gradient(self, x: np.ndarray, images: tuple[np.ndarray, ...]):
-        """(∇f(x), scale): scale = max(‖Aᵀσ(A x + β)‖, ‖Aᵀ f^δ‖), the sizes of its two terms."""
-        pre = images[0] + self.beta
-        grad = self.A.apply_adjoint(self.activation.prox(pre).astype(self.dtype) - self.data)
-        scale = np.maximum(batch_norm(grad + self.At_data), self.At_data_norm)
-        return grad, scale
-
-    def objective(self, x: np.ndarray, images: tuple[np.ndarray, ...]) -> np.ndarray:
-        """The data term B_Ψ(f^δ, A u₀ + β) per problem (J is added by :class:`ProxPart`)."""
-        return self.value(x, images)[0]
-
-
-class LiftedSmooth:
-    """Smooth part of the lifted model in x = (u, z), with the Finsler weight μ ≥ 0:
-
-        f(u, z) = λ/2‖K u + c − f^δ‖² + ½‖z‖² − ⟨z, W u + b⟩ + Σ Φ*(W u + b) + μ/2‖M u − V z‖².
-
-    With Ψ(z) (in g) it is E_Ψ^ρ without the constraint, whose value on {M u = V z} does not
-    depend on μ or ρ. Its quadratic part is ½ xᵀ(H₀ + μ AᵀA) x, A = [M, −V], convex when the
-    exact certificate holds with this μ (docs/math/certificates.md); Φ* is convex with ∇Φ* = σ.
-    Gradient:
-
-        ∇_u f = λ Kᵀ(K u + c − f^δ) + Wᵀ(σ(W u + b) − z) + Mᵀ q,
-        ∇_z f = z − (W u + b) − Vᵀ q,        q = μ (M u − V z) (+ a multiplier y, see below).
-
-    Lipschitz bound: with 0 ⪯ σ′ ⪯ I the Hessian is ⪯ [[λKᵀK, 0], [0, 0]] + [W, −I]ᵀ[W, −I]
-    + μ AᵀA, hence L_f ≤ λ‖K‖² + (‖W‖² + 1) + μ(‖M‖² + ‖V‖²) (‖AAᵀ‖ ≤ ‖M‖² + ‖V‖²).
-
-    ``images(x) = (K u, W u, M u, V z)``.
-
-    Parameters
-    ----------
-    setup : Setup
-        A run on a problem with ``fidelity="quadratic"``.
-    mu : float
-        The Finsler weight μ ≥ 0.
-    constraint : bool
-        Whether the constraint terms (M u, V z, the μ term and a multiplier) are used; with
-        ``constraint=False`` and μ = 0 the images are (K u, W u) only (``ReducedSmooth``).
-    """
-
-    def __init__(self, setup: Setup, mu: float, constraint: bool = True) -> None:
-        problem = setup.problem
-        lifted = problem.lifted
-        self.constraint = constraint or mu > 0
-        self.dtype = setup.dtype
-        self.lifted = lifted
-        self.lam = float(problem.lam)
-        self.mu = float(mu)
-        self.data = setup.data
-        self.c = np.asarray(lifted.c, dtype=setup.dtype)
-        self.b = np.asarray(lifted.b, dtype=setup.dtype)
-        self.n_u, self.n_z = lifted.n_u, lifted.n_z
-        norms = {name: getattr(lifted, name).norm_bound() for name in ("K", "W", "M", "V")}
-        self.lipschitz = (
-            self.lam * norms["K"] ** 2
-            + norms["W"] ** 2
-            + 1.0
-            + self.mu * (norms["M"] ** 2 + norms["V"] ** 2)
-        )
-        self.lipschitz_note = (
-            f"L_f = λ‖K‖² + ‖W‖² + 1 + μ(‖M‖² + ‖V‖²) ≤ {self.lipschitz:.6g} "
-            f"(λ = {self.lam:g}, μ = {self.mu:g}, ‖K‖ ≤ {norms['K']:.4g}, ‖W‖ ≤ {norms['W']:.4g}, "
-            f"‖M‖ ≤ {norms['M']:.4g}, ‖V‖ ≤ {norms['V']:.4g})"
-        )
-
-    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Views (u, z) of a stacked batch x = (u, z)."""
-        return x[:, : self.n_u], x[:, self.n_u :]
-
-    def images(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The linear images (K u, W u, M u, V z) ((K u, W u) without constraint terms)."""
-        u, z = self.split(x)
-        lifted = self.lifted
-        if not self.constraint:
-            return lifted.K.apply(u), lifted.W.apply(u)
-        return lifted.K.apply(u), lifted.W.apply(u), lifted.M.apply(u), lifted.V.apply(z)
-
-    def _parts(self, x, images):
-        z = self.split(x)[1]
-        a = images[2] - images[3] if self.constraint else None
-        return z, images[0] + self.c - self.data, images[1] + self.b, a
-
-    def _terms(self, x: np.ndarray, images: tuple[np.ndarray, ...], penalty: bool):
-        z, r, pre, a = self._parts(x, images)
-        terms = [
-            0.5 * self.lam * batch_norm(r) ** 2,
-            0.5 * batch_norm(z) ** 2,
-            -batch_dot(z, pre),
-            np.asarray(self.lifted.phi_conj(pre), dtype=np.float64),
-        ]
-        if penalty and self.constraint:
-            terms.append(0.5 * self.mu * batch_norm(a) ** 2)
-        return terms
-
-    def value(self, x: np.ndarray, images: tuple[np.ndarray, ...]):
-        """(f(x), magnitude) per problem; magnitude = Σ |terms of f| (see BregmanSmooth)."""
-        terms = self._terms(x, images, penalty=True)
-        return sum(terms), sum(np.abs(t) for t in terms)
-
-    def objective(self, x: np.ndarray, images: tuple[np.ndarray, ...]) -> np.ndarray:
-        """λ/2‖K u + c − f^δ‖² + ½‖z‖² − ⟨z, W u + b⟩ + Σ Φ*(W u + b) (f without the μ term)."""
-        return sum(self._terms(x, images, penalty=False))
-
-    def gradient(self, x: np.ndarray, images: tuple[np.ndarray, ...], multiplier=None):
-        """(∇f(x) + Aᵀ multiplier, scale), scale = the largest norm of the additive terms.
-
-        ``multiplier`` (B, n_c) is a dual variable of M u = V z, whose Aᵀ y is merged with the
-        μ term (one application of Mᵀ and Vᵀ).
-        """
-        lifted = self.lifted
-        z, r, pre, a = self._parts(x, images)
-        data_term = self.lam * lifted.K.apply_adjoint(r)
-        activation_term = lifted.W.apply_adjoint(lifted.prox(pre).astype(self.dtype) - z)
-        if not self.constraint:
-            grad = np.concatenate([data_term + activation_term, z - pre], axis=1)
-            terms = (data_term, activation_term, z, pre)
-        else:
-            q = self.mu * a if multiplier is None else self.mu * a + multiplier
-            Mq, Vq = lifted.M.apply_adjoint(q), lifted.V.apply_adjoint(q)
-            grad = np.concatenate([data_term + activation_term + Mq, z - pre - Vq], axis=1)
-            terms = (data_term, activation_term, Mq, z, pre, Vq)
-        return grad, np.maximum.reduce([batch_norm(t) for t in terms])
 
 
 class ProxPart:
@@ -764,147 +623,3 @@ class ProxPart:
         if self.network is not None:
             value += float(np.sum(self.network.psi(x[:, self.z_start :])))
         return value
-
-
-class Elimination:
-    """x = P ξ: the lifted point (u, z) on {M u = V z} parametrised by ξ = (u₀, z).
-
-    In every compiled network the first n_u − n₀ constraint rows are aligned with the hidden
-    states u_{1:} and read u_{1:} − N u_{1:} = V z − M₀ u₀, with N nilpotent (zero for
-    feed-forward nets and shallow sums; the block subdiagonal u_{j−1} of residual chains). So
-    u_{1:} = (I − N)⁻¹(V z − M₀ u₀) is computed exactly by the sweep
-    u_{1:} ← u_{1:} + (V z − M u)_{rows} (at most depth sweeps), and Pᵀ by the transposed
-    sweep. Any other constraint rows (the zero row of residual chains) must vanish.
-
-    Parameters
-    ----------
-    lifted : LiftedNetwork
-        The compiled network.
-
-    Raises
-    ------
-    SolverError
-        If the constraint does not have this aligned unit-triangular form (checked on random
-        points: P ξ must satisfy M u = V z, and Pᵀ must be the adjoint of P).
-    """
-
-    def __init__(self, lifted) -> None:
-        self.M, self.V = lifted.M, lifted.V
-        self.n0 = lifted.u_blocks[0].size
-        self.n_u, self.n_z = lifted.n_u, lifted.n_z
-        self.rows = self.n_u - self.n0
-        self.sweeps = max(len(lifted.u_blocks) - 1, 1)
-        if lifted.n_c < self.rows:
-            raise SolverError(self._refusal(f"{lifted.n_c} constraint rows < {self.rows} states"))
-        rng = np.random.default_rng(0)
-        xi = rng.standard_normal((2, self.n0 + self.n_z))
-        x = self.apply(xi)
-        violation = batch_norm(self.M.apply(x[:, : self.n_u]) - self.V.apply(x[:, self.n_u :]))
-        g = rng.standard_normal((2, self.n_u + self.n_z))
-        mismatch = np.abs(batch_dot(x, g) - batch_dot(xi, self.adjoint(g)))
-        if (violation > 1e-10 * batch_norm(x)).any() or (
-            mismatch > 1e-10 * batch_norm(x) * batch_norm(g)
-        ).any():
-            raise SolverError(
-                self._refusal(
-                    f"the sweep leaves ‖M u − V z‖ = {violation.max():.3g} or an adjoint "
-                    f"mismatch of {mismatch.max():.3g}"
-                )
-            )
-
-    @staticmethod
-    def _refusal(detail: str) -> str:
-        return (
-            "the lifted constraint M u = V z of this network cannot be eliminated "
-            f"({detail}); solve it with solver='pdhg', constraint='dual'"
-        )
-
-    def apply(self, xi: np.ndarray) -> np.ndarray:
-        """P ξ = (u₀, u_{1:}, z) with M u = V z, for a batch ξ (B, n₀ + n_z)."""
-        n0, n_u = self.n0, self.n_u
-        x = np.zeros((xi.shape[0], n_u + self.n_z), dtype=xi.dtype)
-        x[:, :n0] = xi[:, :n0]
-        x[:, n_u:] = xi[:, n0:]
-        target = self.V.apply(xi[:, n0:])[:, : self.rows]
-        for _ in range(self.sweeps):
-            update = target - self.M.apply(x[:, :n_u])[:, : self.rows]
-            if not update.any():
-                break
-            x[:, n0:n_u] += update
-        return x
-
-    def adjoint(self, g: np.ndarray) -> np.ndarray:
-        """Pᵀ g = (g_{u₀} − M₀ᵀ w, g_z + Vᵀ w) with (I − N)ᵀ w = g_{u_{1:}}, for a batch g."""
-        n0, n_u = self.n0, self.n_u
-        w = np.zeros((g.shape[0], self.M.shape[0]), dtype=g.dtype)
-        rhs = g[:, n0:n_u]
-        for _ in range(self.sweeps):
-            update = rhs - self.M.apply_adjoint(w)[:, n0:]
-            if not update.any():
-                break
-            w[:, : self.rows] += update
-        out = np.empty((g.shape[0], n0 + self.n_z), dtype=g.dtype)
-        out[:, :n0] = g[:, :n0] - self.M.apply_adjoint(w)[:, :n0]
-        out[:, n0:] = g[:, n_u:] + self.V.apply_adjoint(w)
-        return out
-
-
-class _CurvatureOperator(Operator):
-    """G ξ = (√λ K u, W u − z) at (u, z) = P ξ; Pᵀ(∇²f)P ⪯ GᵀG gives L_f ≤ ‖G‖²."""
-
-    def __init__(self, lifted, lam: float, elimination: Elimination) -> None:
-        self.lifted, self.root_lam, self.P = lifted, np.sqrt(lam), elimination
-        n_in = elimination.n0 + elimination.n_z
-        super().__init__((lifted.n_out + lifted.n_z, n_in), matrix_free=True)
-
-    def _apply(self, X):
-        x = self.P.apply(X)
-        u, z = x[:, : self.P.n_u], x[:, self.P.n_u :]
-        return np.concatenate(
-            [self.root_lam * self.lifted.K.apply(u), self.lifted.W.apply(u) - z], axis=1
-        )
-
-    def _apply_adjoint(self, Y):
-        n_out = self.lifted.n_out
-        top, bottom = Y[:, :n_out], Y[:, n_out:]
-        g_u = self.root_lam * self.lifted.K.apply_adjoint(top) + self.lifted.W.apply_adjoint(bottom)
-        return self.P.adjoint(np.concatenate([g_u, -bottom], axis=1))
-
-
-class ReducedSmooth:
-    """The lifted smooth part on the feasible set: f(ξ) = f_lifted(P ξ) with μ = 0.
-
-    f(ξ) = λ/2‖K u + c − f^δ‖² + ½‖z‖² − ⟨z, W u + b⟩ + Σ Φ*(W u + b) at (u, z) = P ξ,
-    ∇f(ξ) = Pᵀ ∇f_lifted(P ξ). Convex iff Pᵀ H₀ P ⪰ 0, i.e. iff the exact certificate holds
-    (no Finsler μ is needed). Lipschitz bound: with 0 ⪯ σ′ ⪯ I,
-    ∇²f ⪯ Pᵀ([[λKᵀK, 0], [0, 0]] + [W, −I]ᵀ[W, −I])P = GᵀG, so L_f ≤ ‖G‖², G ξ = (√λ K u, W u − z)
-    (``Operator.norm_bound`` of G: exact for small sizes, else a Lanczos estimate with margin).
-    ``images(ξ) = (P ξ, K u, W u)``, linear in ξ.
-    """
-
-    def __init__(self, setup: Setup, elimination: Elimination) -> None:
-        self.smooth = LiftedSmooth(setup, 0.0, constraint=False)
-        self.P = elimination
-        curvature = _CurvatureOperator(setup.problem.lifted, self.smooth.lam, elimination)
-        self.lipschitz = curvature.norm_bound() ** 2
-        self.lipschitz_note = (
-            f"L_f ≤ ‖G‖² = {self.lipschitz:.6g}, G ξ = (√λ K u, W u − z) at (u, z) = P ξ"
-        )
-
-    def images(self, xi: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(P ξ, K u, W u)."""
-        x = self.P.apply(xi)
-        return (x, *self.smooth.images(x))
-
-    def value(self, xi: np.ndarray, images: tuple[np.ndarray, ...]):
-        """(f(ξ), magnitude) per problem."""
-        return self.smooth.value(images[0], images[1:])
-
-    def objective(self, xi: np.ndarray, images: tuple[np.ndarray, ...]) -> np.ndarray:
-        """Same as :meth:`value` (μ = 0)."""
-        return self.smooth.objective(images[0], images[1:])
-
-    def gradient(self, xi: np.ndarray, images: tuple[np.ndarray, ...]):
-        """(Pᵀ ∇f_lifted(P ξ), scale) (see :meth:`LiftedSmooth.gradient`)."""
-        grad, scale = self.smooth.gradient(images[0], images[1:])
-        return self.P.adjoint(grad), scale

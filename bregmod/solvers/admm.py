@@ -24,13 +24,10 @@ eigenvalue of Σ_k L_kᵀL_k, so that d₀ below is no worse conditioned than th
     u  = argmin_u ‖E u + c − (z − μ)‖²_ρ,  i.e.  (ρ_y AᵀA + ρ_p Σ_k L_kᵀL_k + ρ_v I) u = r,
     ζ⁺ = θ (E u + c) + (1 − θ) z + μ.
 
-The proxes are closed form: prox_{h/ρ_y}(ζ) = prox_{tΦ*}(ζ + t f), t = 1/ρ_y, and by the Moreau
-identity and docs/math/solvers.md
-
-    prox_{tΦ*}(w) = w − t prox_{Φ/t}(w/t) = w − t prox_{Ψ/(1+t)}(w/(1 + t))
-
-(``activation.prox_scaled``); prox of w_k g_k (group soft thresholding for TV) and of s come
-from :mod:`bregmod.regularizers`.
+The proxes are closed form: prox_{h/ρ_y}(ζ) = prox_{tΦ*}(ζ + t f), t = 1/ρ_y, from the model
+(:meth:`~bregmod.model.onelayer.OneLayerEnergy.prox_data`, by the Moreau identity
+prox_{tΦ*}(w) = w − t prox_{Φ/t}(w/t) of :meth:`~bregmod.activations.Activation.prox_phi_conj`);
+prox of w_k g_k (group soft thresholding for TV) and of s come from :mod:`bregmod.regularizers`.
 
 The u-step
 ----------
@@ -93,6 +90,7 @@ from scipy.linalg import blas
 
 from bregmod._checks import positive_scalar
 from bregmod.errors import SolverError
+from bregmod.model.onelayer import OneLayerEnergy
 from bregmod.operators import Gradient2D, MatrixOperator
 from bregmod.solvers._common import (
     Monitor,
@@ -107,9 +105,13 @@ __all__ = [
     "DEFAULT_MAX_ITER",
     "DENSE_ENTRY_LIMIT",
     "MAX_PENALTY_UPDATES",
+    "NAME",
     "solve",
-    "unsupported_reason",
+    "supports",
 ]
+
+#: The solver's name in the registry (:mod:`bregmod.solvers.registry`).
+NAME = "admm"
 
 #: Iteration limit when ``max_iter`` is None.
 DEFAULT_MAX_ITER = 5000
@@ -160,8 +162,8 @@ def _dense_operator(A) -> np.ndarray:
     return A.matrix if _check_densifiable(A) else A.to_dense()
 
 
-def unsupported_reason(problem) -> str | None:
-    """Why :func:`solve` would refuse ``problem``, or None when it applies (used by "auto")."""
+def supports(problem) -> str | None:
+    """None when :func:`solve` applies to ``problem``, else why it would refuse it."""
     try:
         _split(problem)
         _check_densifiable(problem.A)
@@ -374,10 +376,8 @@ class _Splitting:
 
     Parameters
     ----------
-    problem : Inversion
-        The problem (activation, bias).
-    f : ndarray (B, m)
-        The data rows.
+    energy : OneLayerEnergy
+        The model (activation, bias, data rows; its prox of the data term h).
     simple : Regularizer or None
         The simple part s of J.
     composites : list of (weight, Gradient2D, outer function)
@@ -388,15 +388,13 @@ class _Splitting:
         Iterate dtype.
     """
 
-    def __init__(self, problem, f: np.ndarray, simple, composites, kappa: float, dtype) -> None:
-        self.activation = problem.activation
-        self.input_shape = problem.lifted.input_shape
-        self.beta = np.asarray(problem.bias, dtype=dtype)
-        self.f = f
-        self.phi_f = float(np.sum(self.activation.phi(f)))
+    def __init__(self, energy: OneLayerEnergy, simple, composites, kappa: float, dtype) -> None:
+        self.energy = energy
+        self.input_shape = energy.input_shape
+        self.beta = energy.beta
         self.simple, self.composites, self.kappa = simple, composites, kappa
         self.dtype = dtype
-        m, n = problem.A.shape
+        m, n = energy.A.shape
         sizes = [m] + [L.shape[0] for _, L, _ in composites] + [n]
         ends = np.cumsum(sizes)
         self.blocks = [slice(int(e - s), int(e)) for s, e in zip(sizes, ends, strict=True)]
@@ -417,17 +415,10 @@ class _Splitting:
         parts = [Au + self.beta, *(L.apply(u) for _, L, _ in self.composites), u]
         return np.concatenate(parts, axis=1)
 
-    def prox_h(self, zeta_y: np.ndarray) -> np.ndarray:
-        """prox_{h/ρ_y}(ζ_y) = w − t prox_{Ψ/(1+t)}(w/(1+t)), t = 1/ρ_y, w = ζ_y + t f."""
-        t = 1.0 / self.rho_y
-        w = zeta_y + t * self.f
-        sigma = self.activation.prox_scaled(w / (1.0 + t), 1.0 / (1.0 + t))
-        return w - t * np.asarray(sigma, dtype=self.dtype)
-
     def prox(self, zeta: np.ndarray) -> np.ndarray:
         """z = prox_{F/ρ}(ζ), blockwise."""
         z = np.empty_like(zeta)
-        z[:, self.y] = self.prox_h(zeta[:, self.y])
+        z[:, self.y] = self.energy.prox_data(zeta[:, self.y], 1.0 / self.rho_y)
         for (weight, _, g), block in zip(self.composites, self.blocks[1:-1], strict=True):
             z[:, block] = g.prox(zeta[:, block], weight / self.rho_p)
         if self.simple is None:
@@ -448,8 +439,7 @@ class _Splitting:
 
     def objective(self, Eu: np.ndarray, z: np.ndarray) -> float:
         """Batch total of h(A u + β) + Σ_k w_k g_k(L_k u) + s(v)."""
-        x = Eu[:, self.y]
-        value = float(np.sum(self.activation.phi_conj(x))) - float(np.sum(self.f * x)) + self.phi_f
+        value = float(np.sum(self.energy.expanded_data_term(Eu[:, self.y])[0]))
         for (weight, _, g), block in zip(self.composites, self.blocks[1:-1], strict=True):
             value += weight * float(np.sum(g(Eu[:, block])))
         if self.simple is not None:
@@ -612,7 +602,7 @@ def solve(
     kappa = 1.0 if simple is not None or not composites else float(np.min(laplacian[1:]))
     d0 = laplacian + kappa
     system = _WoodburySystem(A, transform, d0, dt)
-    split = _Splitting(problem, setup.data, simple, composites, kappa, dt)
+    split = _Splitting(setup.energy(), simple, composites, kappa, dt)
     split.rho_y = rho_data if rho_data is not None else _RHO_DATA
     split.rho_p = (
         rho_reg if rho_reg is not None else split.rho_y * system.frobenius_sq / (4 * min(m, n))

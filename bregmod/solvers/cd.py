@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from bregmod.errors import SolverError
-from bregmod.network import ShallowSum
 from bregmod.regularizers import SquaredL2, WeightedSum
 from bregmod.solvers._common import (
     Monitor,
@@ -46,7 +44,10 @@ from bregmod.solvers._common import (
     relative_residual,
 )
 
-__all__ = ["solve"]
+__all__ = ["NAME", "solve", "supports"]
+
+#: The solver's name in the registry (:mod:`bregmod.solvers.registry`).
+NAME = "cd"
 
 DEFAULT_MAX_ITER = 20_000
 
@@ -67,17 +68,50 @@ def _alpha(reg) -> float:
     raise ValueError(f"{_SUPPORTED}; got J = {reg.name}: use solver='pdhg' or 'fista'")
 
 
+def _shallow_structure(lifted) -> str | None:
+    """Why the compiled network is not a shallow sum N(u₀) = Σ_j c_j h_j, h = z,
+    z = prox_Ψ(w u₀ + b), or None.
+
+    Read from the compiled operators (never from the declared layers): two u blocks (u₀ and
+    the hidden units h), a scalar output K u + c = cᵀh (c = 0, K zero on u₀), W acting on u₀
+    only and the constraint M u = V z reading h = z (M zero on u₀, M on h equal to V).
+    """
+    if len(lifted.u_blocks) != 2 or lifted.n_out != 1:
+        return f"{len(lifted.u_blocks)} state blocks and {lifted.n_out} outputs, not (u₀, h) → ℝ"
+    u0, hidden = lifted.u_blocks[0].slice, lifted.u_blocks[1].slice
+    if not lifted.n_c == lifted.n_z == hidden.stop - hidden.start:
+        return "the hidden block, the z blocks and the constraint rows differ in size"
+    M, V = lifted.M.to_dense(), lifted.V.to_dense()
+    if M[:, u0].any() or not np.array_equal(M[:, hidden], V):
+        return "the compiled constraint is not h = z"
+    if lifted.W.to_dense()[:, hidden].any() or lifted.K.to_dense()[:, u0].any():
+        return "the pre-activation depends on h or the output on u₀"
+    if np.any(lifted.c):
+        return "the output has a constant term"
+    return None
+
+
 def _check(problem) -> float:
-    """Refuse problems other than the supported ones (messages say what is supported)."""
+    """α of J = α/2‖u₀‖²; ValueError for every other problem (the message says what is
+    supported)."""
     if problem.fidelity != "quadratic":
         raise ValueError(f"{_SUPPORTED}; got fidelity={problem.fidelity!r}")
-    layers = problem.network.layers
-    if len(layers) != 1 or not isinstance(layers[0], ShallowSum):
-        raise ValueError(f"{_SUPPORTED}; got the network {problem.network!r}")
+    detail = _shallow_structure(problem.lifted)
+    if detail is not None:
+        raise ValueError(f"{_SUPPORTED}; got the network {problem.network!r} ({detail})")
     vector = [a.name for a in problem.lifted.activations if a.is_vector]
     if vector:
         raise ValueError(f"{_SUPPORTED}; got the vector activation {vector[0]}")
     return _alpha(problem.reg)
+
+
+def supports(problem) -> str | None:
+    """None when the coordinate descent applies (see ``_SUPPORTED``), else the reason."""
+    try:
+        _check(problem)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def solve(
@@ -134,9 +168,6 @@ def solve(
     )
     lifted = problem.lifted
     u0_slice, hidden = lifted.u_blocks[0].slice, lifted.u_blocks[1].slice
-    M, V = lifted.M.to_dense(), lifted.V.to_dense()
-    if M[:, u0_slice].any() or not np.array_equal(M[:, hidden], V):
-        raise SolverError(f"{_SUPPORTED}; the compiled constraint is not h = z")
     w = lifted.W.to_dense()[:, u0_slice].astype(setup.dtype)
     b = np.asarray(lifted.b, dtype=setup.dtype)
     c = lifted.K.to_dense()[0, hidden]
@@ -155,6 +186,8 @@ def solve(
     h = setup.u[:, hidden].copy()
     x = u0 @ w.T + b
     sigma = lifted.prox(x).astype(setup.dtype)
+    energy = setup.energy()
+    u = np.empty((setup.batch, lifted.n_u), dtype=setup.dtype)
     monitor = Monitor(setup, progress)
     for k in range(1, setup.max_iter + 1):
         h_new = h.copy()
@@ -188,15 +221,11 @@ def solve(
                 batch_norm(alpha * u0_new),
             ]
         )
-        objective = (
-            0.5 * lam * float(np.sum((f - h_new @ c) ** 2))
-            + float(np.sum(lifted.bregman(h_new, x_new)))
-            + 0.5 * alpha * float(np.sum(u0_new**2))
-        )
+        u[:, u0_slice], u[:, hidden] = u0_new, h_new
+        objective = float(np.sum(energy.energy(u, h_new)))
         stop = monitor.record(
             k,
             primal_residual=relative_residual(residual, scale),
-            dual_residual=np.zeros(setup.batch),
             objective=objective,
         )
         if monitor.diverged:
@@ -204,7 +233,6 @@ def solve(
         u0, h, x, sigma = u0_new, h_new, x_new, sigma_new
         if stop:
             break
-    u = np.empty((setup.batch, lifted.n_u), dtype=setup.dtype)
     u[:, u0_slice], u[:, hidden] = u0, h
     stats = {
         "step_condition": (
@@ -212,6 +240,6 @@ def solve(
         ),
         "step_condition_satisfied": True,
         "alpha": alpha,
-        "L": L,
+        "lipschitz": f"L = ‖w‖₂² = {L:.6g} (Lipschitz constant of ∇_{{u₀}} B)",
     }
     return finish(setup, monitor, u=u, z=h, stats=stats)

@@ -7,7 +7,7 @@ without a linear operator inside J (ℓ1, ½‖·‖², box, non-negativity and 
 * ``fidelity="bregman"``: ξ = u₀, f(u₀) = B_Ψ(f^δ, A u₀ + β), ∇f = Aᵀ(σ(A u₀ + β) − f^δ)
   (σ only), g = J.
 * ``fidelity="quadratic"``: the constraint M u = V z is eliminated: ξ = (u₀, z) and
-  (u, z) = P ξ (:class:`~bregmod.solvers._common.Elimination`, exact for every compiled
+  (u, z) = P ξ (:class:`~bregmod.model.lifted.Elimination`, exact for every compiled
   architecture), f(ξ) = λ/2‖K u + c − f^δ‖² + ½‖z‖² − ⟨z, W u + b⟩ + Σ Φ*(W u + b) at P ξ with
   ∇f(ξ) = Pᵀ(λKᵀ(K u + c − f^δ) + Wᵀ(σ(W u + b) − z), z − (W u + b)), and g(ξ) = J(u₀) + Ψ(z)
   (prox blockwise). f is convex exactly when the certificate holds (Pᵀ H₀ P ⪰ 0; no μ is
@@ -32,7 +32,8 @@ step · L_f ≤ 1, checked against the bound L_f (Bregman fidelity: ‖A‖²; l
 
 Stopping (shared policy): the fixed-point residual of the prox-gradient map at y,
 ‖L(y − ξ⁺)‖ = ‖∇f(y) + ζ‖ with ζ = L(y − ξ⁺) − ∇f(y) ∈ ∂g(ξ⁺), relative to
-max(‖∇f(y)‖, ‖ζ‖), must be ≤ tol (there is no dual variable; the dual residual is 0).
+max(‖∇f(y)‖, ‖ζ‖), must be ≤ tol (there is no dual variable, so no dual residual is
+recorded).
 """
 
 from __future__ import annotations
@@ -40,12 +41,11 @@ from __future__ import annotations
 import numpy as np
 
 from bregmod._checks import positive_scalar
+from bregmod.errors import SolverError
+from bregmod.model.lifted import Elimination, ReducedSmooth
 from bregmod.solvers._common import (
-    BregmanSmooth,
-    Elimination,
     Monitor,
     ProxPart,
-    ReducedSmooth,
     all_finite,
     batch_dot,
     batch_norm,
@@ -54,7 +54,10 @@ from bregmod.solvers._common import (
     relative_residual,
 )
 
-__all__ = ["solve"]
+__all__ = ["NAME", "solve", "supports"]
+
+#: The solver's name in the registry (:mod:`bregmod.solvers.registry`).
+NAME = "fista"
 
 DEFAULT_MAX_ITER = 20_000
 #: Factor by which L may shrink at the start of every backtracking (Calatroni–Chambolle).
@@ -64,6 +67,31 @@ _INITIAL_FRACTION = 0.1
 #: Slack of the sufficient-decrease test in units of eps · (Σ |terms of f|): below it the
 #: test cannot tell rounding from a violation, and L must not grow because of rounding.
 _ROUNDING_UNITS = 1e4
+
+
+def _composite_refusal(problem) -> str | None:
+    """Why J does not fit FISTA (it has a linear operator inside), or None."""
+    simple, composites = (None, []) if problem.reg is None else problem.reg.split()
+    if not composites:
+        return None
+    return (
+        f"fista needs a regulariser without a linear operator inside (ℓ1, ½‖·‖², box, "
+        f"non-negativity); {problem.reg.name} has the composite term(s) "
+        f"{[type(L).__name__ for _, L, _ in composites]}: use solver='pdhg'"
+    )
+
+
+def supports(problem) -> str | None:
+    """None when FISTA applies: J without a linear operator inside and, for the quadratic
+    fidelity, a lifted constraint that :class:`~bregmod.model.lifted.Elimination` can
+    eliminate; else the reason."""
+    refusal = _composite_refusal(problem)
+    if refusal is None and problem.fidelity == "quadratic":
+        try:
+            Elimination(problem.lifted)
+        except SolverError as exc:
+            return str(exc)
+    return refusal
 
 
 def solve(
@@ -118,13 +146,10 @@ def solve(
     SolverError
         If the lifted constraint cannot be eliminated (then use ``"pdhg"``).
     """
-    simple, composites = (None, []) if problem.reg is None else problem.reg.split()
-    if composites:
-        raise ValueError(
-            f"fista needs a regulariser without a linear operator inside (ℓ1, ½‖·‖², box, "
-            f"non-negativity); {problem.reg.name} has the composite term(s) "
-            f"{[type(L).__name__ for _, L, _ in composites]}: use solver='pdhg'"
-        )
+    refusal = _composite_refusal(problem)
+    if refusal is not None:
+        raise ValueError(refusal)
+    simple = None if problem.reg is None else problem.reg.split()[0]
     setup = prepare(
         problem,
         solver="fista",
@@ -136,12 +161,12 @@ def solve(
     )
     step = None if step is None else positive_scalar(step, "step")
     if problem.fidelity == "bregman":
-        smooth = BregmanSmooth(setup)
+        smooth = setup.energy()
         xi = setup.u0.copy()
         prox = ProxPart(setup, simple, None)
     else:
         elimination = Elimination(problem.lifted)
-        smooth = ReducedSmooth(setup, elimination)
+        smooth = ReducedSmooth(setup.energy(), elimination)
         xi = np.concatenate([setup.u0, setup.z], axis=1)
         prox = ProxPart(setup, simple, elimination.n0)
     bound = smooth.lipschitz
@@ -192,9 +217,7 @@ def solve(
         mapping = L * (y - xi_new)
         primal = relative_residual(batch_norm(mapping), grad_scale, batch_norm(mapping - grad))
         objective = float(np.sum(smooth.objective(xi_new, images_new))) + prox.total(xi_new)
-        stop = monitor.record(
-            k, primal_residual=primal, dual_residual=np.zeros(B), objective=objective, L=L
-        )
+        stop = monitor.record(k, primal_residual=primal, objective=objective, L=L)
         if monitor.diverged:
             break
         ratio = L / L_old if backtrack else 1.0

@@ -26,7 +26,7 @@ with f convex and L_f-smooth, g prox-friendly and h_i with a cheap prox of h_i*:
   constraint M u = V z is handled in one of two ways (option ``constraint``):
 
   - ``"eliminate"`` (default where possible, ``constraint="auto"``): x = ξ = (u₀, z) and
-    (u, z) = P ξ (:class:`~bregmod.solvers._common.Elimination`, exact for every compiled
+    (u, z) = P ξ (:class:`~bregmod.model.lifted.Elimination`, exact for every compiled
     architecture), f(ξ) = F_smooth(P ξ). f is convex iff Pᵀ H₀ P ⪰ 0, which is exactly the
     exact certificate, and L_f ≤ ‖G‖², G ξ = (√λ K u, W u − z) (``ReducedSmooth``).
   - ``"dual"``: x = (u, z) and the constraint is a linear-operator part h_0 = χ_{0}, L_0 =
@@ -69,13 +69,11 @@ import numpy as np
 
 from bregmod._checks import positive_scalar
 from bregmod.errors import SolverError
+from bregmod.model.lifted import Elimination, LiftedSmooth, ReducedSmooth
+from bregmod.model.onelayer import OneLayerEnergy
 from bregmod.solvers._common import (
-    BregmanSmooth,
-    Elimination,
-    LiftedSmooth,
     Monitor,
     ProxPart,
-    ReducedSmooth,
     Setup,
     all_finite,
     batch_norm,
@@ -84,7 +82,10 @@ from bregmod.solvers._common import (
     relative_residual,
 )
 
-__all__ = ["solve"]
+__all__ = ["NAME", "solve", "supports"]
+
+#: The solver's name in the registry (:mod:`bregmod.solvers.registry`).
+NAME = "pdhg"
 
 #: Safety factor θ < 1 of the step condition τ(L_f/2 + Σσ_i‖L_i‖²) ≤ θ.
 THETA = 0.99
@@ -117,15 +118,12 @@ class _Composite:
 
 
 class _DataDual:
-    """The Bregman data term as a dual block: h(A u₀) with h(x) = Σ Φ*(x + β) − ⟨f^δ, x + β⟩.
+    """The Bregman data term as a dual block: h(A u₀) with h(x) = Σ Φ*(x + β) − ⟨f^δ, x + β⟩;
+    the prox of h* is the model's (:meth:`OneLayerEnergy.prox_data_conj`)."""
 
-    h*(y) = Φ(y + f^δ) − ⟨y, β⟩, so prox_{σh*}(v) = prox_{σΦ}(v + σβ + f^δ) − f^δ with
-    prox_{σΦ}(q) = prox_{σ/(1+σ) Ψ}(q/(1 + σ)) (docs/math/solvers.md): σ and Ψ's prox only.
-    """
-
-    def __init__(self, smooth: BregmanSmooth) -> None:
-        self.smooth, self.L = smooth, smooth.A
-        self.norm_sq = smooth.lipschitz
+    def __init__(self, energy: OneLayerEnergy) -> None:
+        self.energy, self.L = energy, energy.A
+        self.norm_sq = energy.lipschitz
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         return self.L.apply(x)
@@ -136,12 +134,10 @@ class _DataDual:
         return batch_norm(term)
 
     def prox_conj(self, v: np.ndarray, sigma: float) -> np.ndarray:
-        data, shifted = self.smooth.data, v + sigma * self.smooth.beta + self.smooth.data
-        prox = self.smooth.activation.prox_scaled(shifted / (1 + sigma), sigma / (1 + sigma))
-        return prox.astype(v.dtype, copy=False) - data
+        return self.energy.prox_data_conj(v, sigma)
 
     def value(self, Lx: np.ndarray) -> float:
-        return float(np.sum(self.smooth.value(Lx, (Lx,))[0]))
+        return float(np.sum(self.energy.objective(None, (Lx,))))
 
 
 class _NoSmooth:
@@ -222,6 +218,11 @@ def _constraint_mode(problem, constraint: str):
             raise
         return "dual", None, {"constraint": "dual (the constraint cannot be eliminated)"}
     return "eliminated", elimination, {"constraint": "eliminated (x = P(u₀, z))"}
+
+
+def supports(problem) -> str | None:
+    """None: PDHG applies to every problem (any fidelity, any J with a splitting view)."""
+    return None
 
 
 def solve(
@@ -311,16 +312,16 @@ def solve(
     mode, elimination, stats = _constraint_mode(problem, constraint)
     if mode == "dual":
         mu_value, note = _mu(setup, mu)
-        smooth = LiftedSmooth(setup, mu_value)
+        smooth = LiftedSmooth(setup.energy(), mu_value)
         x = np.concatenate([setup.u, setup.z], axis=1)
         prox = ProxPart(setup, simple, problem.lifted.n_u)
         stats.update(mu=mu_value, convexity=note)
     elif mode == "eliminated":
-        smooth = ReducedSmooth(setup, elimination)
+        smooth = ReducedSmooth(setup.energy(), elimination)
         x = np.concatenate([setup.u0, setup.z], axis=1)
         prox = ProxPart(setup, simple, elimination.n0)
     else:
-        smooth = BregmanSmooth(setup)
+        smooth = setup.energy()
         x = setup.u0.copy()
         prox = ProxPart(setup, simple, None)
     dual_constraint = mode == "dual"
@@ -414,10 +415,11 @@ def solve(
         primal = relative_residual(
             batch_norm(p), grad_scale, adjoint_scale, batch_norm(step_term - direction)
         )
+        # Without dual blocks there is no dual variable and no dual residual.
         dual = (
             relative_residual(np.sqrt(dual_res_sq), dual_scale)
             if dual_constraint or blocks
-            else np.zeros(setup.batch)
+            else None
         )
         objective = (
             float(np.sum(smooth.objective(x_new, images_new)))
@@ -433,7 +435,7 @@ def solve(
         if stop:
             break
         if not fixed:
-            rp, rd = float(np.max(primal)), float(np.max(dual))
+            rp, rd = float(np.max(primal)), float(np.max(dual))  # adaptive ⇒ c > 0 ⇒ dual blocks
             if rp > _DELTA * rd and s > s_floor:
                 s = max(s * (1 - alpha), s_floor)
             elif rd > _DELTA * rp:
