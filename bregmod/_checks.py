@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from bregmod.errors import ConversionWarning, ShapeError, describe_entries
+from bregmod.errors import ShapeError, describe_entries
 
 
 def from_tensor(x, name: str):
@@ -30,9 +28,9 @@ def real_array(x, name: str, dtype=np.float64) -> np.ndarray:
     Conversions, the same for every array that enters bregmod: a tensor-like object (with
     ``detach()`` and ``numpy()``, e.g. a torch tensor, also one that requires grad) is read
     through ``x.detach().cpu().numpy()`` — torch is never imported; integers and booleans
-    become floats; float32 is converted to ``dtype`` (float64 by default, see
-    :func:`warn_float32`). Complex arrays are refused (``ValueError``): dropping the imaginary
-    part silently would change the problem.
+    become floats; every float is converted to ``dtype`` (float64 by default; weight matrices
+    keep float32, see :func:`storage_dtype`). Complex arrays are refused (``ValueError``):
+    dropping the imaginary part silently would change the problem.
     """
     x = from_tensor(x, name)
     try:
@@ -73,22 +71,18 @@ def finite_array(x, name: str, dtype=np.float64) -> np.ndarray:
     return arr
 
 
-def warn_float32(x, name: str) -> None:
-    """Say that a float32 input is stored in float64 (twice its memory), and why.
+def storage_dtype(x) -> np.dtype:
+    """The floating dtype bregmod stores the weights ``x`` in: float32 when they are float32
+    (a numpy array or a tensor-like object), float64 for everything else.
 
-    Weights and data are kept in float64 because the certificates (eigenvalues) and the exact
-    CVXPY backend need it; the first-order solvers iterate in float32 with
-    ``solve(dtype=np.float32)``.
+    Single-precision weights are kept as given (half the memory); a computation in float64
+    (the default ``solve()``, a float64 input) then uses a float64 copy, made once per operator
+    and announced by a :class:`~bregmod.errors.ConversionWarning` (see
+    :meth:`bregmod.operators.MatrixOperator.matrix_as`).
     """
     dtype = getattr(x, "dtype", None)
-    if dtype is not None and str(dtype) in ("float32", "torch.float32"):
-        warnings.warn(
-            f"{name} is float32; bregmod stores it in float64 (twice the memory) because the "
-            "convexity certificate and the exact solver need float64; first-order solvers "
-            "iterate in float32 with solve(dtype=np.float32)",
-            ConversionWarning,
-            stacklevel=4,
-        )
+    return np.dtype(np.float32) if str(dtype) in ("float32", "torch.float32") else np.dtype(
+        np.float64)
 
 
 def positive_scalar(t, name: str) -> float:

@@ -18,7 +18,7 @@ one status is that of the whole chunk: ``Result.stats["statuses"]`` gives every 
 of its chunk (the CVXPY backend's own per-item statuses where it reports them). "optimal" for
 an item therefore always means that item converged; "max_iter" means its chunk did not, which
 is conservative for the other items of that chunk. ``Result.status`` is the worst item status
-(the order of :data:`~bregmod.problem.STATUSES`, as for a batched CVXPY solve), and
+(the order of :data:`~bregmod.solvers.registry.STATUSES`, as for a batched CVXPY solve), and
 ``Result.stats["chunks"]`` records each chunk's items, status, iterations and message.
 A solver that runs until the worst item converges also means that chunking changes where the
 other items stop: the items of a chunked run agree with a single batched solve to the
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from bregmod.errors import SolverWarning
+from bregmod.solvers.registry import worst_status
 
 __all__ = ["CONNECT_TIMEOUT", "DEFAULT_RETRIES", "chunk_slices", "cluster", "solve_batch"]
 
@@ -149,14 +150,12 @@ def _merge_history(results: list) -> dict[str, list]:
 
 def _merge(problem, results: list, slices: list[slice], wall_time: float, info: dict):
     """One Result for the whole batch from the chunk Results, in the original order."""
-    from bregmod.problem import STATUSES
-
     statuses = []
     for r, items in zip(results, slices, strict=True):
         count = items.stop - items.start
         own = r.stats.get("statuses")
         statuses.extend(own if isinstance(own, list) and len(own) == count else [r.status] * count)
-    status = max(statuses, key=STATUSES.index)
+    status = worst_status(statuses)
     first = results[0].stats
     stats = {key: value for key, value in first.items()
              if all(key in r.stats and _same(value, r.stats[key]) for r in results[1:])}

@@ -39,6 +39,15 @@ class AdjointError(BregmodError):
     """An operator failed the randomized adjoint dot-test."""
 
 
+class ParameterError(BregmodError, ValueError):
+    """A model parameter (``fidelity``, ``lam``, ``rho``) that the model does not accept;
+    ``parameter`` names it (a spec file points at its key)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
 class SolverError(BregmodError):
     """A solver could not produce a trustworthy answer."""
 

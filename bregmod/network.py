@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from bregmod._checks import as_batch, finite_array, from_batch, warn_float32
+from bregmod._checks import as_batch, finite_array, from_batch, storage_dtype
 from bregmod.activations import Activation, Identity
 from bregmod.errors import ShapeError
 from bregmod.operators import Conv2dOperator, IdentityOperator, MatrixOperator, Operator
@@ -56,8 +56,8 @@ def _activation(activation, owner: str) -> Activation:
 
 
 def _matrix(W, name: str, owner: str) -> np.ndarray:
-    warn_float32(W, f"{name} of {owner}")
-    arr = finite_array(W, f"{name} of {owner}")
+    """W as a finite 2-D array in its storage dtype (float32 kept, else float64)."""
+    arr = finite_array(W, f"{name} of {owner}", storage_dtype(W))
     if arr.ndim != 2 or arr.size == 0:
         raise ShapeError(f"{owner}: {name} must be a non-empty 2-D array, got shape {arr.shape}")
     return arr
@@ -237,7 +237,9 @@ class Dense(_AffineActivationLayer):
     Parameters
     ----------
     W : array_like, shape (m, n)
-        Weights.
+        Weights, stored in their dtype when float32 (half the memory; solve with
+        ``dtype=np.float32`` to iterate in it, see `bregmod.operators.MatrixOperator`), else
+        float64. Biases, kernels and data are always float64.
     b : array_like, shape (m,), optional
         Bias (zero by default).
     activation : Activation, optional
@@ -319,8 +321,7 @@ class Conv2d(_AffineActivationLayer):
         padding=0,
         out_shape=None,
     ) -> None:
-        # A private copy: the operator stores its kernel read-only.
-        warn_float32(kernel, "kernel of Conv2d")
+        # A private float64 copy (kernels are small): the operator stores it read-only.
         kernel = np.array(finite_array(kernel, "kernel of Conv2d"))
         activation = _activation(activation, "Conv2d")
         operator = Conv2dOperator(

@@ -16,6 +16,7 @@ Operators are real: ``.T`` and ``.H`` are the same adjoint operator.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,10 +24,9 @@ import scipy.linalg
 import scipy.sparse as sp
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, svds
-from scipy.sparse.linalg import norm as sparse_norm
 
-from bregmod._checks import finite_array, from_tensor, positive_scalar
-from bregmod.errors import AdjointError, ShapeError, SolverError
+from bregmod._checks import finite_array, from_tensor, positive_scalar, storage_dtype
+from bregmod.errors import AdjointError, ConversionWarning, ShapeError, SolverError
 
 __all__ = [
     "NORM_ESTIMATE_MARGIN",
@@ -71,24 +71,25 @@ def _estimated_norm(op: LinearOperator) -> float:
     return float((1.0 + NORM_ESTIMATE_MARGIN) * sigma[0])
 
 
-def _read_only(x, name: str) -> np.ndarray:
-    """``x`` as a finite float64 array that the operator owns (copied if shared) and freezes."""
+def _read_only(x, name: str, dtype=np.float64) -> np.ndarray:
+    """``x`` as a finite ``dtype`` array that the operator owns (copied if shared) and freezes."""
     x = from_tensor(x, name)
-    arr = finite_array(x, name)
+    arr = finite_array(x, name, dtype)
     if np.may_share_memory(arr, x):
         arr = arr.copy()
     arr.flags.writeable = False
     return arr
 
 
-def _check_no_overflow(entries: np.ndarray, name: str) -> None:
-    """Refuse a matrix whose squared Frobenius norm ‖A‖_F² = Σ a_ij² overflows float64.
+def _check_no_overflow(entries: np.ndarray, name: str) -> float:
+    """Return ‖A‖_F² = Σ a_ij² (summed in float64); refuse a matrix for which it overflows.
 
     ‖A‖₂² ≤ ‖A‖_F², so then products such as AᵀA (certificates, norm bounds, Gram matrices of
     the solvers) may be ±inf or NaN; better said here than deep inside an eigensolver.
     """
+    flat = entries.ravel()
     with np.errstate(over="ignore"):
-        total = float(np.einsum("i,i->", entries.ravel(), entries.ravel()))
+        total = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
     if not np.isfinite(total):
         largest = float(np.max(np.abs(entries)))
         raise ValueError(
@@ -97,6 +98,7 @@ def _check_no_overflow(entries: np.ndarray, name: str) -> None:
             "AᵀA in the certificate and the solvers would be inf or NaN; rescale the weights "
             "(e.g. divide W and b by a common factor and scale the data accordingly)"
         )
+    return total
 
 
 def _positive_int(value, name: str) -> int:
@@ -128,6 +130,13 @@ class Operator(LinearOperator):
         super().__init__(dtype=np.dtype(np.float64), shape=(m, n))
         self.matrix_free = bool(matrix_free)
         self._cached_norm_bound: float | None = None
+
+    def cache_as(self, dtype) -> None:
+        """Prepare repeated products in ``dtype`` (a solver's iterates); nothing to do here.
+
+        Operators that store a matrix keep a copy in ``dtype`` (:meth:`MatrixOperator.cache_as`);
+        composite operators pass the request on to their parts.
+        """
 
     # --- batched application -------------------------------------------------------------
     def _as_batch(self, x, size: int, method: str) -> tuple[np.ndarray, bool]:
@@ -233,6 +242,9 @@ class _AdjointOperator(Operator):
 
     _transpose = _adjoint
 
+    def cache_as(self, dtype) -> None:
+        self.parent.cache_as(dtype)
+
     def norm_bound(self) -> float:
         """‖Aᵀ‖₂ = ‖A‖₂: the parent's bound."""
         return self.parent.norm_bound()
@@ -252,7 +264,11 @@ class MatrixOperator(Operator):
     """A stored matrix A (dense ndarray or scipy.sparse), x ↦ A x.
 
     Batches use one matrix product, X Aᵀ (BLAS-3 for dense A). The matrix is copied into a
-    read-only float64 array (or CSR array) and checked for NaN/Inf.
+    read-only array (or CSR array) and checked for NaN/Inf. Its dtype is kept when it is
+    float32 (half the memory; :attr:`storage_dtype`) and float64 otherwise (integers, booleans
+    and float16 become float64). A product in the other dtype converts the matrix for that
+    product only (exact: float32 values are float64 values), unless a solver asked for a
+    cached copy (:meth:`cache_as`) because it will iterate in that dtype.
 
     Norm bound: for m·n ≤ 4·10⁶ (hence min(m, n) ≤ 2000) the exact ‖A‖₂ (``np.linalg.norm(A, 2)``,
     sparse matrices densified); otherwise min(‖A‖_F, (1 + 0.05) · σ̂_max) with σ̂_max a
@@ -268,41 +284,64 @@ class MatrixOperator(Operator):
     """
 
     def __init__(self, A, name: str = "matrix") -> None:
+        dtype = storage_dtype(A)
         if sp.issparse(A):
-            matrix = sp.csr_array(A, dtype=np.float64, copy=True)
+            matrix = sp.csr_array(A, dtype=dtype, copy=True)
             finite_array(matrix.data, f"{name} (sparse entries)")
             matrix.data.flags.writeable = False
             self._sparse = True
         else:
-            matrix = _read_only(A, name)
+            matrix = _read_only(A, name, dtype)
             if matrix.ndim != 2:
                 raise ShapeError(f"{name} must be a 2-D matrix, got shape {matrix.shape}")
             self._sparse = False
         if 0 in matrix.shape:
             raise ShapeError(f"{name} must have at least one row and column, got {matrix.shape}")
-        _check_no_overflow(matrix.data if self._sparse else matrix, name)
+        self._frobenius_sq = _check_no_overflow(matrix.data if self._sparse else matrix, name)
         super().__init__(matrix.shape, matrix_free=False)
         self.name = name
-        self._by_dtype = {np.dtype(np.float64): matrix}
+        #: The dtype the matrix is stored in: float32 when A was float32, else float64.
+        self.storage_dtype = matrix.dtype
+        self._by_dtype = {matrix.dtype: matrix}
 
     @property
     def matrix(self):
-        """The stored matrix (read-only float64 ndarray, or a scipy.sparse CSR array)."""
-        return self._by_dtype[np.dtype(np.float64)]
+        """The stored matrix (read-only ndarray, or a scipy.sparse CSR array) in
+        :attr:`storage_dtype`."""
+        return self._by_dtype[self.storage_dtype]
 
-    def _matrix_as(self, dtype) -> np.ndarray:
-        """The matrix in ``dtype`` (float32 copies are made once and cached)."""
+    def matrix_as(self, dtype):
+        """The matrix in ``dtype``: the stored one, a cached copy, or a new temporary copy."""
         dtype = np.dtype(dtype)
-        if dtype not in self._by_dtype:
-            self._by_dtype[dtype] = self.matrix.astype(dtype)
-        return self._by_dtype[dtype]
+        cached = self._by_dtype.get(dtype)
+        return self.matrix.astype(dtype) if cached is None else cached
+
+    def cache_as(self, dtype) -> None:
+        """Keep a copy of the matrix in ``dtype`` for the products of an iterative solver.
+
+        A float64 copy of float32 weights doubles their memory and is announced by a
+        ``ConversionWarning`` (solve with ``dtype=np.float32`` to iterate in the weights' dtype).
+        """
+        dtype = np.dtype(dtype)
+        if dtype in self._by_dtype:
+            return
+        if dtype == np.float64:
+            m, n = self.shape
+            warnings.warn(
+                f"{self.name} ({m}×{n}) is stored in float32; solving in float64 keeps a "
+                f"float64 copy ({self.matrix.data.nbytes * 2 / 2**20:.3g} MiB more); "
+                "solve(dtype=np.float32) iterates in the weights' dtype with one copy",
+                ConversionWarning,
+                stacklevel=5,
+            )
+        self._by_dtype[dtype] = self.matrix.astype(dtype)
 
     def _apply(self, X):
-        A = self._matrix_as(X.dtype)
+        A = self.matrix_as(X.dtype)
         return (A @ X.T).T if self._sparse else X @ A.T
 
     def _apply_adjoint(self, Y):
-        A = self._matrix_as(Y.dtype)
+        A = self.matrix_as(Y.dtype)
         return (A.T @ Y.T).T if self._sparse else Y @ A
 
     def _norm_bound(self) -> float:
@@ -317,13 +356,15 @@ class MatrixOperator(Operator):
                 return 0.0
             top = scipy.linalg.eigvalsh(gram, subset_by_index=[k - 1, k - 1])[0]
             return float(np.sqrt(max(top, 0.0)))
-        frobenius = float(sparse_norm(self.matrix) if self._sparse else np.linalg.norm(self.matrix))
+        frobenius = float(np.sqrt(self._frobenius_sq))
         if frobenius == 0.0:
             return 0.0
         return min(frobenius, _estimated_norm(self))
 
     def to_dense(self) -> np.ndarray:
-        return self.matrix.toarray() if self._sparse else np.array(self.matrix)
+        """A float64 copy of the matrix (dense)."""
+        dense = self.matrix.toarray() if self._sparse else self.matrix
+        return np.array(dense, dtype=np.float64)
 
     @property
     def is_zero(self) -> bool:
@@ -735,6 +776,12 @@ class BlockOperator(Operator):
         self.blocks = grid
         self.row_slices = self._slices(rows)
         self.col_slices = self._slices(cols)
+
+    def cache_as(self, dtype) -> None:
+        for row in self.blocks:
+            for blk in row:
+                if blk is not None:
+                    blk.cache_as(dtype)
 
     @staticmethod
     def _sizes(lines, given, axis: int) -> list[int]:

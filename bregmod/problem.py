@@ -32,6 +32,7 @@ from bregmod.errors import (
     DomainError,
     NoDCPFormError,
     NotCertifiedError,
+    ParameterError,
     ShapeError,
     SolverWarning,
 )
@@ -43,7 +44,7 @@ from bregmod.network import Conv2d, Dense, Network
 from bregmod.operators import Operator
 from bregmod.regularizers import Regularizer
 from bregmod.solvers import registry
-from bregmod.solvers.registry import AUTO_EXACT_LIMIT
+from bregmod.solvers.registry import AUTO_EXACT_LIMIT, STATUSES
 
 __all__ = [
     "AUTO_EXACT_LIMIT",
@@ -55,6 +56,7 @@ __all__ = [
     "Result",
     "SolverWarning",
     "StructuralCertificate",
+    "model_weights",
 ]
 
 #: The data terms of :class:`Inversion`.
@@ -62,22 +64,45 @@ FIDELITIES = ("quadratic", "bregman")
 #: ρ used when ``rho=None`` (the talk's value for deep residual nets; the exact certificate and
 #: the exact solve do not depend on ρ, since the penalty vanishes on M u = V z).
 DEFAULT_RHO = 1e3
-#: Statuses a :class:`Result` may carry. ``"optimal"``: converged to tolerance on a problem
-#: certified convex; ``"stationary"``: converged to tolerance on a problem that is not certified
-#: convex (a stationary point / local solution; :meth:`Inversion.make_result` converts).
-STATUSES = (
-    "optimal",
-    "stationary",
-    "optimal_inaccurate",
-    "max_iter",
-    "diverged",
-    "interrupted",
-    "solver_error",
-    "infeasible",
-    "infeasible_inaccurate",
-    "unbounded",
-    "unbounded_inaccurate",
-)
+
+
+def model_weights(
+    fidelity: str, lam: float | None = 1.0, rho: float | None = None
+) -> tuple[float, float | None]:
+    """(λ, ρ) of the model with data term ``fidelity``: the one rule of :class:`Inversion` and
+    of spec files.
+
+    ``"quadratic"``: λ > 0 (None: 1.0) and ρ > 0 (None: :data:`DEFAULT_RHO`).
+    ``"bregman"``: B_Ψ(f, A u₀ + β) + J(u₀) has no λ or ρ (the weight is in J); only λ = 1.0
+    or None and ρ = None are accepted, and (1.0, None) is returned.
+
+    Raises
+    ------
+    ParameterError
+        An unknown fidelity, a λ or ρ that is not finite and > 0, or a λ or ρ given for the
+        Bregman fidelity (``parameter`` names which).
+    """
+    if fidelity not in FIDELITIES:
+        raise ParameterError(
+            "fidelity", f"unknown fidelity {fidelity!r}; choose one of {FIDELITIES}"
+        )
+    if fidelity == "bregman":
+        if lam not in (None, 1.0) or rho is not None:
+            raise ParameterError(
+                "lam" if lam not in (None, 1.0) else "rho",
+                f"fidelity='bregman' has no λ or ρ (got lam={lam!r}, rho={rho!r}): the model "
+                "is B_Ψ(f, A u₀ + β) + J(u₀); put the weight α into the regulariser "
+                "(reg = alpha * J)",
+            )
+        return 1.0, None
+    weights = []
+    for name, value, default, what in (("lam", lam, 1.0, "the data weight λ"),
+                                       ("rho", rho, DEFAULT_RHO, "the penalty ρ")):
+        try:
+            weights.append(default if value is None else positive_scalar(value, f"{name} ({what})"))
+        except ValueError as exc:
+            raise ParameterError(name, str(exc)) from None
+    return weights[0], weights[1]
 
 
 @dataclass(frozen=True)
@@ -278,8 +303,7 @@ class Inversion:
                 "network must be a bregmod network (Dense, Conv2d, Residual, ShallowSum, "
                 f"Sequential), got {type(network).__name__}"
             )
-        if fidelity not in FIDELITIES:
-            raise ValueError(f"unknown fidelity {fidelity!r}; choose one of {FIDELITIES}")
+        self._lam, self._rho = model_weights(fidelity, lam, rho)
         self._network = network
         self._fidelity = fidelity
         self._deep: DeepBregman | None = None
@@ -297,17 +321,7 @@ class Inversion:
         self._data_projection = data_projection
         self.data_projection_record: dict[str, float] | None = None
         if fidelity == "bregman":
-            if lam != 1.0 or rho is not None:
-                raise ValueError(
-                    f"fidelity='bregman' has no λ or ρ (got lam={lam!r}, rho={rho!r}): the model "
-                    "is B_Ψ(f, A u₀ + β) + J(u₀); put the weight α into the regulariser "
-                    "(reg = alpha * J)"
-                )
-            self._lam, self._rho = 1.0, None
             self._deep = self._deep_model(network)
-        else:
-            self._lam = positive_scalar(lam, "lam (the data weight λ)")
-            self._rho = DEFAULT_RHO if rho is None else positive_scalar(rho, "rho (the penalty ρ)")
         self._data, self._batch_size = self._check_data(data)
         self._certificates: dict[str, Certificate] = {}
 
@@ -451,18 +465,15 @@ class Inversion:
         if activation.is_vector:
             raise ValueError(f"data_projection='domain' is for scalar activations, not "
                              f"{activation.name}")
-        domain = activation.domain
-        lo = domain.lo if domain.lo_closed else np.nextafter(domain.lo, np.inf)
-        hi = domain.hi if domain.hi_closed else np.nextafter(domain.hi, -np.inf)
-        projected = np.clip(data, lo, hi)
+        projected = activation.project_domain(data)
         moved = projected != data
         if moved.any():
             distance = float(np.linalg.norm(projected - data))
             self.data_projection_record = {"entries": int(moved.sum()), "distance": distance}
             warnings.warn(
                 f"data_projection='domain': {int(moved.sum())} of {data.size} entries of f^δ "
-                f"were outside dom Ψ = {domain} of {activation.name} and were projected onto "
-                f"it (distance moved ‖P f^δ − f^δ‖ = {distance:.4g})",
+                f"were outside dom Ψ = {activation.domain} of {activation.name} and were projected "
+                f"onto it (distance moved ‖P f^δ − f^δ‖ = {distance:.4g})",
                 UserWarning,
                 stacklevel=4,
             )

@@ -47,6 +47,7 @@ from bregmod.errors import DomainError, ShapeError, SolverError, SolverWarning, 
 from bregmod.operators import Gradient2D, Operator
 
 __all__ = [
+    "NAMES",
     "Box",
     "L1",
     "L21Norm",
@@ -58,6 +59,7 @@ __all__ = [
     "SubgradientTest",
     "TotalVariation",
     "WeightedSum",
+    "by_name",
 ]
 
 
@@ -1014,3 +1016,53 @@ class WeightedSum(Regularizer):
                 simple_terms.append((w, simple))
             composites.extend((w * w_k, L, g) for w_k, L, g in parts)
         return (WeightedSum(simple_terms) if simple_terms else None), composites
+
+
+# --- names (spec files) -------------------------------------------------------------------------
+
+
+def _total_variation(isotropic: bool):
+    def build(input_shape: tuple[int, ...]) -> TotalVariation:
+        image = input_shape[1:] if input_shape[:1] == (1,) else input_shape
+        if len(image) != 2:
+            name = "tv" if isotropic else "tv_anisotropic"
+            raise ValueError(
+                f"{name} needs a 2-D input [H, W] or [1, H, W], got shape {input_shape}"
+            )
+        return TotalVariation(image, isotropic=isotropic)
+
+    return build
+
+
+#: Regulariser names (spec files) ↦ (builder from the network's input shape and the term's
+#: arguments, names of the arguments): ``box(lo, hi)`` takes two bounds, the others none; TV
+#: acts on a 2-D input [H, W] or a grey [1, H, W].
+NAMES: dict[str, tuple] = {
+    "tv": (_total_variation(True), ()),
+    "tv_anisotropic": (_total_variation(False), ()),
+    "l1": (lambda input_shape: L1(), ()),
+    "squared_l2": (lambda input_shape: SquaredL2(), ()),
+    "nonnegative": (lambda input_shape: NonNegative(), ()),
+    "box": (lambda input_shape, lo, hi: Box(lo, hi), ("lo", "hi")),
+}
+
+
+def by_name(name: str, input_shape: tuple[int, ...], args: Sequence[float] = ()) -> Regularizer:
+    """The regulariser of :data:`NAMES` called ``name`` (unit weight) on inputs of
+    ``input_shape``, with its arguments ``args``.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, the wrong number of arguments, or an input shape the term does not
+        apply to (TV on a non-image input).
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown regulariser {name!r}; available: {', '.join(NAMES)}")
+    build, parameters = NAMES[name]
+    if len(args) != len(parameters):
+        raise ValueError(
+            f"{name} takes {len(parameters)} argument(s) ({', '.join(parameters) or 'none'}), "
+            f"got {len(args)}"
+        )
+    return build(tuple(input_shape), *args)

@@ -125,12 +125,14 @@ from typing import Any
 import numpy as np
 
 from bregmod import activations as _act
+from bregmod import regularizers as _rg
 from bregmod._checks import real_array
-from bregmod.errors import BregmodError, DomainError, SolverError
+from bregmod.errors import BregmodError, DomainError, ParameterError, SolverError
 from bregmod.solvers import registry
 
 __all__ = [
     "ACTIVATIONS",
+    "REGULARIZERS",
     "SPEC_DIR",
     "SolverSettings",
     "Spec",
@@ -167,6 +169,8 @@ class SpecError(BregmodError, ValueError):
 
 
 ACTIVATIONS: dict[str, tuple[type, tuple[str, ...]]] = _act.NAMES
+#: Regulariser names of ``[regularizer] expr`` (:data:`bregmod.regularizers.NAMES`).
+REGULARIZERS: dict[str, tuple] = _rg.NAMES
 """Activation names usable in specs, with their classes and parameter names."""
 
 # --- schema ---------------------------------------------------------------------------------
@@ -788,8 +792,7 @@ def _noisy(ctx: _Context, noise: dict, network, truth: np.ndarray, fidelity: str
     else:
         data = noisy
         if fidelity == "bregman" and noise.get("project", True):
-            domain = last.activation.domain
-            data = np.clip(noisy, domain.lo, domain.hi)
+            data = last.activation.project_domain(noisy)
             projected = True
     description = {"kind": kind, "level": level, "relative": relative, "where": where,
                    "std": std, "seed": noise.get("seed", 0), "projected": projected,
@@ -829,8 +832,6 @@ def _data(ctx: _Context, raw: dict, network, fidelity: str):
 
 _TOKEN = re.compile(r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|"
                     r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>[-*+(),]))")
-_REG_TERMS = ("tv", "tv_anisotropic", "l1", "squared_l2", "nonnegative", "box")
-_INDICATORS = ("nonnegative", "box")
 
 
 def _tokens(ctx: _Context, text: str, key: str) -> list[tuple[str, str]]:
@@ -885,9 +886,9 @@ def _parse_terms(ctx: _Context, text: str, key: str) -> list[tuple[float, str, t
             weight = number()
             take("op", "*", "'*' after the weight")
         name = take("name", None, "a term name")
-        if name not in _REG_TERMS:
+        if name not in REGULARIZERS:
             raise ctx.error(key, f"unknown regulariser {name!r} in {text!r}; available: "
-                                 f"{', '.join(_REG_TERMS)}")
+                                 f"{', '.join(REGULARIZERS)}")
         args: tuple[float, ...] = ()
         if peek(("op", "(")):
             take("op", "(", "'('")
@@ -899,9 +900,11 @@ def _parse_terms(ctx: _Context, text: str, key: str) -> list[tuple[float, str, t
         if peek(("op", "*")):
             take("op", "*", "'*'")
             weight *= number()
-        if (name == "box") != bool(args) or (name == "box" and len(args) != 2):
-            raise ctx.error(key, "box takes two bounds, box(lo, hi); the other terms take no "
-                                 f"arguments (in {text!r})")
+        parameters = REGULARIZERS[name][1]
+        if len(args) != len(parameters):
+            usage = f"{name}({', '.join(parameters)})" if parameters else f"{name} (no arguments)"
+            raise ctx.error(key, f"{name} takes {len(parameters)} argument(s): {usage} "
+                                 f"(in {text!r})")
         if not 0 < weight < np.inf:
             hint = ("a negative weight makes J non-convex" if weight < 0
                     else "drop the term instead of giving it weight 0" if weight == 0
@@ -916,8 +919,6 @@ def _parse_terms(ctx: _Context, text: str, key: str) -> list[tuple[float, str, t
 
 def _regularizer(ctx: _Context, raw: dict, input_shape: tuple[int, ...], n_out: int):
     """(J with its weights, or None; the expression as written with the scale applied)."""
-    from bregmod import regularizers as rg
-
     table = _table(ctx, raw, "regularizer", _REG, "regularizer")
     if not table:
         return None, "none"
@@ -930,21 +931,10 @@ def _regularizer(ctx: _Context, raw: dict, input_shape: tuple[int, ...], n_out: 
     reg, parts = None, []
     for weight, name, args in _parse_terms(ctx, text, "regularizer.expr"):
         try:
-            if name.startswith("tv"):
-                image = input_shape[1:] if input_shape[:1] == (1,) else input_shape
-                if len(image) != 2:
-                    raise ValueError(
-                        f"{name} needs a 2-D input [H, W] or [1, H, W], got shape {input_shape}"
-                    )
-                base = rg.TotalVariation(image, isotropic=(name == "tv"))
-            elif name == "box":
-                base = rg.Box(*args)
-            else:
-                base = {"l1": rg.L1, "squared_l2": rg.SquaredL2, "nonnegative": rg.NonNegative}[
-                    name]()
+            base = _rg.by_name(name, input_shape, args)
         except ValueError as exc:
             raise ctx.error("regularizer.expr", str(exc)) from None
-        if name not in _INDICATORS:
+        if not isinstance(base, _rg.Box):  # an indicator's weight does not matter
             weight *= factor
             if not np.isfinite(weight):
                 raise ctx.error("regularizer.scale", f"the weight of {name} times m = "
@@ -1018,24 +1008,17 @@ def _solver(ctx: _Context, raw: dict) -> SolverSettings:
 
 
 def _model(ctx: _Context, raw: dict) -> tuple[str, float, float | None]:
+    """(fidelity, λ, ρ) of ``[model]``, checked by the rule of :func:`bregmod.problem.model_weights`
+    (ρ stays None when not given: :class:`~bregmod.problem.Inversion` chooses it)."""
+    from bregmod.problem import model_weights
+
     table = _table(ctx, raw, "model", _MODEL, "model")
     fidelity = table.get("fidelity", "quadratic")
-    if fidelity not in ("quadratic", "bregman"):
-        raise ctx.error("model.fidelity", f"fidelity must be 'quadratic' or 'bregman', "
-                                          f"got {fidelity!r}")
-    if fidelity == "bregman":
-        for name in ("lam", "rho"):
-            if name in table:
-                raise ctx.error(f"model.{name}", "the Bregman fidelity B_Ψ(f, W u + b) + J(u) has "
-                                                 "no λ or ρ; put the weight into the regulariser")
-        return fidelity, 1.0, None
-    values = []
-    for name, default in (("lam", 1.0), ("rho", None)):
-        value = table.get(name, default)
-        if value is not None and not value > 0:
-            raise ctx.error(f"model.{name}", f"{name} must be > 0, got {value}")
-        values.append(None if value is None else float(value))
-    return fidelity, values[0], values[1]
+    try:
+        lam, rho = model_weights(fidelity, table.get("lam"), table.get("rho"))
+    except ParameterError as exc:
+        raise ctx.error(f"model.{exc.parameter}", str(exc)) from None
+    return fidelity, lam, None if table.get("rho") is None else rho
 
 
 # --- the spec -------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ import scipy.sparse as sp
 from scipy.optimize import brentq
 
 from bregmod._checks import finite_array, positive_scalar
+from bregmod.activations import Activation
 from bregmod.errors import (
     DomainError,
     ShapeError,
@@ -101,7 +102,8 @@ from bregmod.errors import (
     SourceConditionError,
     describe_entries,
 )
-from bregmod.network import Conv2d, Dense, Network
+from bregmod.network import Network
+from bregmod.operators import Operator
 from bregmod.problem import Inversion
 from bregmod.regularizers import Regularizer
 
@@ -130,20 +132,32 @@ _CLARABEL_OPTIONS = {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9}
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _layer(network) -> Dense | Conv2d:
+class _Layer(NamedTuple):
+    """The single layer u ↦ σ(A u + β) of a network, as compiled
+    (:meth:`~bregmod.lifted.LiftedNetwork.single_layer`), with its input and output shapes."""
+
+    operator: Operator
+    bias: np.ndarray
+    activation: Activation
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+
+def _layer(network) -> _Layer:
     """The single ``Dense``/``Conv2d`` layer u ↦ σ(W u + b) of ``network``."""
     if not isinstance(network, Network):
         raise TypeError(
             f"network must be a bregmod network (e.g. Dense(W, b, ReLU())), got "
             f"{type(network).__name__}"
         )
-    layers = network.layers
-    if len(layers) != 1 or not isinstance(layers[0], (Dense, Conv2d)):
+    lifted = network.lift()
+    try:
+        operator, bias, activation = lifted.single_layer()
+    except ValueError as exc:
         raise ValueError(
-            "the error estimate is for one layer u ↦ σ(W u + b) (a single Dense or Conv2d "
-            f"layer), got {network!r} with {len(layers)} layer(s)"
-        )
-    return layers[0]
+            f"the error estimate is for one layer u ↦ σ(W u + b), got {network!r}: {exc}"
+        ) from None
+    return _Layer(operator, bias, activation, lifted.input_shape, lifted.output_shape)
 
 
 def _regularizer(J) -> Regularizer:
@@ -327,12 +341,12 @@ def source_solution(
 # --- noise --------------------------------------------------------------------------------------
 
 
-def _data(layer: Dense | Conv2d, f_delta) -> np.ndarray:
+def _data(layer: _Layer, f_delta) -> np.ndarray:
     """f^δ (output shape or flat) as a finite array in the layer's output shape."""
     return _vector(f_delta, layer.out_shape, "f_delta").reshape(layer.out_shape)
 
 
-def _forward(layer: Dense | Conv2d, u: np.ndarray) -> np.ndarray:
+def _forward(layer: _Layer, u: np.ndarray) -> np.ndarray:
     """x = W u + b in the layer's output shape."""
     return (layer.operator.apply(u) + layer.bias).reshape(layer.out_shape)
 

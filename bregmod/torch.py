@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bregmod import activations as act
+import bregmod.activations as act
 from bregmod.errors import ConversionError, ShapeError
 from bregmod.network import Conv2d, Dense, Network, Sequential
 from bregmod.network import Residual as ResidualLayer

@@ -223,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         methods["SGD-BP"] = train_torch("sgd", train, noisy, args.epochs)
         methods["ISGD-BP"] = train_torch("isgd", train, noisy, args.epochs)
     methods["LBN"] = train_lbn(train, noisy, args.epochs)
-    report = {"train": args.train, "epochs": args.epochs, "noise": NOISE, "methods": {}}
+    start = evaluate(network(initial_weights(0)), test, test_noisy)
+    print(f"untrained start (common to all methods): test PSNR {start['psnr']:.2f} dB")
+    report = {"train": args.train, "epochs": args.epochs, "noise": NOISE, "start": start,
+              "methods": {}}
     outputs = {}
     for name, (net, seconds, _) in methods.items():
         scores = evaluate(net, test, test_noisy)

@@ -86,14 +86,8 @@ def test_cycle_detection_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-#: Cycles that arrived with the last merges, owned by their modules' issues and still to be
-#: broken there (problem.solve(client=) imports distributed, which imports problem; the package
-#: __init__ and bregmod.torch import each other). Any other cycle fails.
-KNOWN_CYCLES = [["bregmod.distributed", "bregmod.problem"], ["bregmod", "bregmod.torch"]]
-
-
 def test_no_import_cycles():
-    assert [c for c in cycles(import_graph()) if c not in KNOWN_CYCLES] == []
+    assert cycles(import_graph()) == []
 
 
 if __name__ == "__main__":

@@ -156,6 +156,25 @@ def test_states_from_recovers_the_forward_states_and_any_feasible_point(case):
     np.testing.assert_allclose(lifted.states_from(X[0], z_other[0]), u_other[0], atol=1e-12)
 
 
+def test_the_three_recoveries_of_the_states_agree(case):
+    """states_from (the sweep), the solvers' elimination x = P ξ and a dense least-squares solve
+    of M[:, hidden] u_hidden = V z − M[:, u₀] u₀ (independent of both) give the same states."""
+    from bregmod.model.lifted import Elimination
+
+    _, lifted, X, _, _ = case
+    _, z = lifted.forward(X)
+    z = z + 0.5 * np.random.default_rng(4).standard_normal(z.shape)  # any z, not only σ(…)
+    x0 = X.reshape(len(X), -1)
+    swept = lifted.states_from(X, z)
+    eliminated = Elimination(lifted).apply(np.concatenate([x0, z], axis=1))[:, : lifted.n_u]
+    M, n0 = lifted.M.to_dense(), lifted.u_blocks[0].size
+    rhs = lifted.V.apply(z) - x0 @ M[:, :n0].T
+    dense = np.linalg.lstsq(M[:, n0:], rhs.T, rcond=None)[0].T
+    scale = 1.0 + np.abs(swept).max()
+    np.testing.assert_allclose(eliminated, swept, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(swept[:, n0:], dense, rtol=0, atol=1e-10 * scale)
+
+
 def test_states_from_rejects_bad_input(mixed):
     lifted = mixed
     u0 = np.zeros(lifted.input_shape)

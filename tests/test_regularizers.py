@@ -555,3 +555,40 @@ def test_bad_inputs_are_rejected():
         TotalVariation(SHAPE, prox_max_iter=0)
     with pytest.raises(ShapeError, match="divisible by 2"):
         L21Norm(2)(np.zeros(5))
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "expected"),
+    [
+        ("tv", (), TotalVariation((4, 5))),
+        ("tv_anisotropic", (), TotalVariation((4, 5), isotropic=False)),
+        ("l1", (), L1()),
+        ("squared_l2", (), SquaredL2()),
+        ("nonnegative", (), NonNegative()),
+        ("box", (-1.0, 2.0), Box(-1.0, 2.0)),
+    ],
+)
+def test_by_name_builds_the_named_regulariser(name, args, expected):
+    """Every name of the registry builds its regulariser: same class and same values."""
+    from bregmod.regularizers import NAMES, by_name
+
+    assert name in NAMES
+    reg = by_name(name, (1, 4, 5), args)
+    assert type(reg) is type(expected)
+    u = np.random.default_rng(0).uniform(-0.5, 1.5, (4, 5))
+    assert reg(u) == expected(u)
+    if name.startswith("tv"):
+        assert reg.shape == (4, 5)
+
+
+def test_by_name_rejects_unknown_names_arguments_and_shapes():
+    from bregmod.regularizers import by_name
+
+    with pytest.raises(ValueError, match="unknown regulariser 'tvv'; available: tv, "):
+        by_name("tvv", (4, 4))
+    with pytest.raises(ValueError, match=r"box takes 2 argument\(s\) \(lo, hi\), got 1"):
+        by_name("box", (4,), (1.0,))
+    with pytest.raises(ValueError, match=r"l1 takes 0 argument\(s\) \(none\), got 1"):
+        by_name("l1", (4,), (1.0,))
+    with pytest.raises(ValueError, match=r"tv needs a 2-D input \[H, W\] or \[1, H, W\], got"):
+        by_name("tv", (2, 4, 4))

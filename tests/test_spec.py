@@ -178,8 +178,8 @@ def test_per_output_scaling_leaves_indicators_alone():
         ("0 * l1", "must be finite and > 0, got 0 (drop the term instead of giving it weight 0)"),
         ("1e400 * tv", "the number 1e400 in '1e400 * tv' overflows to infinity"),
         ("1e200 * tv * 1e200", "must be finite and > 0, got inf (weights must be finite)"),
-        ("box(1)", "box takes two bounds"),
-        ("tv(3)", "box takes two bounds"),
+        ("box(1)", "box takes 2 argument(s): box(lo, hi) (in 'box(1)')"),
+        ("tv(3)", "tv takes 0 argument(s): tv (no arguments)"),
         ("tv +", "expected a term name, found the end"),
         ("__import__('os')", "cannot parse"),
         ("tv; l1", "cannot parse"),
@@ -228,7 +228,7 @@ def test_unknown_key_inside_an_inline_table_of_the_second_layer():
         ("tol = 1e-4", "tol = true", "solver.tol", "expected number, got bool"),
         ("tol = 1e-4", "tol = -1.0", "solver.tol", "tol must be > 0"),
         ('name = "pdhg"', 'name = "newton"', "solver.name", "unknown solver 'newton'"),
-        ('fidelity = "bregman"', 'fidelity = "l2"', "model.fidelity", "must be 'quadratic'"),
+        ('fidelity = "bregman"', 'fidelity = "l2"', "model.fidelity", "unknown fidelity 'l2'"),
         ('activation = "relu"', 'activation = "hard_threshold"', "layers.0.activation",
          "unknown activation"),
         ('activation = "relu"', 'activation = { name = "leaky_relu", slop = 0.1 }',
@@ -252,6 +252,10 @@ def test_unknown_key_inside_an_inline_table_of_the_second_layer():
         ('where = "pre_activation"', 'where = "input"', "data.noise.where", "where must be"),
         ('[model]\nfidelity = "bregman"', '[model]\nfidelity = "bregman"\nlam = 2.0', "model.lam",
          "has no λ or ρ"),
+        ('[model]\nfidelity = "bregman"', '[model]\nfidelity = "bregman"\nrho = 5.0', "model.rho",
+         "has no λ or ρ"),
+        ('[model]\nfidelity = "bregman"', '[model]\nfidelity = "quadratic"\nrho = -1.0',
+         "model.rho", "rho (the penalty ρ) must be a finite positive number, got -1.0"),
     ],
 )
 def test_wrong_values_name_key_and_line(old, new, key, fragment):
@@ -648,3 +652,21 @@ def test_a_bundled_name_wins_over_an_output_directory_of_that_name(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "perceptron-tv").mkdir()  # e.g. left by bregmod run perceptron-tv --out ...
     assert resolve_spec("perceptron-tv") == SPEC_DIR / "perceptron-tv.toml"
+
+
+def test_output_noise_is_projected_inside_an_open_domain():
+    """Softsign has dom Ψ = (−1, 1): projected output noise lies strictly inside (the
+    activation's project_domain), so the Bregman fidelity accepts it (clipping onto ±1 did not)."""
+    text = BASE.replace('activation = "relu"', 'activation = "softsign"').replace(
+        'level = 0.01, where = "pre_activation"', 'level = 3.0, where = "output"')
+    spec = parse(text, quick=True)
+    data = spec.problem.data
+    assert spec.noise["projected"]
+    assert np.abs(data).max() < 1 and np.isclose(np.abs(data).max(), 1)
+
+
+def test_regulariser_names_are_the_registry_of_bregmod_regularizers():
+    from bregmod import regularizers
+    from bregmod.spec import REGULARIZERS
+
+    assert REGULARIZERS is regularizers.NAMES

@@ -48,8 +48,9 @@ import scipy.sparse as sp
 from bregmod.activations import DCPTerm
 from bregmod.certificate import DENSE_LIMIT, Certificate
 from bregmod.errors import NoDCPFormError, NotCertifiedError
-from bregmod.problem import STATUSES, Inversion, Result, _box_terms
+from bregmod.problem import Inversion, Result, _box_terms
 from bregmod.solvers._common import prepare
+from bregmod.solvers.registry import worst_status
 
 __all__ = ["DEFAULT_SOLVER", "NAME", "solve", "supports", "to_cvxpy"]
 
@@ -595,7 +596,7 @@ def solve(
     return problem.make_result(
         per_problem(u_rows),
         None if model.z is None else per_problem(z_rows),
-        status=max(statuses, key=STATUSES.index),
+        status=worst_status(statuses),
         solver="cvxpy",
         iterations=max(o.iterations for o in outcomes),
         stats=stats,

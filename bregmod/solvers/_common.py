@@ -270,6 +270,9 @@ def prepare(
     n_data = int(np.prod(problem.lifted.output_shape))
     data = _as_rows(problem.data, n_data, batch, batched, "data", dt)
     u0, u, z = _warm_start(problem, warm_start, batch, batched, dt)
+    lifted = problem.lifted
+    for operator in (lifted.K, lifted.W, lifted.M, lifted.V):
+        operator.cache_as(dt)
     certificate = problem.certify()
     return Setup(
         problem=problem,

@@ -40,12 +40,14 @@ __all__ = [
     "EXACT",
     "MODULES",
     "SOLVERS",
+    "STATUSES",
     "choose",
     "kind",
     "load",
     "names",
     "options",
     "supports",
+    "worst_status",
 ]
 
 #: Solver name ↦ the module that implements it.
@@ -75,10 +77,33 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
 #: ``"auto"`` asks the exact backend up to this many scalar unknowns (n_u + n_z, or n_in + m
 #: for the Bregman fidelity), a few seconds with Clarabel.
 AUTO_EXACT_LIMIT = 2000
+#: Statuses a solver's :class:`~bregmod.problem.Result` may carry, from best to worst.
+#: ``"optimal"``: converged to tolerance on a problem certified convex; ``"stationary"``:
+#: converged to tolerance on a problem that is not certified convex (a stationary point / local
+#: solution; :meth:`~bregmod.problem.Inversion.make_result` converts).
+STATUSES = (
+    "optimal",
+    "stationary",
+    "optimal_inaccurate",
+    "max_iter",
+    "diverged",
+    "interrupted",
+    "solver_error",
+    "infeasible",
+    "infeasible_inaccurate",
+    "unbounded",
+    "unbounded_inaccurate",
+)
 #: The arguments every ``solve`` takes; the others are the solver's options.
 COMMON_ARGUMENTS = frozenset(
     {"problem", "tol", "max_iter", "warm_start", "progress", "dtype", "solver"}
 )
+
+
+def worst_status(statuses) -> str:
+    """The status of a batch: the worst of its items' ``statuses`` in the order of
+    :data:`STATUSES` (ValueError for a status not in it)."""
+    return max(statuses, key=STATUSES.index)
 
 
 def names() -> tuple[str, ...]:
