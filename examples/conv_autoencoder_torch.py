@@ -266,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                 ax.set_xlabel(f"{scores[k]:.1f} dB", fontsize=7)
         row[0].set_ylabel(label, fontsize=8)
     fig.suptitle(
-        f"code of size {CODE_SIZE}; mean PSNR over {len(truth)} held-out digits: decoder "
-        f"{psnr_decoder.mean():.2f} dB, inversion (TV, α = {args.alpha:g}, {result.status}) "
-        f"{psnr_inverse.mean():.2f} dB",
+        f"code of size {CODE_SIZE}; mean PSNR over {len(truth)} held-out digits:\n"
+        f"decoder {psnr_decoder.mean():.2f} dB, inversion {psnr_inverse.mean():.2f} dB "
+        f"(TV, α = {args.alpha:g}, palm {result.status})",
         fontsize=8,
     )
     fig.tight_layout()
