@@ -17,11 +17,10 @@ root finder, and Φ* defaults to Fenchel–Young with equality. Closed forms ove
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from scipy.special import (
@@ -45,6 +44,9 @@ from bregmod.errors import (
     SolverError,
     describe_entries,
 )
+
+if TYPE_CHECKING:
+    from bregmod.derivation import Derivation
 
 __all__ = [
     "ELU",
@@ -425,22 +427,25 @@ class Activation(ABC):
     range: Interval
 
     # ------------------------------------------------------------------ construction
-    # The symbolic front end (bregmod.symbolic) builds on this module, so these two
-    # constructors bind to it late (importlib) instead of importing it: activations never
-    # imports symbolic, and the static import graph stays acyclic (tests/test_imports.py).
+    # The derivation (bregmod.derivation: sympy) does not import this module; it is imported
+    # here, when first used, so that importing bregmod does not import sympy.
     @classmethod
-    def from_psi(cls, expr, var="u", domain=None, **options) -> Activation:
-        """Activation σ = prox_Ψ from a formula for Ψ (``bregmod.symbolic.activation_from_psi``,
-        same arguments and defaults)."""
-        symbolic = importlib.import_module("bregmod.symbolic")
-        return symbolic.activation_from_psi(expr, var, domain, **options)
+    def from_psi(cls, expr, var="u", domain=None, **options) -> SymbolicActivation:
+        """Activation σ = prox_Ψ from a formula for Ψ: the :class:`SymbolicActivation` of
+        :func:`bregmod.derivation.derive_from_psi` (arguments, defaults and errors as
+        :func:`bregmod.symbolic.activation_from_psi`)."""
+        from bregmod.derivation import derive_from_psi
+
+        return SymbolicActivation(derive_from_psi(expr, var, domain, **options))
 
     @classmethod
-    def from_sigma(cls, expr, var="x", **options) -> Activation:
-        """Activation from a formula for σ (``bregmod.symbolic.activation_from_sigma``, same
-        arguments and defaults)."""
-        symbolic = importlib.import_module("bregmod.symbolic")
-        return symbolic.activation_from_sigma(expr, var, **options)
+    def from_sigma(cls, expr, var="x", **options) -> SymbolicActivation:
+        """Activation from a formula for σ: the :class:`SymbolicActivation` of
+        :func:`bregmod.derivation.derive_from_sigma` (arguments, defaults and errors as
+        :func:`bregmod.symbolic.activation_from_sigma`)."""
+        from bregmod.derivation import derive_from_sigma
+
+        return SymbolicActivation(derive_from_sigma(expr, var, **options))
 
     def __repr__(self) -> str:
         return self.name
@@ -1636,6 +1641,145 @@ class Sparsemax(_SimplexActivation):
 
         v = cp.Variable(x.shape)
         return DCPTerm(0.5 * cp.sum_squares(x - v) + cp.sum(cp.max(v, axis=x.ndim - 1)), [])
+
+
+# --------------------------------------------------------------------------- from formulas
+# SymbolicActivation is public through bregmod.symbolic (and Activation.from_psi/from_sigma);
+# __all__ lists the built-in families only.
+
+class SymbolicActivation(Activation):
+    """An activation derived from a formula (``Activation.from_psi``/``from_sigma``,
+    ``bregmod.symbolic.activation_from_psi``/``activation_from_sigma``), built from the
+    :class:`~bregmod.derivation.Derivation` (:attr:`derivation`).
+
+    Numerical methods evaluate the verified closed forms (lambdified with numpy/scipy) where
+    they exist and fall back to numerics otherwise: σ by the safeguarded root finder of
+    ``Activation.prox_scaled`` (u + Ψ'(u) = x), σ⁻¹ by a bracketing root finder
+    (σ(x) = u), Φ* by Fenchel–Young Φ*(x) = xσ(x) − Φ(σ(x)) or, when Ψ itself is only known
+    through Φ*, by quadrature Φ*(x) = Φ*(0) + ∫₀ˣ σ.
+
+    Attributes
+    ----------
+    closed_form : bool
+        True when σ, σ⁻¹, Ψ and Φ* all have verified closed forms.
+    notes : tuple of str
+        How admissibility was established, how constants were fixed, what is numerical.
+    psi_expr, sigma_expr, sigma_inv_expr, phi_conj_expr : sympy.Expr or None
+        The closed forms (``Piecewise`` for several pieces; None where there is none):
+        Ψ and σ⁻¹ in ``u_symbol``, σ and Φ* in ``x_symbol``.
+    u_symbol, x_symbol : sympy.Symbol
+    derivation : Derivation
+        What the derivation found (formulas, compiled functions, domain, range).
+    """
+
+    def __init__(self, derivation: Derivation) -> None:
+        d = derivation
+        self.derivation = d
+        self.name, self.closed_form, self.notes = d.name, d.closed_form, d.notes
+        self.x_symbol, self.u_symbol = d.x_symbol, d.u_symbol
+        self.psi_expr, self.sigma_expr = d.psi_expr, d.sigma_expr
+        self.sigma_inv_expr, self.phi_conj_expr = d.sigma_inv_expr, d.phi_conj_expr
+        self._sigma, self._sigma_inv = d.sigma, d.sigma_inv
+        self._psi_closed, self._phi_conj_closed = d.psi, d.phi_conj
+        self._sigma_pieces, self._phi_conj_pieces = d.sigma_pieces, d.phi_conj_pieces
+        self.range = Interval(*d.range)
+        self.domain = Interval(*d.domain)
+        self._sympy_bounds = d.domain_bounds
+        self._ends = list(d.ends)
+        self._phi_conj_at_zero = d.phi_conj_at_zero
+
+    def _finite(self, values: np.ndarray, at: np.ndarray, what: str, infinite=False):
+        """``values``, or ``ValueError`` naming the entries that are NaN (±inf unless allowed)."""
+        bad = np.isnan(values) if infinite else ~np.isfinite(values)
+        if bad.any():
+            raise ValueError(
+                f"{self.name}: {what} overflowed or is undefined at {describe_entries(bad, at)} "
+                "(the derived formula has no stable evaluation there)"
+            )
+        return values
+
+    def _prox(self, x: np.ndarray) -> np.ndarray:
+        if self._sigma is None:
+            return super()._prox(x)
+        values = self._sigma(x)
+        overflow = ~np.isfinite(values)
+        if overflow.any() and self._sigma_inv is not None:  # e.g. exp(x)/(exp(x) + 1), x ≫ 1
+            values[overflow] = self._solved(x[overflow])
+        return self._finite(values, x, "σ")
+
+    def _solved(self, x: np.ndarray) -> np.ndarray:
+        """σ(x) by the root finder, kept only where σ⁻¹ maps it back to x (else NaN).
+
+        A root at the last float before a finite end of the range is accepted as it is
+        (σ saturates there in double precision).
+        """
+        p = super()._prox(x)
+        back = self.sigma_inv(p)
+        ends = [e for e in (self.range.lo, self.range.hi) if np.isfinite(e)]
+        saturated = np.zeros(p.shape, dtype=bool)
+        for end in ends:
+            saturated |= np.abs(p - end) <= 4 * np.spacing(abs(end))
+        consistent = np.abs(back - x) <= 1e-8 * (1 + np.abs(x))
+        return np.where(saturated | consistent, p, np.nan)
+
+    def sigma_inv(self, u) -> np.ndarray:
+        """σ⁻¹(u) = u + Ψ'(u) on the interior of the range of σ (closed form or root finder)."""
+        u = np.asarray(u, dtype=np.float64)
+        if self._sigma_inv is not None:  # ±inf is the right limit at an open end of the range
+            return self._finite(self._sigma_inv(u), u, "σ⁻¹", infinite=True)
+
+        def residual(t, target):
+            return self._sigma(t) - target
+
+        from scipy.optimize.elementwise import bracket_root, find_root
+
+        bracket = bracket_root(residual, -np.ones(u.shape), np.ones(u.shape), args=(u,))
+        root = find_root(residual, bracket.bracket, args=(u,))
+        return self._finite(np.where(bracket.success, root.x, np.nan), u, "σ⁻¹")
+
+    def _psi(self, u: np.ndarray) -> np.ndarray:
+        if self._psi_closed is not None:
+            values = self._psi_closed(u)
+            for end, value in self._ends:
+                values[u == end] = value
+        else:  # Fenchel–Young: Ψ(u) = u σ⁻¹(u) − Φ*(σ⁻¹(u)) − u²/2
+            g = self.sigma_inv(u)
+            values = u * g - self._phi_conj(g) - 0.5 * u * u
+        return self._finite(values, u, "Ψ")
+
+    def _phi_conj(self, x: np.ndarray) -> np.ndarray:
+        if self._phi_conj_closed is not None:
+            values = self._phi_conj_closed(x)
+            overflow = ~np.isfinite(values)
+            if overflow.any() and self._psi_closed is not None:
+                values[overflow] = super()._phi_conj(x[overflow])
+            return self._finite(values, x, "Φ*")
+        if self._psi_closed is not None:
+            return super()._phi_conj(x)
+        from scipy.integrate import quad_vec
+
+        flat = x.ravel()
+        with np.errstate(all="ignore"):
+            integral, _ = quad_vec(
+                lambda s: self._sigma(flat * s), 0.0, 1.0, epsabs=1e-13, epsrel=1e-12
+            )
+        return self._finite(self._phi_conj_at_zero + flat * integral, flat, "Φ*").reshape(x.shape)
+
+    def sympy_psi(self, u):
+        """``(expr, domain)``: the derived Ψ in the symbol ``u`` and dom Ψ as a sympy Interval.
+
+        Raises
+        ------
+        NotImplementedError
+            When Ψ has no closed form.
+        """
+        if self.psi_expr is None:
+            raise NotImplementedError(f"{self.name}: Ψ has no closed form")
+        import sympy as sp
+
+        lo, hi = self._sympy_bounds
+        interval = sp.Interval(lo, hi, not self.domain.lo_closed, not self.domain.hi_closed)
+        return self.psi_expr.xreplace({self.u_symbol: u}), interval
 
 
 #: Activation names (spec files, the CLI) ↦ (class, names of its parameters).

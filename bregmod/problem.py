@@ -39,7 +39,7 @@ from bregmod.errors import (
 from bregmod.lifted import LiftedNetwork
 from bregmod.model.deep import DeepBregman
 from bregmod.model.lifted import FEASIBILITY_RTOL, LiftedEnergy
-from bregmod.model.onelayer import OneLayerEnergy, regularizer_rows
+from bregmod.model.onelayer import OneLayerEnergy, data_rows, regularizer_rows
 from bregmod.network import Conv2d, Dense, Network
 from bregmod.operators import Operator
 from bregmod.regularizers import Regularizer
@@ -190,17 +190,6 @@ class Result:
     history: dict[str, list] = field(default_factory=dict)
     certificate: Certificate | StructuralCertificate | None = None
     global_optimum_claimed: bool = False
-
-
-def _box_terms(reg: Regularizer | None) -> list:
-    """The indicator (Box) terms of J, whose intersection is dom J."""
-    from bregmod.regularizers import Box, WeightedSum
-
-    if isinstance(reg, Box):
-        return [reg]
-    if isinstance(reg, WeightedSum):
-        return [r for _, r in reg.terms if isinstance(r, Box)]
-    return []
 
 
 def _item_shape_fits(item_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> bool:
@@ -570,7 +559,7 @@ class Inversion:
 
     def _data_rows(self) -> np.ndarray:
         """The data as rows (B, n_out), B = 1 when unbatched."""
-        return self._data.reshape(1 if self._batch_size is None else self._batch_size, -1)
+        return data_rows(self)
 
     def _objective_rows(self, u: np.ndarray, z: np.ndarray | None, f: np.ndarray) -> np.ndarray:
         """E on rows u (B, n_u), z (B, n_z) with data rows f (B, n_out) → (B,)."""

@@ -485,6 +485,12 @@ class Regularizer(ABC):
             return NotImplemented
         return WeightedSum([(1.0, self), (1.0, other)])
 
+    # --- domain -------------------------------------------------------------------------------
+    def project_domain(self, u) -> np.ndarray:
+        """The nearest point of dom J to ``u`` (any shape; a copy): u itself where J is finite
+        everywhere; indicators (:class:`Box`) clip to their bounds."""
+        return np.array(u, dtype=np.float64)
+
     # --- hooks for subclasses (validated (B, n) arrays) ---------------------------------------
     @abstractmethod
     def _values(self, U: np.ndarray) -> np.ndarray:
@@ -649,6 +655,10 @@ class Box(SeparableRegularizer):
 
     def _prox(self, V, t):
         return np.clip(V, self.lo, self.hi)
+
+    def project_domain(self, u) -> np.ndarray:
+        """clip(u, lo, hi)."""
+        return np.clip(np.asarray(u, dtype=np.float64), self.lo, self.hi)
 
     def cvx(self, u_expr) -> DCPTerm:
         u = self._flat_expr(u_expr)
@@ -945,6 +955,11 @@ class WeightedSum(Regularizer):
     @property
     def name(self) -> str:
         return " + ".join(_format_term(w, r) for w, r in self.terms)
+
+    def project_domain(self, u) -> np.ndarray:
+        """dom J is the box of its one merged indicator term (all of ℝⁿ without one)."""
+        boxes = [r for _, r in self.terms if isinstance(r, Box)]
+        return boxes[0].project_domain(u) if boxes else super().project_domain(u)
 
     def _values(self, U):
         return sum(w * r._values(U) for w, r in self.terms)

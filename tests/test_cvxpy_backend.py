@@ -15,7 +15,6 @@ import pytest
 from scipy.optimize import minimize
 
 from bregmod.activations import Arctan, DCPTerm, ReLU, SoftThreshold, Tanh
-from bregmod.backends import cvxpy_backend
 from bregmod.errors import NoDCPFormError, NotCertifiedError
 from bregmod.network import Dense, Residual, Sequential
 from bregmod.problem import Inversion, SolverWarning
@@ -288,14 +287,16 @@ def test_solver_exception_gives_solver_error_and_no_point(monkeypatch):
 
 
 def test_value_mismatch_downgrades_the_status(monkeypatch):
-    net, _ = residual_net(seed=34)
-    feasible = cvxpy_backend._feasible_rows
+    from bregmod.model.lifted import LiftedEnergy
 
-    def shifted(problem, u, z):
-        u, z = feasible(problem, u, z)
+    net, _ = residual_net(seed=34)
+    feasible = LiftedEnergy.feasible_point
+
+    def shifted(energy, u, z):
+        u, z = feasible(energy, u, z)
         return u + 0.1, z  # a point that is not CVXPY's optimum
 
-    monkeypatch.setattr(cvxpy_backend, "_feasible_rows", shifted)
+    monkeypatch.setattr(LiftedEnergy, "feasible_point", shifted)
     with pytest.warns(SolverWarning, match="differs from CVXPY's .* beyond √tol"):
         result = Inversion(net, np.ones(4), lam=2.0).solve("cvxpy")
     assert result.status == "optimal_inaccurate" and not result.global_optimum_claimed

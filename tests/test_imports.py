@@ -2,11 +2,11 @@
 
 Run ``python -m pytest tests/test_imports.py`` (or ``python tests/test_imports.py``, which
 prints the import graph's cycles, if any). Every ``import``/``from … import`` of a bregmod
-module counts, also inside functions and ``if TYPE_CHECKING:`` blocks. Late binding through
-``importlib.import_module`` is not an edge; the package uses it in two places only, each a
-lookup by name of a module that builds on the caller: the solver registry
-(``bregmod.solvers.registry.load``) and ``Activation.from_psi``/``from_sigma``, which call the
-symbolic front end (``bregmod.symbolic`` subclasses ``Activation``).
+module counts, also inside functions and ``if TYPE_CHECKING:`` blocks, and
+``from bregmod import x`` is an edge to the package ``bregmod`` itself. Late binding through
+``importlib.import_module`` is not an edge; the package uses it in one place only, the solver
+registry (``bregmod.solvers.registry.load``: a solver module is looked up by name and builds
+on the problem that asks for it).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from bregmod.model.lifted import Elimination, LiftedEnergy, LiftedSmooth, Reduce
 from bregmod.model.onelayer import OneLayerEnergy
 from bregmod.network import Dense, Residual, Sequential
 from bregmod.problem import Inversion
-from bregmod.regularizers import L1, SquaredL2
+from bregmod.regularizers import L1, Box, SquaredL2
 
 ACTIVATIONS = [
     Identity(), ReLU(), LeakyReLU(0.2), SoftThreshold(0.5), Clip(-1.0, 2.0), Tanh(), Sigmoid(),
@@ -256,3 +256,44 @@ def test_lifted_gaps_measure_the_activation_equations():
     per_entry = 0.5 * (z - sigma) ** 2 + z * (sigma - x)
     expected = [per_entry[:, blk.slice].sum() for blk in lifted.z_blocks]
     np.testing.assert_allclose(energy.bregman_gaps(u, z)[0], expected, rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- what backends read
+
+
+def test_lifted_feasible_point_lands_in_dom_e_and_item_is_one_row():
+    """feasible_point: u₀ clipped into dom J (the Box of J), z onto dom Ψ, M u = V z exactly,
+    and the energy finite there; item(i) is the energy of data row i."""
+    rng = np.random.default_rng(21)
+    net = Sequential(*[Residual(0.5 * rng.standard_normal((3, 4)), 0.2 * rng.standard_normal(3),
+                                Tanh()) for _ in range(2)])
+    data = np.stack([net(rng.standard_normal(4)) for _ in range(3)])
+    problem = Inversion(net, data, reg=0.1 * SquaredL2() + Box(-0.5, 0.5), lam=2.0, rho=10.0)
+    energy = LiftedEnergy.of(problem)
+    lifted = problem.lifted
+    u = rng.standard_normal((3, lifted.n_u))
+    z = 2.0 * rng.standard_normal((3, lifted.n_z))  # outside dom Ψ = [−1, 1] in places
+    assert np.isinf(energy.energy(u, z)).all()
+    fu, fz = energy.feasible_point(u, z)
+    u0 = fu[:, lifted.u_blocks[0].slice]
+    np.testing.assert_array_equal(u0, np.clip(u[:, lifted.u_blocks[0].slice], -0.5, 0.5))
+    np.testing.assert_array_equal(fz, np.clip(z, -1.0, 1.0))
+    np.testing.assert_allclose(lifted.M.apply(fu), lifted.V.apply(fz), atol=1e-12)
+    values = energy.energy(fu, fz)
+    assert np.isfinite(values).all()
+    for i in range(3):
+        assert energy.item(i).energy(fu[i : i + 1], fz[i : i + 1])[0] == values[i]
+    residual_ = lifted.c - data
+    np.testing.assert_allclose(energy.data_constant, np.sum(residual_**2, axis=1), rtol=1e-12)
+
+
+def test_one_layer_feasible_point_and_data_constant():
+    problem = one_layer(Sigmoid(), seed=22, reg=L1() + Box(0.0, 1.0))
+    energy = OneLayerEnergy.of(problem)
+    u0 = np.array([[-1.0, 0.5, 2.0, 0.25]])
+    np.testing.assert_array_equal(energy.feasible_point(u0), [[0.0, 0.5, 1.0, 0.25]])
+    f = problem.data
+    # ΣΦ(f): for the sigmoid, Φ' = σ⁻¹ = logit, so Φ(u) = u log u + (1 − u) log(1 − u)
+    phi = f * np.log(f) + (1 - f) * np.log1p(-f)
+    np.testing.assert_allclose(energy.data_constant, [phi.sum()], rtol=1e-12)
+    assert energy.item(0).data_constant == pytest.approx(energy.data_constant[0], rel=1e-15)

@@ -592,3 +592,16 @@ def test_by_name_rejects_unknown_names_arguments_and_shapes():
         by_name("l1", (4,), (1.0,))
     with pytest.raises(ValueError, match=r"tv needs a 2-D input \[H, W\] or \[1, H, W\], got"):
         by_name("tv", (2, 4, 4))
+
+
+def test_project_domain_is_the_nearest_point_of_dom_j():
+    v = np.array([[-2.0, 0.3, 5.0]])
+    np.testing.assert_array_equal(Box(-1.0, 1.0).project_domain(v), [[-1.0, 0.3, 1.0]])
+    np.testing.assert_array_equal(NonNegative().project_domain(v), [[0.0, 0.3, 5.0]])
+    np.testing.assert_array_equal(L1().project_domain(v), v)  # J finite everywhere
+    both = 0.5 * L1() + Box(-1.0, 4.0) + NonNegative()  # indicators merge: dom J = [0, 4]
+    np.testing.assert_array_equal(both.project_domain(v), [[0.0, 0.3, 4.0]])
+    assert both(both.project_domain(v)[0]) < np.inf
+    out = L1().project_domain(v)
+    out[0, 0] = 7.0
+    assert v[0, 0] == -2.0  # a copy

@@ -48,7 +48,7 @@ import scipy.sparse as sp
 from bregmod.activations import DCPTerm
 from bregmod.certificate import DENSE_LIMIT, Certificate
 from bregmod.errors import NoDCPFormError, NotCertifiedError
-from bregmod.problem import Inversion, Result, _box_terms
+from bregmod.problem import Inversion, Result
 from bregmod.solvers._common import prepare
 from bregmod.solvers.registry import worst_status
 
@@ -267,15 +267,15 @@ def _build_quadratic(problem: Inversion) -> _Model:
     )
 
 
-def _build_bregman(problem: Inversion) -> _Model:
-    lifted = problem.lifted
-    u0 = _variable(lifted.input_shape, "u0")
-    pre = sp.csr_matrix(problem.A.to_dense()) @ _flat(u0) + problem.bias
-    what = f"Φ* of the layer ({problem.activation.name})"
-    terms = [_dcp(problem.activation.cvx_phi_conj, pre, what)]
-    if problem.reg is not None:
-        terms.append(problem.reg.cvx(u0))
-    data = cp.Parameter(lifted.n_z, name="data")
+def _build_bregman(energy) -> _Model:
+    """ΣΦ*(A u₀ + β) − ⟨f, A u₀ + β⟩ + ΣΦ(f) + J(u₀) of a OneLayerEnergy (f, ΣΦ(f): parameters)."""
+    u0 = _variable(energy.input_shape, "u0")
+    pre = sp.csr_matrix(energy.A.to_dense()) @ _flat(u0) + energy.beta
+    what = f"Φ* of the layer ({energy.activation.name})"
+    terms = [_dcp(energy.activation.cvx_phi_conj, pre, what)]
+    if energy.reg is not None:
+        terms.append(energy.reg.cvx(u0))
+    data = cp.Parameter(energy.A.shape[0], name="data")
     constant = cp.Parameter(name="constant")
     objective = constant + sum(term.expr for term in terms) - data @ pre
     constraints = [c for term in terms for c in term.constraints]
@@ -292,21 +292,17 @@ def _build_bregman(problem: Inversion) -> _Model:
     )
 
 
-def _build(problem: Inversion) -> _Model:
-    if not isinstance(problem, Inversion):
-        raise TypeError(f"expected an Inversion, got {type(problem).__name__}")
-    return _build_bregman(problem) if problem.fidelity == "bregman" else _build_quadratic(problem)
-
-
-def _set_data(model: _Model, problem: Inversion, index: int) -> None:
-    """Load problem ``index`` of the batch into the data parameters."""
-    f = problem._data_rows()[index]
-    model.data.value = f
+def _build(problem: Inversion, energy) -> _Model:
     if problem.fidelity == "bregman":
-        model.constant.value = float(np.sum(problem.activation.phi(f)))
-    else:
-        residual = problem.lifted.c - f
-        model.constant.value = 0.5 * problem.lam * float(residual @ residual)
+        return _build_bregman(energy)
+    return _build_quadratic(problem)
+
+
+def _set_data(model: _Model, energy, index: int) -> None:
+    """Load problem ``index`` of the batch into the data parameters: f and the model's
+    constant (ΣΦ(f), or λ/2‖c − f‖²) from the energy."""
+    model.data.value = energy.data[index]
+    model.constant.value = float(energy.data_constant[index])
 
 
 def _check_index(problem: Inversion, index) -> int:
@@ -354,8 +350,11 @@ def to_cvxpy(problem: Inversion, index: int | None = None):
     ValueError
         Bad ``index``, or a network too large for dense matrices.
     """
-    model = _build(problem)
-    _set_data(model, problem, _check_index(problem, index))
+    if not isinstance(problem, Inversion):
+        raise TypeError(f"expected an Inversion, got {type(problem).__name__}")
+    energy = problem.energy()
+    model = _build(problem, energy)
+    _set_data(model, energy, _check_index(problem, index))
     return model.problem, model.handles
 
 
@@ -368,23 +367,6 @@ def _solver_options(name: str, tol: float, max_iter: int | None, extra) -> dict:
             raise TypeError(f"solver_options must be a dict, got {type(extra).__name__}")
         options |= extra
     return options
-
-
-def _feasible_rows(problem: Inversion, u: np.ndarray, z: np.ndarray | None):
-    """The exactly feasible point next to the solver's (see the module docstring); ``z`` is
-    None for the Bregman fidelity."""
-    lifted = problem.lifted
-    u = u.copy()
-    inputs = lifted.u_blocks[0].slice
-    for box in _box_terms(problem.reg):
-        u[:, inputs] = np.clip(u[:, inputs], box.lo, box.hi)
-    if z is None:
-        return u, None
-    z = z.copy()
-    for blk, act in zip(lifted.z_blocks, lifted.activations, strict=True):
-        z[:, blk.slice] = act.project_domain(z[:, blk.slice])
-    u0 = u[:, inputs].reshape(-1, *lifted.input_shape)
-    return lifted.states_from(u0, z), z
 
 
 def _set_start(model: _Model, lifted, u: np.ndarray, z: np.ndarray | None, i: int) -> None:
@@ -432,13 +414,15 @@ def _relative_options(name: str, options: dict, tol: float, solved: cp.Problem) 
 
 
 def _solve_one(
-    problem: Inversion, model: _Model, index: int, name: str, options: dict, tol: float, *,
-    verbose: bool, warm: bool,
+    energy, lifted, model: _Model, name: str, options: dict, tol: float, *, verbose: bool,
+    warm: bool,
 ) -> _Outcome:
-    """Solve the loaded problem ``index``; return the feasible point and a checked status.
+    """Solve the loaded problem, whose energy is ``energy`` (one data row; ``lifted``: the
+    compiled network); return the feasible point and a checked status.
 
     The status is downgraded to ``"optimal_inaccurate"`` when the model's value at the
-    feasible point differs from CVXPY's by more than √tol · max(1, |value|).
+    feasible point (``energy.feasible_point``) differs from CVXPY's by more than
+    √tol · max(1, |value|).
     """
     try:
         with warnings.catch_warnings():
@@ -462,13 +446,14 @@ def _solve_one(
     common = (raw, value, int(stats.num_iters or 0), float(stats.solve_time or 0.0))
     if model.u.value is None:
         return _Outcome(status, *common, None, None, f"CVXPY status {raw!r}, no point")
-    lifted = problem.lifted
     u = np.reshape(model.u.value, (1, -1))
-    z = None if model.z is None else np.reshape(model.z.value, (1, -1))
-    if model.z is None:
-        u = lifted.forward(u.reshape(1, *lifted.input_shape))[0]
-    u, z = _feasible_rows(problem, u, z)
-    ours = float(problem._objective_rows(u, z, problem._data_rows()[index : index + 1])[0])
+    if model.z is None:  # the one-layer model: u₀, and the states of its forward pass
+        u0 = energy.feasible_point(u)
+        ours = float(energy.energy(u0)[0])
+        u, z = lifted.forward(u0.reshape(1, *lifted.input_shape))[0], None
+    else:
+        u, z = energy.feasible_point(u, np.reshape(model.z.value, (1, -1)))
+        ours = float(energy.energy(u, z)[0])
     message = ""
     if not abs(ours - value) <= np.sqrt(tol) * max(1.0, abs(ours)):
         message = (
@@ -543,8 +528,10 @@ def solve(
         raise ValueError(
             f"CVXPY solver {cvxpy_solver!r} is not installed; installed: {cp.installed_solvers()}"
         )
+    if not isinstance(problem, Inversion):
+        raise TypeError(f"expected an Inversion, got {type(problem).__name__}")
     # The solvers' shared validation of tol, max_iter and warm_start (max_iter=None keeps the
-    # CVXPY solver's own limit, so the default passed here is never used).
+    # CVXPY solver's own limit) and the model of the run.
     setup = prepare(
         problem,
         solver="cvxpy",
@@ -552,20 +539,21 @@ def solve(
         max_iter=max_iter,
         warm_start=warm_start,
         dtype=dtype,
-        default_max_iter=1,
+        default_max_iter=None,
     )
-    model = _build(problem)
-    options = _solver_options(name, setup.tol, max_iter, solver_options)
+    energy = setup.energy()
+    model = _build(problem, energy)
+    options = _solver_options(name, setup.tol, setup.max_iter, solver_options)
     lifted = problem.lifted
     u_rows = np.full((setup.batch, lifted.n_u), np.nan)
     z_rows = np.full((setup.batch, lifted.n_z), np.nan)
     outcomes = []
     for i in range(setup.batch):
-        _set_data(model, problem, i)
+        _set_data(model, energy, i)
         if warm_start is not None:
             _set_start(model, lifted, setup.u0[i] if model.z is None else setup.u[i], setup.z, i)
         outcome = _solve_one(
-            problem, model, i, name, options, setup.tol, verbose=bool(progress),
+            energy.item(i), lifted, model, name, options, setup.tol, verbose=bool(progress),
             warm=warm_start is not None,
         )
         outcomes.append(outcome)

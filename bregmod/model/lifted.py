@@ -28,7 +28,7 @@ from functools import cached_property
 import numpy as np
 
 from bregmod.errors import SolverError
-from bregmod.model.onelayer import regularizer_rows
+from bregmod.model.onelayer import data_rows, regularizer_rows
 from bregmod.operators import Operator
 
 __all__ = [
@@ -78,8 +78,33 @@ class LiftedEnergy:
     @classmethod
     def of(cls, problem, data: np.ndarray | None = None, dtype=np.float64) -> LiftedEnergy:
         """The energy of an ``Inversion(..., fidelity="quadratic")`` (its data rows by default)."""
-        rows = problem._data_rows() if data is None else data
+        rows = data_rows(problem) if data is None else data
         return cls(problem.lifted, problem.lam, problem.rho, rows, problem.reg, dtype)
+
+    def item(self, index: int) -> LiftedEnergy:
+        """The energy of data row ``index`` alone (a batch of one)."""
+        return LiftedEnergy(self.lifted, self.lam, self.rho, self.data[index : index + 1],
+                            self.reg, self.dtype)
+
+    @cached_property
+    def data_constant(self) -> np.ndarray:
+        """λ/2‖c − f‖² per row (B,), the constant of λ/2‖K u + c − f‖² expanded in u."""
+        residual = self.lifted.c - self.data
+        return 0.5 * self.lam * _batch_dot(residual, residual)
+
+    def feasible_point(self, u: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The point of dom E next to rows (u, z): u₀ projected onto dom J, every z block onto
+        dom Ψ_k (:meth:`~bregmod.activations.Activation.project_domain`), and the hidden states
+        recomputed from M u = V z with u₀ and z fixed
+        (:meth:`~bregmod.lifted.LiftedNetwork.states_from`)."""
+        lifted = self.lifted
+        u0 = u[:, lifted.u_blocks[0].slice]
+        if self.reg is not None:
+            u0 = self.reg.project_domain(u0)
+        z = z.copy()
+        for blk, act in zip(lifted.z_blocks, lifted.activations, strict=True):
+            z[:, blk.slice] = act.project_domain(z[:, blk.slice])
+        return lifted.states_from(u0.reshape(-1, *lifted.input_shape), z), z
 
     def violation(self, u: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """‖M u − V z‖ and the scale max(1, ‖M u‖, ‖V z‖) of every row."""

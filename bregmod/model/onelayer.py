@@ -30,7 +30,12 @@ import numpy as np
 from bregmod.activations import Activation
 from bregmod.operators import Operator
 
-__all__ = ["OneLayerEnergy", "regularizer_rows"]
+__all__ = ["OneLayerEnergy", "data_rows", "regularizer_rows"]
+
+
+def data_rows(problem) -> np.ndarray:
+    """The data of an Inversion as rows (B, n_out), B = 1 when unbatched."""
+    return problem.data.reshape(problem.batch_size or 1, -1)
 
 
 def regularizer_rows(reg, u0: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -104,7 +109,7 @@ class OneLayerEnergy:
     def of(cls, problem, data: np.ndarray | None = None, dtype=np.float64) -> OneLayerEnergy:
         """The energy of an ``Inversion(..., fidelity="bregman")`` (its data rows by default)."""
         A, beta, activation = problem.lifted.single_layer()
-        rows = problem._data_rows() if data is None else data
+        rows = data_rows(problem) if data is None else data
         return cls(A, beta, activation, rows, problem.reg, problem.lifted.input_shape, dtype)
 
     # ------------------------------------------------------------------ the model's value
@@ -123,10 +128,22 @@ class OneLayerEnergy:
             self.reg, u0, self.input_shape
         )
 
+    def item(self, index: int) -> OneLayerEnergy:
+        """The energy of data row ``index`` alone (a batch of one)."""
+        return OneLayerEnergy(self.A, self.beta, self.activation, self.data[index : index + 1],
+                              self.reg, self.input_shape, self.dtype)
+
+    def feasible_point(self, u0: np.ndarray) -> np.ndarray:
+        """The point of dom E next to rows u₀ (B, n_in): u₀ projected onto dom J
+        (:meth:`~bregmod.regularizers.Regularizer.project_domain`; a copy)."""
+        if self.reg is None:
+            return np.array(u0)
+        return self.reg.project_domain(u0)
+
     # ------------------------------------------------------------------ smooth part (solvers)
     @cached_property
-    def _phi_data(self) -> np.ndarray:
-        """ΣΦ(f) per row, the constant of the expanded data term."""
+    def data_constant(self) -> np.ndarray:
+        """ΣΦ(f) per row (B,), the constant of the expanded data term."""
         return _row_sums(self.activation.phi(self.data), self.data.shape[0])
 
     @cached_property
@@ -159,8 +176,8 @@ class OneLayerEnergy:
         conj = self.activation.phi_conj(x)
         linear = _batch_dot(self.data, x)
         batch = x.shape[0]
-        value = _row_sums(conj, batch) - linear + self._phi_data
-        magnitude = _row_sums(np.abs(conj), batch) + np.abs(linear) + np.abs(self._phi_data)
+        value = _row_sums(conj, batch) - linear + self.data_constant
+        magnitude = _row_sums(np.abs(conj), batch) + np.abs(linear) + np.abs(self.data_constant)
         return value, magnitude
 
     def objective(self, u0: np.ndarray, images: tuple[np.ndarray, ...]) -> np.ndarray:

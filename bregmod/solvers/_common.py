@@ -94,8 +94,8 @@ class Setup:
         Name of the solver (``"pdhg"``, ``"fista"``, ``"cd"``, ``"admm"``).
     tol : float
         Tolerance of the relative residuals (and gap).
-    max_iter : int
-        Iteration limit.
+    max_iter : int or None
+        Iteration limit (None only for a solver with its own, see :func:`prepare`).
     dtype : numpy.dtype
         Floating dtype of every iterate (float64 or float32).
     batched : bool
@@ -121,7 +121,7 @@ class Setup:
     problem: Any
     solver: str
     tol: float
-    max_iter: int
+    max_iter: int | None
     dtype: np.dtype
     batched: bool
     batch: int
@@ -158,7 +158,7 @@ def _check_dtype(dtype) -> np.dtype:
     return dt
 
 
-def _check_max_iter(max_iter, default: int) -> int:
+def _check_max_iter(max_iter, default: int | None) -> int | None:
     """Return ``max_iter`` (``default`` when None) as a positive int, else ``ValueError``."""
     if max_iter is None:
         return default
@@ -230,7 +230,7 @@ def prepare(
     max_iter: int | None,
     warm_start=None,
     dtype=np.float64,
-    default_max_iter: int,
+    default_max_iter: int | None,
 ) -> Setup:
     """Validate the common solver arguments and build the starting point.
 
@@ -248,8 +248,10 @@ def prepare(
         Starting point; see the module docstring.
     dtype : numpy float64 or float32
         Floating dtype of the iterates.
-    default_max_iter : int
-        Iteration limit used when ``max_iter`` is None.
+    default_max_iter : int or None
+        Iteration limit used when ``max_iter`` is None (None: the solver sets none itself,
+        e.g. the CVXPY backend keeps its conic solver's own limit, and ``Setup.max_iter`` is
+        None).
 
     Returns
     -------
