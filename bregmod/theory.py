@@ -860,9 +860,10 @@ class RateTable:
         bounds = np.array([r.bound for r in self.rows], dtype=float)
         fig = Figure(figsize=(5.5, 4))
         ax = fig.subplots()
-        slope = "" if self.slope is None else f" (slope {self.slope:.2f})"
-        bound = "" if self.bound_slope is None else f" (slope {self.bound_slope:.2f})"
         positive = d_j > 0
+        fitted = "" if positive.all() else f", fitted to its {int(positive.sum())} points > 0"
+        slope = "" if self.slope is None else f" (slope {self.slope:.2f}{fitted})"
+        bound = "" if self.bound_slope is None else f" (slope {self.bound_slope:.2f})"
         ax.loglog(delta[positive], d_j[positive], "o-", label=f"$D_J$ realised{slope}")
         ax.loglog(delta, bounds, "s--", label=f"bound{bound}")
         if not positive.all():
@@ -875,7 +876,7 @@ class RateTable:
         ax.set_xlabel(r"$\delta$")
         ax.set_ylabel("Bregman distance")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         return path

@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     theirs = [psnr(u, t, data_range=1.0) for u, t in zip(baseline, truth, strict=True)]
     print(f"network {' → '.join(map(str, SIZES))} (ReLU), {count} digits, noise {args.noise:g}, "
           f"α = {ALPHA:g}")
-    print(f"bregmod ({result.solver}, {result.status}, {result.iterations} sweeps, "
-          f"{result.stats['auto']}): mean PSNR {np.mean(ours):.2f} dB in {palm_time:.2f} s "
+    print(f"bregmod (solver auto → {result.solver}, {result.status}, {result.iterations} "
+          f"sweeps): mean PSNR {np.mean(ours):.2f} dB in {palm_time:.2f} s "
           f"(CPU {palm_cpu:.2f} s)")
     print(f"L-BFGS through the network (smoothed TV): mean PSNR {np.mean(theirs):.2f} dB in "
           f"{lbfgs_time:.2f} s (CPU {lbfgs_cpu:.2f} s)")
@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             ax.imshow(shown[c], cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-            if scores is not None:
-                ax.set_title(f"{scores[c]:.1f} dB", fontsize=8)
+            if scores is not None:  # below its own image, not to be read as the row above's
+                ax.set_xlabel(f"{scores[c]:.1f} dB", fontsize=8, labelpad=1)
         axes[r, 0].set_ylabel(label, fontsize=8)
     fig.suptitle(f"3-layer ReLU net, noise {args.noise:g}, α = {ALPHA:g} TV: bregmod "
                  f"{np.mean(ours):.1f} dB ({palm_time:.1f} s) vs L-BFGS {np.mean(theirs):.1f} "

@@ -22,7 +22,8 @@ digits), training time and sparsity of the code x_3 (share of exact zeros on the
 
 PyTorch is optional (``pip install torch``): without it only LBN runs and the comparison is
 skipped with a message. Writes ``sparse_autoencoder.png`` (truth / noisy / SGD-BP / ISGD-BP /
-LBN on a few test digits) and ``sparse_autoencoder.json`` to ``--out``.
+LBN on a few test digits), ``sparse_autoencoder_curves.png`` (test error after every epoch,
+against the epoch and against the training time) and ``sparse_autoencoder.json`` to ``--out``.
 
 Run: ``python examples/sparse_autoencoder.py [--out DIR] [--train N] [--epochs E] [--quick]``.
 """
@@ -193,12 +194,39 @@ def figure(path: Path, clean, noisy, outputs: dict[str, np.ndarray], title: str)
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(name, fontsize=8)
-            if r > 0:
-                ax.set_title(f"{psnr(images[c], clean[c], data_range=1.0):.1f} dB", fontsize=7)
+            if r > 0:  # below its own image, so it cannot be read as the row above's
+                ax.set_xlabel(f"{psnr(images[c], clean[c], data_range=1.0):.1f} dB", fontsize=7,
+                              labelpad=1)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def curves(path: Path, histories: dict[str, list[tuple[float, float]]], noisy_mse: float,
+           title: str) -> None:
+    """Test MSE after every epoch, against the epoch and against the training seconds."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    by_epoch, by_time = fig.subplots(1, 2, sharey=True)
+    for name, history in histories.items():
+        seconds, mse = np.array(history).T
+        epochs = np.arange(1, len(mse) + 1)
+        by_epoch.plot(epochs, mse, "o-", label=name)
+        by_time.plot(seconds, mse, "o-", label=name)
+    for ax in (by_epoch, by_time):
+        ax.axhline(noisy_mse, color="gray", linestyle="--", label="noisy input itself")
+    by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
+    by_epoch.set_xlabel("epoch")
+    by_epoch.set_ylabel("test MSE (mean over pixels, images in [0, 1])")
+    by_time.set_xlabel("training time on this machine (s, evaluation excluded)")
+    for ax in (by_epoch, by_time):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,25 +248,33 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("PyTorch is not installed: SGD-BP and ISGD-BP skipped (pip install torch)")
     else:
-        methods["SGD-BP"] = train_torch("sgd", train, noisy, args.epochs)
-        methods["ISGD-BP"] = train_torch("isgd", train, noisy, args.epochs)
-    methods["LBN"] = train_lbn(train, noisy, args.epochs)
+        methods["SGD-BP"] = train_torch("sgd", train, noisy, args.epochs,
+                                        test=(test, test_noisy))
+        methods["ISGD-BP"] = train_torch("isgd", train, noisy, args.epochs,
+                                         test=(test, test_noisy))
+    methods["LBN"] = train_lbn(train, noisy, args.epochs, test=(test, test_noisy))
     start = evaluate(network(initial_weights(0)), test, test_noisy)
     print(f"untrained start (common to all methods): test PSNR {start['psnr']:.2f} dB")
     report = {"train": args.train, "epochs": args.epochs, "noise": NOISE, "start": start,
               "methods": {}}
     outputs = {}
-    for name, (net, seconds, _) in methods.items():
+    for name, (net, seconds, history) in methods.items():
         scores = evaluate(net, test, test_noisy)
-        report["methods"][name] = {**scores, "seconds": seconds}
+        report["methods"][name] = {**scores, "seconds": seconds, "history": history}
         outputs[name] = net(test_noisy[:SHOWN])
         print(f"{name:8s} test PSNR {scores['psnr']:6.2f} dB   training {seconds:7.1f} s   "
               f"code zeros {100 * scores['code_zeros']:5.1f} %")
     figure(args.out / "sparse_autoencoder.png", test[:SHOWN], test_noisy[:SHOWN], outputs,
            f"Sparse denoising autoencoder, {args.train} training digits, {args.epochs} epochs: "
            "held-out digits (PSNR per digit)")
+    curves(args.out / "sparse_autoencoder_curves.png",
+           {name: history for name, (_, _, history) in methods.items()},
+           float(np.mean((test_noisy - test) ** 2)),
+           f"Sparse denoising autoencoder, {args.train} training digits: test error of "
+           f"N(noisy) against the clean digits ({N_TEST} held-out digits)")
     (args.out / "sparse_autoencoder.json").write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out / 'sparse_autoencoder.png'} and sparse_autoencoder.json")
+    print(f"wrote {args.out / 'sparse_autoencoder.png'}, sparse_autoencoder_curves.png and "
+          "sparse_autoencoder.json")
     return 0
 
 

@@ -90,7 +90,7 @@ def test_deep_dense_digits(tmp_path, capsys):
     module = load("deep_dense_digits")
     assert module.main(["--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "bregmod (palm, stationary" in out
+    assert "bregmod (solver auto → palm, stationary" in out
     assert number(r"bregmod .* mean PSNR ([\d.]+) dB", out) > 15
     assert number(r"L-BFGS .* mean PSNR ([\d.]+) dB", out) > 15
     assert (tmp_path / "deep_dense_digits.png").stat().st_size > 0
@@ -131,6 +131,7 @@ def test_sparse_autoencoder(tmp_path, capsys):
     assert module.main(["--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "sparse_autoencoder.png").stat().st_size > 0
+    assert (tmp_path / "sparse_autoencoder_curves.png").stat().st_size > 0
     report = json.loads((tmp_path / "sparse_autoencoder.json").read_text())
     noisy = number(r"noisy test PSNR ([\d.]+) dB", out)
     lbn, start = report["methods"]["LBN"], report["start"]["psnr"]
@@ -142,6 +143,24 @@ def test_sparse_autoencoder(tmp_path, capsys):
     if "SGD-BP" in report["methods"]:
         assert report["methods"]["SGD-BP"]["psnr"] > noisy + 0.4
     assert 0.0 <= lbn["code_zeros"] <= 1.0 and lbn["seconds"] > 0
+    # the curves: one test error per epoch, training time increasing
+    seconds, mse = zip(*lbn["history"], strict=True)
+    assert len(mse) == 2 and seconds[0] < seconds[1] == pytest.approx(lbn["seconds"])
+
+
+@pytest.mark.slow  # starts a local Dask cluster of 2 worker processes (about 15 s)
+def test_distributed_batch(tmp_path, capsys):
+    pytest.importorskip("dask.distributed")
+    module = load("distributed_batch")
+    assert module.main(["--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "distributed_batch.png").stat().st_size > 0
+    assert "(4 of 4 items optimal)" in out
+    # the chunks cover the batch in order, and agree with the one in-process batch
+    chunks = re.findall(r"chunk items (\d+)–(\d+): optimal", out)
+    assert [int(first) for first, _ in chunks] == [1, *(int(last) + 1 for _, last in chunks[:-1])]
+    assert int(chunks[-1][1]) == 4
+    assert number(r"largest relative difference from the in-process batch: ([\d.e+-]+)", out) < 1e-4
 
 
 # --- the theory examples (issue 16, item 19: every example script runs in the suite) ----------
@@ -164,7 +183,8 @@ def test_theory_example_verifies_the_error_estimate(tmp_path, capsys, name):
 
 def test_every_example_script_is_run_by_this_file():
     tested = {"shallow_relu", "residual_cubic", "perceptron_tv", "autoencoder_digits",
-              "sparse_autoencoder", "deep_dense_digits", "conv_autoencoder_torch", *THEORY}
+              "sparse_autoencoder", "deep_dense_digits", "distributed_batch",
+              "conv_autoencoder_torch", *THEORY}
     assert {path.stem for path in EXAMPLES.glob("*.py")} == tested
 
 

@@ -520,6 +520,7 @@ def test_rate_plot_marks_rows_with_nonpositive_distance_instead_of_dropping_them
     by_label = {line.get_label(): line for line in ax.lines}
     realised = next(line for label, line in by_label.items() if label.startswith("$D_J$ realised"))
     np.testing.assert_array_equal(realised.get_xdata(), [1e-1, 1.0])
+    assert "fitted to its 2 points > 0" in realised.get_label()  # the slope's basis is said
     marked = next(line for label, line in by_label.items() if "zero to rounding" in label)
     np.testing.assert_array_equal(marked.get_xdata(), [1e-3, 1e-2])
     assert np.all(marked.get_ydata() == pytest.approx(1.2e-4))  # a decade below the smallest

@@ -52,7 +52,21 @@ PAGES: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("theory_relu_l2", [], ["theory_relu_l2.png"]),
         ("theory_relu_tv", [], ["theory_relu_tv.png", "theory_relu_tv_rate.png"]),
         ("theory_tanh", [], ["theory_tanh.png"]),
+        (
+            "theory_softthreshold_l1",
+            [],
+            ["theory_softthreshold_l1_all.png", "theory_softthreshold_l1_active.png"],
+        ),
     ],
+    "deep-inversion": [("deep_dense_digits", [], ["deep_dense_digits.png"])],
+    "training": [
+        (
+            "sparse_autoencoder",
+            [],
+            ["sparse_autoencoder.png", "sparse_autoencoder_curves.png"],
+        )
+    ],
+    "distributed": [("distributed_batch", [], ["distributed_batch.png"])],
 }
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
