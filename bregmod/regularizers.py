@@ -247,6 +247,12 @@ class L21Norm:
         values = self._norms(Y).sum(axis=1)
         return values if batched else float(values[0])
 
+    def dual_norm(self, y: np.ndarray) -> np.ndarray:
+        """max_i ‖(y¹_i, …, yᶜ_i)‖₂ (the ℓ2,∞ norm, dual to g) of every row of y (B, c·m):
+        g∗(y) = 0 iff it is ≤ 1 (+inf otherwise)."""
+        Y = np.asarray(y, dtype=np.float64)
+        return self._norms(Y.reshape(Y.shape[0], self.components, -1)).max(axis=1)
+
     def prox_conj(self, y, s) -> np.ndarray:
         """prox_{s g*}(y) = projection onto the ℓ2,∞ unit ball (independent of s > 0).
 
@@ -275,6 +281,36 @@ class L21Norm:
             y_expr, (self.components, y_expr.shape[0] // self.components), order="C"
         )
         return cp.norm(grouped, 2, axis=0)
+
+
+def _separable_conjugate(Q: np.ndarray, a: float, b: float, lo: float, hi: float) -> np.ndarray:
+    """Entrywise f∗(q) = sup_t q t − f(t) of f(t) = a t²/2 + b|t| + ι_[lo, hi](t) (a, b ≥ 0).
+
+    a > 0: the maximiser is t∗ = clip(sign(q) max(|q| − b, 0)/a, lo, hi) (the concave objective
+    clipped to the interval), f∗(q) = q t∗ − a t∗²/2 − b|t∗|. a = 0: the objective is piecewise
+    linear with kinks at 0, lo, hi, so f∗(q) is its largest value there (0 only when lo ≤ 0 ≤ hi);
+    +inf where an unbounded side has slope |q| > b (outside :func:`_separable_conjugate_domain`).
+    """
+    Q = np.asarray(Q, dtype=np.float64)
+    if a > 0:
+        T = np.clip(np.sign(Q) * np.maximum(np.abs(Q) - b, 0.0) / a, lo, hi)
+        return Q * T - 0.5 * a * T**2 - b * np.abs(T)
+    values = np.full(Q.shape, -np.inf)
+    for t in (lo, hi):
+        if np.isfinite(t):
+            values = np.maximum(values, Q * t - b * abs(t))
+    if lo <= 0.0 <= hi:
+        values = np.maximum(values, 0.0)
+    q_lo, q_hi = _separable_conjugate_domain(a, b, lo, hi)
+    return np.where((Q < q_lo) | (Q > q_hi), np.inf, values)
+
+
+def _separable_conjugate_domain(a: float, b: float, lo: float, hi: float) -> tuple[float, float]:
+    """The interval dom f∗ of :func:`_separable_conjugate`: all of R for a > 0, else q ≤ b where
+    hi = +inf and q ≥ −b where lo = −inf."""
+    if a > 0:
+        return -np.inf, np.inf
+    return (-b if lo == -np.inf else -np.inf), (b if hi == np.inf else np.inf)
 
 
 # --- the base class -----------------------------------------------------------------------------
@@ -552,6 +588,20 @@ class SeparableRegularizer(Regularizer):
         """(self, []): the prox is in closed form."""
         return self, []
 
+    @abstractmethod
+    def _scalar_form(self) -> tuple[float, float, float, float]:
+        """(a, b, lo, hi) with f(t) = a t²/2 + b|t| + ι_[lo, hi](t) the entrywise function."""
+
+    def conjugate(self, q) -> np.ndarray:
+        """J∗(q) = Σ_i f∗(q_i) of every row of a 2-D batch q (B, n), shape (B,) (+inf off
+        dom J∗); f∗ from :func:`_separable_conjugate`."""
+        Q = np.asarray(q, dtype=np.float64)
+        return _separable_conjugate(Q, *self._scalar_form()).sum(axis=1)
+
+    def conjugate_domain(self) -> tuple[float, float]:
+        """The interval [q_lo, q_hi] of every entry of dom J∗ (J∗ is finite exactly there)."""
+        return _separable_conjugate_domain(*self._scalar_form())
+
 
 class SquaredL2(SeparableRegularizer):
     """J(u) = ½‖u‖₂²; prox_{tJ}(v) = v / (1 + t); ∂J(u) = {u}.
@@ -579,6 +629,9 @@ class SquaredL2(SeparableRegularizer):
 
     def _subdiff_bounds(self, U, tol):
         return U, U
+
+    def _scalar_form(self):
+        return 1.0, 0.0, -np.inf, np.inf
 
 
 class L1(SeparableRegularizer):
@@ -608,6 +661,9 @@ class L1(SeparableRegularizer):
         zero = np.abs(U) <= tol
         sign = np.sign(U)
         return np.where(zero, -1.0, sign), np.where(zero, 1.0, sign)
+
+    def _scalar_form(self):
+        return 0.0, 1.0, -np.inf, np.inf
 
 
 class Box(SeparableRegularizer):
@@ -676,6 +732,9 @@ class Box(SeparableRegularizer):
         lower = np.where(U <= self.lo + tol, -np.inf, 0.0)
         upper = np.where(U >= self.hi - tol, np.inf, 0.0)
         return lower, upper
+
+    def _scalar_form(self):
+        return 0.0, 0.0, self.lo, self.hi
 
 
 class NonNegative(Box):
@@ -1019,6 +1078,36 @@ class WeightedSum(Regularizer):
         if self.separable:
             return _interval_distance(p, *self._separable_bounds(u, tol))
         return super()._subdiff_distance(p, u, tol)
+
+    def conjugate(self, q) -> np.ndarray:
+        """J∗(q) of every row of a 2-D batch q (B, n) for a separable sum (a·½‖·‖² + b‖·‖₁ +
+        ι_box: the entrywise f∗ of :func:`_separable_conjugate`), shape (B,).
+
+        Raises
+        ------
+        NotImplementedError
+            For a sum with a non-separable term (TV): its conjugate is an infimal convolution.
+        """
+        return _separable_conjugate(np.asarray(q, dtype=np.float64), *self._scalar_form()).sum(
+            axis=1
+        )
+
+    def conjugate_domain(self) -> tuple[float, float]:
+        """The interval of every entry of dom J∗ (separable sums only, see :meth:`conjugate`)."""
+        return _separable_conjugate_domain(*self._scalar_form())
+
+    def _scalar_form(self) -> tuple[float, float, float, float]:
+        if not self.separable:
+            raise NotImplementedError(
+                f"the conjugate of {self.name} has no closed form here (a non-separable term)"
+            )
+        a = b = 0.0
+        lo, hi = -np.inf, np.inf
+        for w, r in self.terms:
+            ra, rb, rlo, rhi = r._scalar_form()
+            a, b = a + w * ra, b + w * rb
+            lo, hi = max(lo, rlo), min(hi, rhi)  # the indicators merged into one Box
+        return a, b, lo, hi
 
     def split(self):
         """simple = the weighted sum of the separable terms (closed-form prox) or None;

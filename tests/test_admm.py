@@ -16,6 +16,7 @@ from bregmod.operators import Gradient2D, MatrixOperator
 from bregmod.problem import Inversion, SolverWarning
 from bregmod.regularizers import L1, L21Norm, NonNegative, SquaredL2, TotalVariation
 from bregmod.solvers import admm
+from bregmod.solvers._dct import CosineTransform
 
 SHAPE = (6, 6)
 N_IN = SHAPE[0] * SHAPE[1]
@@ -141,11 +142,15 @@ def test_batched_equals_per_problem():
         assert _relative(batched.u0[k], alone.u0) <= 1e-4
 
 
-def test_float32_reaches_float32_accuracy():
-    problem = _problem(Tanh(), 0.05 * TotalVariation(SHAPE), seed=4)
+@pytest.mark.parametrize("reg", ["TV", "TV+NonNegative"])
+def test_float32_reaches_float32_accuracy(reg):
+    """Both stopping rules in float32: the duality gap (TV) and the KKT residuals (TV +
+    NonNegative, where no gap is available)."""
+    problem = _problem(Tanh(), REGULARIZERS[reg](), seed=4)
     exact = _exact(problem)
     result = problem.solve(solver="admm", tol=1e-5, dtype=np.float32)
     assert result.status == "optimal" and result.stats["dtype"] == "float32"
+    assert result.stats["guarantee"] == ("duality gap" if reg == "TV" else "KKT residual")
     assert abs(result.objective - exact.objective) <= 1e-5 * abs(exact.objective)
 
 
@@ -187,7 +192,10 @@ def test_history_is_recorded():
     result = problem.solve(solver="admm", tol=1e-6)
     history = result.history
     assert len(history["primal_residual"]) == result.iterations
-    assert history["primal_residual"][-1] <= 1e-6 and history["dual_residual"][-1] <= 1e-6
+    assert len(history["dual_residual"]) == result.iterations
+    # the stop is on the relative duality gap (the last evaluated value at every iteration)
+    assert len(history["gap"]) == result.iterations
+    assert history["gap"][-1] == result.stats["bound"] <= 1e-6 < history["gap"][-2]
     assert history["objective"][-1] == pytest.approx(result.objective, rel=1e-5)
 
 
@@ -269,12 +277,15 @@ def test_dct_diagonalises_the_neumann_laplacian():
     """T(∇ᵀ∇ x) = λ ⊙ T(x) on a non-square grid (the identity the u-step rests on)."""
     shape = (5, 7)
     gradient = Gradient2D(shape)
-    transform = admm._Transform(shape)
+    transform = CosineTransform(shape)
     x = np.random.default_rng(0).standard_normal((2, 35))
     lhs = transform.forward(gradient.apply_adjoint(gradient.apply(x)))
     rhs = transform.laplacian_eigenvalues() * transform.forward(x)
     np.testing.assert_allclose(lhs, rhs, atol=1e-12)
     np.testing.assert_allclose(transform.inverse(transform.forward(x)), x, atol=1e-12)
+    # (∇ᵀ∇)⁺∇ᵀ∇ is the projection onto mean-zero images (the Neumann Laplacian's range)
+    pinv = transform.laplacian_pinv(gradient.apply_adjoint(gradient.apply(x)))
+    np.testing.assert_allclose(pinv, x - x.mean(axis=1, keepdims=True), atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-3)])
@@ -282,13 +293,15 @@ def test_woodbury_u_step_solves_the_system(dtype, rtol):
     """(ρ_y ÂᵀÂ + diag d) û = Âᵀ s + d ⊙ t̂ and Â û, against a dense solve (m < n)."""
     rng = np.random.default_rng(1)
     shape, m = (4, 5), 7
-    transform = admm._Transform(shape)
+    transform = CosineTransform(shape)
     A = rng.standard_normal((m, 20))
     d0 = transform.laplacian_eigenvalues() + 0.1
     system = admm._WoodburySystem(A, transform, d0, dtype)
     system.set_penalties(0.7, 3.0)
     s, t_hat = rng.standard_normal((2, m)), rng.standard_normal((2, 20))
-    u_hat, Au, _ = system.solve(s.astype(dtype), t_hat.astype(dtype), np.zeros((0, m), dtype))
+    u_hat, Au, _, _ = system.solve(
+        s.astype(dtype), t_hat.astype(dtype), np.zeros((0, m), dtype), np.zeros((0, 20), dtype)
+    )
     A_hat = transform.forward(A)
     d = 3.0 * d0
     expected = np.linalg.solve(0.7 * A_hat.T @ A_hat + np.diag(d), (s @ A_hat + d * t_hat).T).T

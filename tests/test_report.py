@@ -135,7 +135,7 @@ def test_convergence_figure_uses_log_scales_separates_parameters_and_keeps_legen
     drawn = objective_ax.lines[0].get_ydata()
     np.testing.assert_allclose(drawn[:-1], expected[:-1])
     assert objective_ax.get_yscale() == "log" and residual_ax.get_yscale() == "log"
-    assert residual_ax.get_title() == "relative residuals"  # admm records no gap
+    assert residual_ax.get_title() == "relative residuals and gap"  # admm's duality gap
     residual_labels = [line.get_label() for line in residual_ax.lines]
     assert residual_labels[:2] == ["primal_residual", "dual_residual"]
     assert not any(label.startswith("rho") for label in residual_labels)

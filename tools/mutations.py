@@ -273,6 +273,38 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_training.py",),
         "the weight step 1/L with L underestimated 4× in its data part (steps too long)",
     ),
+    Mutation(
+        "admm-frozen-row-order",
+        "bregmod/solvers/admm.py",
+        "            self.u[int(self.active[i])] = u_out[i].copy()\n",
+        "            self.u[int(i)] = u_out[i].copy()\n",
+        ("tests/test_gap.py",),
+        "a converged (frozen) batch item stored under its index among the active ones",
+    ),
+    Mutation(
+        "gap-tv-dual-radius",
+        "bregmod/solvers/gap.py",
+        "p = p / np.maximum(1.0, self.norm.dual_norm(p) / self.weight)[:, None]",
+        "p = p / np.maximum(1.0, self.norm.dual_norm(p))[:, None]",
+        ("tests/test_gap.py",),
+        "the duality gap's TV dual projected on the unit ball instead of the ball of radius W",
+    ),
+    Mutation(
+        "gap-data-dual-mixing",
+        "bregmod/solvers/gap.py",
+        "q = theta[:, None] * q + (1.0 - theta[:, None]) * self.data",
+        "q = theta[:, None] * q",
+        ("tests/test_gap.py",),
+        "the scaled data dual θλ taken as θ(λ + f) − f: an infeasible dual, a false bound",
+    ),
+    Mutation(
+        "gap-simple-conjugate-sign",
+        "bregmod/solvers/gap.py",
+        '+ self.simple.conjugate(v) - np.einsum("ij,ij->i", v, u)',
+        '+ self.simple.conjugate(v) + np.einsum("ij,ij->i", v, u)',
+        ("tests/test_gap.py",),
+        "the simple part's Fenchel–Young gap s(u) + s*(v) − ⟨v, u⟩ with the wrong sign",
+    ),
 )
 
 

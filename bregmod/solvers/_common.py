@@ -31,9 +31,14 @@ Conventions
   ``Elimination`` of {M u = V z}; gradients from σ only, provable Lipschitz bounds), g is
   :class:`ProxPart`; :meth:`Setup.energy` builds the model of a run.
 * History: ``Result.history`` maps ``"objective"``, ``"primal_residual"``,
-  ``"dual_residual"`` (only for solvers with a dual variable), ``"gap"`` or solver-specific
-  keys when reported, to one float per recorded iteration; the objective of a batch is the
-  sum over the batch, residuals are the batch maxima.
+  ``"dual_residual"`` (only for solvers with a dual variable), ``"gap"`` (the relative
+  duality gap, its last evaluated value at every iteration) or solver-specific keys when
+  reported, to one float per recorded iteration; the objective of a batch is the sum over the
+  batch, residuals and the gap are the batch maxima.
+* Guarantee: ``Result.stats["guarantee"]`` says what the stop certifies — ``"duality gap"``
+  (``stats["bound"]`` bounds the relative objective error, :mod:`bregmod.solvers.gap`),
+  ``"KKT residual"`` (``stats["bound"]`` is the largest final relative residual, not an
+  objective bound) or None (diverged, or no bound at the returned point).
 * Warm start (``warm_start=``): ``None`` starts from the forward pass of u₀ = 0; an array of
   the input shape (optionally batched) starts from the forward pass of that u₀; a pair
   ``(u, z)`` of stacked lifted vectors, or a previous :class:`~bregmod.problem.Result`, starts
@@ -330,6 +335,12 @@ class Monitor:
         True: a tqdm progress bar (updated every iteration, residuals shown every 25);
         ``"lines"``: one line on stderr every ``PROGRESS_LINE_INTERVAL`` seconds (for logs and
         pipes, where a bar does not render).
+    criterion : {"residuals", "gap"}
+        What must be ≤ tol to stop with ``"optimal"``: every reported relative residual (and
+        the gap when given), or only the relative duality gap (a bound on the relative
+        objective error, :mod:`bregmod.solvers.gap`). A solver that evaluates the gap every
+        few iterations passes its last value in between: a value > tol never stops the run,
+        so the stop happens only where the gap was just evaluated.
 
     Attributes
     ----------
@@ -344,7 +355,10 @@ class Monitor:
         Per-iteration values (see the module docstring).
     """
 
-    def __init__(self, setup: Setup, progress: bool = False) -> None:
+    def __init__(self, setup: Setup, progress: bool = False, criterion: str = "residuals") -> None:
+        if criterion not in ("residuals", "gap"):
+            raise ValueError(f"criterion must be 'residuals' or 'gap', got {criterion!r}")
+        self.criterion = criterion
         self.tol = setup.tol
         self.max_iter = setup.max_iter
         self.status: str | None = None
@@ -426,7 +440,8 @@ class Monitor:
             print(f"{self._solver}: iteration {iteration}/{self.max_iter}, relative residuals "
                   f"{self._residuals(values)} (tol {self.tol:g})", file=sys.stderr, flush=True)
         for key, value in values.items():
-            if not np.isfinite(value):
+            # An infinite gap only means "no bound at this point"; NaN anywhere is divergence.
+            if not np.isfinite(value) and not (key == "gap" and value == np.inf):
                 return self._stop(
                     _STATUS_DIVERGED,
                     f"non-finite {key.replace('_', ' ')} ({value}) at iteration {iteration}: "
@@ -455,7 +470,14 @@ class Monitor:
                 f"interrupted at iteration {iteration} (Ctrl-C): the current iterate is returned "
                 f"(relative residuals {self._residuals(values)}, tol = {self.tol:g})",
             )
-        if max(values[key] for key in measured if key in values) <= self.tol:
+        if self.criterion == "gap":
+            if values.get("gap", np.inf) <= self.tol:
+                return self._stop(
+                    _STATUS_OPTIMAL,
+                    f"relative duality gap {values['gap']:.2e} ≤ tol = {self.tol:g} after "
+                    f"{iteration} iterations: the relative objective error is at most that",
+                )
+        elif max(values[key] for key in measured if key in values) <= self.tol:
             return self._stop(
                 _STATUS_OPTIMAL,
                 f"relative residuals ≤ tol = {self.tol:g} after {iteration} iterations",
@@ -463,8 +485,13 @@ class Monitor:
         if iteration >= self.max_iter:
             return self._stop(
                 _STATUS_MAX_ITER,
-                f"max_iter = {self.max_iter} reached before the relative residuals "
-                f"({self._residuals(values)}) fell below tol = {self.tol:g}",
+                f"max_iter = {self.max_iter} reached before the relative "
+                + (
+                    f"duality gap ({self.history['gap'][-1]:.2e})"
+                    if self.criterion == "gap" and self.history.get("gap")
+                    else f"residuals ({self._residuals(values)})"
+                )
+                + f" fell below tol = {self.tol:g}",
             )
         return False
 
@@ -546,6 +573,13 @@ def finish(
     stats.setdefault("batch_size", setup.batch if setup.batched else None)
     stats.setdefault("tol", setup.tol)
     stats.setdefault("max_iter", setup.max_iter)
+    if "guarantee" not in stats:
+        # What the stopping test bounds: the KKT residuals (not the objective error).
+        residuals = [monitor.history[k][-1] for k in ("primal_residual", "dual_residual")
+                     if monitor.history.get(k)]
+        diverged = status == _STATUS_DIVERGED or not residuals
+        stats["guarantee"] = None if diverged else "KKT residual"
+        stats["bound"] = None if diverged else float(max(residuals))
     if not setup.certified:
         stats.setdefault(
             "note",

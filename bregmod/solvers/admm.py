@@ -67,15 +67,27 @@ residuals slows this problem down (the fast penalties leave the dual residual 2�
 primal one), while small penalties find the structure fast and large ones converge fast on it.
 Every change costs one m × m Cholesky factorisation and clears the Anderson memory.
 
-Stopping (shared policy of :mod:`bregmod.solvers._common`): at (u, z, λ) — u from the previous
-u-step, (z, λ) from the proxes, which satisfy λ_b ∈ ∂F_b(z_b) exactly — the relative primal
-residual ‖E_b u + c_b − z_b‖ / max(‖E_b u + c_b‖, ‖z_b‖) (worst of the data and regulariser
-blocks) and the relative dual residual ‖Eᵀλ‖ / max(‖Aᵀλ_y‖, ‖ρ_p Σ_k L_kᵀμ_k + ρ_v μ_v‖) of the
-KKT conditions must be ≤ tol. Aᵀλ_y rides along with the u-step's product with Âᵀ (one more
-row), every 5 iterations and whenever the primal residual is ≤ tol and the last dual one
-≤ 10·tol, so the run stops only where both are fresh (the history repeats the last dual value
-in between). This is stricter than the objective: on the 64 × 64 benchmark the relative
-objective error is below 10⁻⁶ after 150–200 iterations, the KKT residuals after 300–360.
+Stopping
+--------
+Where J is TV and/or a separable simple part whose conjugate domain contains 0 inside
+(:mod:`bregmod.solvers.gap`), the run stops when the *relative duality gap* is ≤ tol: a
+certified bound on the relative objective error of the returned input (``stats["guarantee"]``
+= ``"duality gap"``, ``stats["bound"]`` the bound reached). The gap is evaluated every
+``_GAP_EVERY`` iterations and at every iteration once it is ≤ ``_GAP_NEAR``·tol, at the point the
+run returns (u, or v with a simple part) with the dual point built from λ_y = ρ_y μ_y = σ(z_y) − f
+(its Aᵀλ_y is one more row of the u-step's product with Âᵀ; A v one more row of the product
+with Â) and the TV multipliers ρ_p μ_k. Elsewhere (e.g. J with NonNegative) the shared KKT
+policy of :mod:`bregmod.solvers._common` stops the run (``stats["guarantee"]`` = ``"KKT
+residual"``): at (u, z, λ) — u from the previous u-step, (z, λ) from the proxes, which satisfy
+λ_b ∈ ∂F_b(z_b) exactly — the relative primal residual ‖E_b u + c_b − z_b‖ / max(‖E_b u + c_b‖,
+‖z_b‖) (worst of the data and regulariser blocks) and the relative dual residual ‖Eᵀλ‖ /
+max(‖Aᵀλ_y‖, ‖ρ_p Σ_k L_kᵀμ_k + ρ_v μ_v‖) must be ≤ tol; Aᵀλ_y rides along with the u-step's
+product with Âᵀ every 5 iterations and whenever the primal residual is ≤ tol and the last dual
+one ≤ 10·tol (the history repeats the last dual value in between). The residuals also drive the
+penalty policy in both cases. On the 64 × 64 benchmark the relative objective error is below
+10⁻⁶ after 150–200 iterations; the gap certifies it after ≈ 400 (it is first order in the
+multipliers' error, the objective error second order in the primal one), the KKT residuals
+after 300–360.
 The returned input is that u, or v = prox_{s/ρ_v}(ζ_v) ∈ dom s when J has a simple part (e.g.
 exactly non-negative). The recorded objective is h(A u + β) + Σ_k w_k g_k(L_k u) + s(v).
 """
@@ -83,14 +95,13 @@ exactly non-negative). The recorded objective is h(A u + β) + Σ_k w_k g_k(L_k 
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 import scipy.linalg
 import scipy.sparse
 from scipy.linalg import blas
 
 from bregmod._checks import positive_scalar
 from bregmod.errors import SolverError
-from bregmod.model.onelayer import OneLayerEnergy
+from bregmod.model.onelayer import OneLayerEnergy, regularizer_rows
 from bregmod.operators import Gradient2D, MatrixOperator
 from bregmod.solvers._common import (
     Monitor,
@@ -100,6 +111,9 @@ from bregmod.solvers._common import (
     prepare,
     relative_residual,
 )
+from bregmod.solvers._dct import CosineTransform
+from bregmod.solvers._threads import blas_threads
+from bregmod.solvers.gap import DualityGap, guarantee
 
 __all__ = [
     "DEFAULT_MAX_ITER",
@@ -136,6 +150,9 @@ _LATE_THRESHOLD, _LATE_FACTOR, _CATCH_UP_RATIO = 1e-4, 30.0, 10.0
 #: The dual residual (another row in the product with Âᵀ) is evaluated every this many
 #: iterations, and whenever the primal residual is ≤ tol and the last dual one ≤ 10·tol.
 _DUAL_EVERY = 5
+#: The duality gap (one more row in the product with Âᵀ, and with Â for a simple part) is
+#: evaluated every _GAP_EVERY iterations, and at every iteration once it is ≤ _GAP_NEAR·tol.
+_GAP_EVERY, _GAP_NEAR = 5, 10.0
 #: Anderson safeguard constants D and ε, and the Tikhonov weight of its least squares.
 _SAFEGUARD_D, _SAFEGUARD_EPS, _AA_REGULARIZATION = 1e6, 1e-6, 1e-10
 #: Columns of Â processed per SYRK call when forming G₀ (bounds the temporary memory).
@@ -209,34 +226,6 @@ def _check_options(rho_data, rho_reg, relaxation, memory, adaptive) -> tuple:
 
 
 # --------------------------------------------------------------------------- the u-step
-class _Transform:
-    """The orthonormal 2-D DCT-II T on images of ``shape`` (identity when ``shape`` is None)."""
-
-    def __init__(self, shape: tuple[int, int] | None) -> None:
-        self.shape = shape
-
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """T applied to every row of X (B, n)."""
-        if self.shape is None:
-            return X
-        images = X.reshape(X.shape[0], *self.shape)
-        return scipy.fft.dctn(images, type=2, axes=(1, 2), norm="ortho").reshape(X.shape)
-
-    def inverse(self, X: np.ndarray) -> np.ndarray:
-        """Tᵀ = T⁻¹ applied to every row of X (B, n)."""
-        if self.shape is None:
-            return X
-        images = X.reshape(X.shape[0], *self.shape)
-        return scipy.fft.idctn(images, type=2, axes=(1, 2), norm="ortho").reshape(X.shape)
-
-    def laplacian_eigenvalues(self) -> np.ndarray:
-        """Eigenvalues λ (n,) of ∇ᵀ∇ = Tᵀ diag(λ) T for the Neumann forward-difference ∇."""
-        H, W = self.shape
-        rows = 4.0 * np.sin(np.pi * np.arange(H) / (2 * H)) ** 2
-        cols = 4.0 * np.sin(np.pi * np.arange(W) / (2 * W)) ** 2
-        return (rows[:, None] + cols[None, :]).ravel()
-
-
 class _WoodburySystem:
     """Solver of (ρ_y ÂᵀÂ + diag(d)) û = Âᵀ s + d ⊙ t̂, d = ρ_p d₀, through an m × m system.
 
@@ -249,7 +238,7 @@ class _WoodburySystem:
     float64 Cholesky factor of C (m³/3 flops per change of the penalties).
     """
 
-    def __init__(self, A: np.ndarray, transform: _Transform, d0: np.ndarray, dtype) -> None:
+    def __init__(self, A: np.ndarray, transform: CosineTransform, d0: np.ndarray, dtype) -> None:
         m, n = A.shape
         self.A_hat = np.ascontiguousarray(transform.forward(A.astype(dtype, copy=False)))
         self.d0 = d0.astype(dtype)
@@ -282,17 +271,20 @@ class _WoodburySystem:
         self.d = self.d0 * self.dtype.type(rho_p)
         self.factorizations += 1
 
-    def solve(self, s: np.ndarray, t_hat: np.ndarray, extra: np.ndarray):
-        """(û, Â û, Âᵀ extra) for rows s (B, m), t̂ (B, n) of a batch.
+    def solve(self, s: np.ndarray, t_hat: np.ndarray, extra: np.ndarray, forward: np.ndarray):
+        """(û, Â û, Âᵀ extra, Â forward) for rows s (B, m), t̂ (B, n) of a batch.
 
-        ``extra`` (k·B, m) are further rows multiplied by Âᵀ in the same BLAS-3 product.
+        ``extra`` (k·B, m) and ``forward`` (j·B, n) are further rows multiplied by Âᵀ and by Â
+        in the same BLAS-3 products.
         """
         target = s / self.dtype.type(self.rho_y)
-        rhs = (target - t_hat @ self.A_hat.T).T
+        images = np.concatenate([t_hat, forward]) @ self.A_hat.T
+        rhs = (target - images[: t_hat.shape[0]]).T
         e = scipy.linalg.cho_solve(self.cholesky, rhs, check_finite=False).T.astype(self.dtype)
         products = np.concatenate([e, extra]) @ self.A_hat
         u_hat = products[: e.shape[0]] / self.d + t_hat
-        return u_hat, target - e / self.dtype.type(self.rho_y), products[e.shape[0] :]
+        Au = target - e / self.dtype.type(self.rho_y)
+        return u_hat, Au, products[e.shape[0] :], images[t_hat.shape[0] :]
 
 
 class _Anderson:
@@ -319,6 +311,15 @@ class _Anderson:
         self.accepted = np.zeros(batch)
         self.reference = None
         self.rejections = 0
+
+    def restrict(self, keep: np.ndarray) -> None:
+        """Keep only the rows ``keep`` of the batch (the others converged)."""
+        self.dF, self.dG = self.dF[keep], self.dG[keep]
+        self.gram, self.rhs, self.accepted = self.gram[keep], self.rhs[keep], self.accepted[keep]
+        if self.reference is not None:
+            self.reference = self.reference[keep]
+        if self.f_prev is not None:
+            self.f_prev, self.g_prev = self.f_prev[keep], self.g_prev[keep]
 
     def reset(self) -> None:
         """Clear the memory (after a rejection or a change of the map)."""
@@ -439,13 +440,41 @@ class _Splitting:
 
     def objective(self, Eu: np.ndarray, z: np.ndarray) -> float:
         """Batch total of h(A u + β) + Σ_k w_k g_k(L_k u) + s(v)."""
-        value = float(np.sum(self.energy.expanded_data_term(Eu[:, self.y])[0]))
+        return float(np.sum(self.objective_rows(Eu, z)))
+
+    def objective_rows(self, Eu: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """h(A u + β) + Σ_k w_k g_k(L_k u) + s(v) per problem (B,)."""
+        value = np.asarray(self.energy.expanded_data_term(Eu[:, self.y])[0], dtype=np.float64)
         for (weight, _, g), block in zip(self.composites, self.blocks[1:-1], strict=True):
-            value += weight * float(np.sum(g(Eu[:, block])))
+            value = value + weight * np.asarray(g(Eu[:, block]))
         if self.simple is not None:
-            batch = z.shape[0]
-            value += float(np.sum(self.simple(z[:, self.v].reshape(batch, *self.input_shape))))
+            value = value + regularizer_rows(self.simple, z[:, self.v], self.input_shape)
         return value
+
+    def restrict(self, keep: np.ndarray) -> None:
+        """Keep only the problems (rows) ``keep`` of the batch: the model with their data."""
+        e = self.energy
+        self.energy = OneLayerEnergy(
+            e.A, e.beta, e.activation, e.data[keep], e.reg, e.input_shape, e.dtype
+        )
+
+    def gap(self, duality, u, Eu, z, mu, q, At_lambda, Av) -> np.ndarray:
+        """Relative duality-gap bound per problem at the point the run would return: u (no
+        simple part; A u + β and ∇u are E u + c) or v = z_v ∈ dom s (A v from the u-step's
+        product), with λ_y = σ(z_y) − f (q = σ(z_y), Aᵀλ_y from the u-step) and the TV
+        multipliers Σ_k ρ_p μ_k."""
+        tv_dual = tv_image = None
+        if self.composites:
+            tv_dual = self.rho_p * sum(mu[:, block] for block in self.blocks[1:-1])
+        if self.simple is None:
+            point, x = u, Eu[:, self.y]
+            if self.composites:
+                tv_image = Eu[:, self.blocks[1]]
+        else:
+            point, x = z[:, self.v], Av + self.beta
+            if self.composites:
+                tv_image = self.composites[0][1].apply(point)
+        return duality.evaluate(point, x, q, At_lambda, tv_dual, tv_image)[2]
 
     def primal_residuals(self, Eu: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Relative ‖E u + c − z‖ of the y block and of the regulariser blocks, each (B,)."""
@@ -455,6 +484,38 @@ class _Splitting:
             return relative_residual(batch_norm(a - b), batch_norm(a), batch_norm(b))
 
         return relative(self.y), relative(self.reg)
+
+
+class _Frozen:
+    """The problems of a batch that left the active set: their returned inputs, bounds and
+    final objectives, in the batch's original order."""
+
+    def __init__(self, batch: int) -> None:
+        self.active = np.arange(batch)
+        self.u: dict[int, np.ndarray] = {}
+        self.bound: dict[int, float] = {}
+        self.objective = 0.0
+
+    def freeze(self, done, u_out, bound, split: _Splitting, Eu, z) -> None:
+        """Store the rows ``done`` (of the active ones) and drop them from the active set."""
+        values = split.objective_rows(Eu, z)
+        for i in np.flatnonzero(done):
+            self.u[int(self.active[i])] = u_out[i].copy()
+            self.bound[int(self.active[i])] = float(bound[i])
+            self.objective += float(values[i])
+        self.active = self.active[~done]
+
+    def complete(self, u_out: np.ndarray, bound: np.ndarray):
+        """(u (B, n), bound (B,)) of the whole batch from the frozen and the active rows."""
+        if not self.u:
+            return u_out, bound
+        batch = len(self.u) + self.active.size
+        full_u = np.empty((batch, u_out.shape[1]), dtype=u_out.dtype)
+        full_bound = np.empty(batch)
+        full_u[self.active], full_bound[self.active] = u_out, bound
+        for i, row in self.u.items():
+            full_u[i], full_bound[i] = row, self.bound[i]
+        return full_u, full_bound
 
 
 class _PenaltyPolicy:
@@ -545,7 +606,8 @@ def solve(
     problem : Inversion
         ``fidelity="bregman"``, one ``Dense`` or ``Conv2d`` layer; J = simple part + TV terms.
     tol : float
-        Relative tolerance of the KKT residuals (primal and dual).
+        Bound on the relative objective error (relative duality gap) where the gap is available,
+        else relative tolerance of the KKT residuals (module docstring, ``stats["guarantee"]``).
     max_iter : int, optional
         Iteration limit (:data:`DEFAULT_MAX_ITER` when None).
     warm_start : None, array_like, (u, z) or Result
@@ -567,7 +629,8 @@ def solve(
     Returns
     -------
     Result
-        ``stats`` holds the final penalties, the number of penalty updates and Cholesky
+        ``stats`` holds ``guarantee`` and ``bound`` (what the stop certifies, and the value
+        reached), the final penalties, the number of penalty updates and Cholesky
         factorisations, the Anderson rejections, κ, θ and the memory.
 
     Raises
@@ -595,112 +658,153 @@ def solve(
     dt, batch = setup.dtype, setup.batch
     A = _dense_operator(problem.A)
     m, n = A.shape
-    transform = _Transform(image_shape)
+    transform = CosineTransform(image_shape)
     laplacian = len(composites) * transform.laplacian_eigenvalues() if composites else np.zeros(n)
     # κ: 1 for a simple part (or no TV); else the smallest nonzero eigenvalue of ΣL_kᵀL_k, which
     # fixes the constant mode without worsening the conditioning of d₀.
     kappa = 1.0 if simple is not None or not composites else float(np.min(laplacian[1:]))
     d0 = laplacian + kappa
-    system = _WoodburySystem(A, transform, d0, dt)
-    split = _Splitting(setup.energy(), simple, composites, kappa, dt)
-    split.rho_y = rho_data if rho_data is not None else _RHO_DATA
-    split.rho_p = (
-        rho_reg if rho_reg is not None else split.rho_y * system.frobenius_sq / (4 * min(m, n))
-    )
-    system.set_penalties(split.rho_y, split.rho_p)
-
-    u = setup.u0.astype(dt, copy=False)
-    Eu = split.images(u, transform.forward(u) @ system.A_hat.T)
-    zeta = Eu.copy()
-    anderson = _Anderson(memory, batch, split.size, split.weights()) if memory else None
-    policy = _PenaltyPolicy(adaptive, setup.tol)
-    monitor = Monitor(setup, progress=progress)
-    z_prev = None
-    dual = np.full(batch, np.inf)
-    for k in range(1, setup.max_iter + 1):
-        if not all_finite(zeta):
-            monitor.non_finite(k, "ADMM state ζ")
-            break
-        z = split.prox(zeta)
-        mu = zeta - z
-        if policy.pending is not None:
-            factor_y, factor_p = policy.pending
-            mu[:, split.y] /= factor_y
-            mu[:, split.reg] /= factor_p
-            zeta = z + mu
-            split.rho_y, split.rho_p = split.rho_y * factor_y, split.rho_p * factor_p
-            system.set_penalties(split.rho_y, split.rho_p)
-            if anderson is not None:
-                anderson.weights = split.weights()
-                anderson.reset()
-            policy.pending = None
-        primal_y, primal_reg = split.primal_residuals(Eu, z)
-        primal = np.maximum(primal_y, primal_reg)
-        balance = policy.balance_due(k) and z_prev is not None
-        # The dual residual costs another row in the product with Âᵀ; the run can stop only
-        # where it is fresh (a stale value > 10·tol never lets the monitor stop).
-        fresh = (
-            balance
-            or k % _DUAL_EVERY == 1
-            or (primal.max() <= setup.tol and dual.max() <= 10 * setup.tol)
+    # BLAS threads suited to each phase (bregmod.solvers._threads): the SYRK of G₀ (m²n
+    # flops) may use idle cores; the iteration's products (2mn per problem) mostly one.
+    with blas_threads(float(m) * m * n) as setup_threads:
+        system = _WoodburySystem(A, transform, d0, dt)
+        split = _Splitting(setup.energy(), simple, composites, kappa, dt)
+        split.rho_y = rho_data if rho_data is not None else _RHO_DATA
+        split.rho_p = (
+            rho_reg if rho_reg is not None else split.rho_y * system.frobenius_sq / (4 * min(m, n))
         )
+        system.set_penalties(split.rho_y, split.rho_p)
 
-        # u-step right-hand side: ρ_y Âᵀ s + d ⊙ t̂ with s = ρ_y(y − μ_y − β).
-        s = split.rho_y * (z[:, split.y] - mu[:, split.y] - split.beta)
-        rows = [split.reg_adjoint(z - mu)]
-        extra = []
-        if fresh:  # Eᵀλ = Âᵀλ_y + T(ρ_p ΣL_kᵀμ_k + ρ_v μ_v)
-            rows.append(split.reg_adjoint(mu))
-            extra.append(split.rho_y * mu[:, split.y])
-        if balance:  # ρ_y ‖Aᵀ Δy‖ and ρ_p ‖ΣL_kᵀΔp_k + κ Δv‖
-            extra.append(z[:, split.y] - z_prev[:, split.y])
-        transformed = transform.forward(np.concatenate(rows))
-        t_hat = transformed[:batch] / system.d
-        u_hat, Au, products = system.solve(s, t_hat, np.concatenate(extra) if extra else s[:0])
-        if fresh:
-            At_lambda = products[:batch]
-            dual = relative_residual(
-                batch_norm(At_lambda + transformed[batch:]),
-                batch_norm(At_lambda),
-                batch_norm(rows[1]),
+    with blas_threads(2.0 * m * n * batch) as threads:
+        u = setup.u0.astype(dt, copy=False)
+        Eu = split.images(u, transform.forward(u) @ system.A_hat.T)
+        zeta = Eu.copy()
+        anderson = _Anderson(memory, batch, split.size, split.weights()) if memory else None
+        policy = _PenaltyPolicy(adaptive, setup.tol)
+        duality, no_gap = DualityGap.of(split.energy, simple, composites)
+        monitor = Monitor(setup, progress=progress, criterion="gap" if duality else "residuals")
+        z_prev = None
+        dual = np.full(batch, np.inf)
+        bound, evaluated_at = np.full(batch, np.inf), 0
+        frozen, row_iterations = _Frozen(batch), 0
+        for k in range(1, setup.max_iter + 1):
+            if not all_finite(zeta):
+                monitor.non_finite(k, "ADMM state ζ")
+                break
+            batch = zeta.shape[0]  # the problems still iterating (converged ones are frozen)
+            row_iterations += batch
+            z = split.prox(zeta)
+            mu = zeta - z
+            if policy.pending is not None:
+                factor_y, factor_p = policy.pending
+                mu[:, split.y] /= factor_y
+                mu[:, split.reg] /= factor_p
+                zeta = z + mu
+                split.rho_y, split.rho_p = split.rho_y * factor_y, split.rho_p * factor_p
+                system.set_penalties(split.rho_y, split.rho_p)
+                if anderson is not None:
+                    anderson.weights = split.weights()
+                    anderson.reset()
+                policy.pending = None
+            primal_y, primal_reg = split.primal_residuals(Eu, z)
+            primal = np.maximum(primal_y, primal_reg)
+            balance = policy.balance_due(k) and z_prev is not None
+            # The dual residual costs another row in the product with Âᵀ; the run can stop only
+            # where it is fresh (a stale value > 10·tol never lets the monitor stop).
+            gap_due = duality is not None and (
+                k % _GAP_EVERY == 1 or bound.max() <= _GAP_NEAR * setup.tol or k == setup.max_iter
             )
-            policy.late_increase(max(primal.max(), dual.max()))
-            policy.catch_up(primal.max(), dual.max())
-        if balance:
-            dual_y = relative_residual(
-                split.rho_y * batch_norm(products[batch:]), batch_norm(At_lambda)
+            fresh = (
+                balance
+                or gap_due
+                or k % _DUAL_EVERY == 1
+                or (primal.max() <= setup.tol and dual.max() <= 10 * setup.tol)
             )
-            dual_reg = relative_residual(
-                batch_norm(split.reg_adjoint(z - z_prev)), batch_norm(rows[1])
-            )
-            policy.balance(
-                primal_y / np.maximum(dual_y, 1e-300), primal_reg / np.maximum(dual_reg, 1e-300)
-            )
-        if monitor.record(
-            k,
-            primal_residual=primal,
-            dual_residual=dual,
-            objective=split.objective(Eu, z),
-            rho_data=split.rho_y,
-            rho_reg=split.rho_p,
-        ):
-            break
-        u_next = transform.inverse(u_hat)
-        if not all_finite(u_next, Au):
-            monitor.non_finite(k, "u-step solution")
-            break
-        u = u_next
-        Eu = split.images(u, Au)
-        plain = relaxation * Eu + (1.0 - relaxation) * z + mu
-        z_prev = z
-        zeta = anderson.step(zeta, plain) if anderson is not None else plain
 
-    u_out = u if simple is None else z[:, split.v]
+            # u-step right-hand side: ρ_y Âᵀ s + d ⊙ t̂ with s = ρ_y(y − μ_y − β).
+            s = split.rho_y * (z[:, split.y] - mu[:, split.y] - split.beta)
+            rows = [split.reg_adjoint(z - mu)]
+            extra = []
+            if fresh:  # Eᵀλ = Âᵀλ_y + T(ρ_p ΣL_kᵀμ_k + ρ_v μ_v), λ_y = ρ_y μ_y = σ(z_y) − f
+                rows.append(split.reg_adjoint(mu))
+                q = split.energy.activation.prox(z[:, split.y])
+                extra.append(np.asarray(q - split.energy.data, dtype=dt))
+            if balance:  # ρ_y ‖Aᵀ Δy‖ and ρ_p ‖ΣL_kᵀΔp_k + κ Δv‖
+                extra.append(z[:, split.y] - z_prev[:, split.y])
+            gap_at_v = gap_due and simple is not None  # the gap at v ∈ dom s needs A v
+            if gap_at_v:
+                rows.append(z[:, split.v])
+            transformed = transform.forward(np.concatenate(rows))
+            t_hat = transformed[:batch] / system.d
+            u_hat, Au, products, Av = system.solve(
+                s,
+                t_hat,
+                np.concatenate(extra) if extra else s[:0],
+                transformed[-batch:] if gap_at_v else t_hat[:0],
+            )
+            if fresh:
+                At_lambda = products[:batch]
+                dual = relative_residual(
+                    batch_norm(At_lambda + transformed[batch : 2 * batch]),
+                    batch_norm(At_lambda),
+                    batch_norm(rows[1]),
+                )
+                policy.late_increase(max(primal.max(), dual.max()))
+                policy.catch_up(primal.max(), dual.max())
+            if balance:
+                dual_y = relative_residual(
+                    split.rho_y * batch_norm(products[batch:]), batch_norm(At_lambda)
+                )
+                dual_reg = relative_residual(
+                    batch_norm(split.reg_adjoint(z - z_prev)), batch_norm(rows[1])
+                )
+                policy.balance(
+                    primal_y / np.maximum(dual_y, 1e-300), primal_reg / np.maximum(dual_reg, 1e-300)
+                )
+            if gap_due:
+                # products are in the DCT domain: Âᵀλ_y = T Aᵀλ_y
+                bound = split.gap(duality, u, Eu, z, mu, q, transform.inverse(At_lambda), Av)
+                evaluated_at = k
+            if monitor.record(
+                k,
+                primal_residual=primal,
+                dual_residual=dual,
+                objective=split.objective(Eu, z) + frozen.objective,
+                rho_data=split.rho_y,
+                rho_reg=split.rho_p,
+                gap=bound if duality is not None else None,
+            ):
+                break
+            if gap_due and (done := bound <= setup.tol).any():
+                # Certified problems of a batch leave the active set: their returned input and
+                # bound are kept, their iterates no longer computed.
+                frozen.freeze(done, u if simple is None else z[:, split.v], bound, split, Eu, z)
+                keep = ~done
+                split.restrict(keep)
+                duality = duality.restrict(keep, split.energy)
+                if anderson is not None:
+                    anderson.restrict(keep)
+                u_hat, Au, z, mu, zeta, dual, bound = (
+                    a[keep] for a in (u_hat, Au, z, mu, zeta, dual, bound)
+                )
+            u_next = transform.inverse(u_hat)
+            if not all_finite(u_next, Au):
+                monitor.non_finite(k, "u-step solution")
+                break
+            u = u_next
+            Eu = split.images(u, Au)
+            plain = relaxation * Eu + (1.0 - relaxation) * z + mu
+            z_prev = z
+            zeta = anderson.step(zeta, plain) if anderson is not None else plain
+
+    u_out, bound = frozen.complete(u if simple is None else z[:, split.v], bound)
     return finish(
         setup,
         monitor,
         u0=u_out,
         stats={
+            **guarantee(monitor, duality, no_gap, bound, evaluated_at),
+            "row_iterations": row_iterations,
             "rho_data": split.rho_y,
             "rho_reg": split.rho_p,
             "kappa": kappa,
@@ -709,5 +813,6 @@ def solve(
             "penalty_updates": policy.updates,
             "factorizations": system.factorizations,
             "anderson_rejections": anderson.rejections if anderson is not None else 0,
+            "blas_threads": {"setup": setup_threads, "iterations": threads},
         },
     )

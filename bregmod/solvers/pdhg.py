@@ -57,7 +57,12 @@ times the relative dual one, s ← s(1 − α) (a larger τ); in the opposite ca
 α starts at 0.5 and shrinks by η = 0.95 at every change, so the steps settle and the
 condition above holds at every iteration.
 
-Stopping (shared policy of ``_common``): the primal residual
+Stopping: for ``fidelity="bregman"`` with J = TV and/or a separable simple part whose
+conjugate domain contains 0 inside, the run stops when the relative duality gap of
+:mod:`bregmod.solvers.gap` is ≤ tol (a certified bound on the relative objective error;
+``stats["guarantee"]`` = ``"duality gap"``), evaluated every ``_GAP_EVERY`` iterations (every
+iteration once ≤ ``_GAP_NEAR``·tol) at x⁺ with the dual blocks' y⁺ (the data block's Aᵀy₀ is the
+iteration's own product). Otherwise (shared KKT policy of ``_common``): the primal residual
 p = (x − x⁺)/τ + (∇f + Lᵀy)(x⁺, y⁺) − (∇f + Lᵀy)(x, y) ∈ ∂g(x⁺) + ∇f(x⁺) + Lᵀy⁺ and the dual
 residuals d_i = (y_i − y_i⁺)/σ_i + L_i(x⁺ − x) ∈ ∂h_i*(y_i⁺) − L_i x⁺ (Goldstein et al.), each
 relative to the largest norm of the terms of its optimality condition, must be ≤ tol.
@@ -81,6 +86,8 @@ from bregmod.solvers._common import (
     prepare,
     relative_residual,
 )
+from bregmod.solvers._threads import blas_threads
+from bregmod.solvers.gap import DualityGap, guarantee
 
 __all__ = ["NAME", "solve", "supports"]
 
@@ -92,6 +99,9 @@ THETA = 0.99
 #: Imbalance ratio Δ, initial adaptation α₀ and its decay η of the adaptive steps.
 _DELTA, _ALPHA0, _ETA = 2.0, 0.5, 0.95
 DEFAULT_MAX_ITER = 50_000
+#: The duality gap (``fidelity="bregman"``; no product with A beyond the iteration's own) is
+#: evaluated every _GAP_EVERY iterations, and at every iteration once it is ≤ _GAP_NEAR·tol.
+_GAP_EVERY, _GAP_NEAR = 10, 10.0
 
 
 class _Composite:
@@ -107,7 +117,7 @@ class _Composite:
     def adjoint_into(self, y: np.ndarray, out: np.ndarray) -> np.ndarray:
         term = self.L.apply_adjoint(y)
         out[:, self.u0] += term
-        return batch_norm(term)
+        return term
 
     def prox_conj(self, v: np.ndarray, sigma: float) -> np.ndarray:
         w = self.weight
@@ -131,7 +141,7 @@ class _DataDual:
     def adjoint_into(self, y: np.ndarray, out: np.ndarray) -> np.ndarray:
         term = self.L.apply_adjoint(y)
         out += term
-        return batch_norm(term)
+        return term
 
     def prox_conj(self, v: np.ndarray, sigma: float) -> np.ndarray:
         return self.energy.prox_data_conj(v, sigma)
@@ -154,6 +164,28 @@ class _NoSmooth:
 
     def objective(self, x: np.ndarray, images) -> np.ndarray:
         return np.zeros(x.shape[0])
+
+
+def _gap(duality, blocks, x, images, y, Lx, adjoint_terms, grad) -> np.ndarray:
+    """Relative duality-gap bound per problem at x = u₀ (``fidelity="bregman"``).
+
+    The data dual: the dual block's y₀ (q = y₀ + f, in the range of prox_{σΦ}) with Aᵀy₀ from
+    its adjoint term, or, with the data term in the smooth part, λ = σ(A u₀ + β) − f with
+    Aᵀλ = ∇f (q = σ(A u₀ + β)). The TV multipliers: the composite blocks' y_i.
+    """
+    energy = duality.energy
+    tv_dual = tv_image = None
+    composite = [i for i, blk in enumerate(blocks) if isinstance(blk, _Composite)]
+    if composite:
+        tv_dual = sum(y[i] for i in composite)
+        tv_image = Lx[composite[0]]
+    if blocks and isinstance(blocks[0], _DataDual):
+        x_pre = Lx[0] + energy.beta
+        q, At_lambda = y[0] + energy.data, adjoint_terms[0]
+    else:
+        x_pre = images[0] + energy.beta
+        q, At_lambda = energy.activation.prox(x_pre), grad
+    return duality.evaluate(x, x_pre, q, At_lambda, tv_dual, tv_image)[2]
 
 
 def _mu(setup: Setup, mu) -> tuple[float, str]:
@@ -253,7 +285,8 @@ def solve(
     problem : Inversion
         The problem (any fidelity, any regulariser with a splitting view).
     tol : float
-        Relative tolerance of the primal and dual residuals.
+        Bound on the relative objective error (relative duality gap) where the gap is available
+        (module docstring), else relative tolerance of the primal and dual residuals.
     max_iter : int, optional
         Iteration limit (default 50 000).
     warm_start : None, array_like, (u, z) or Result
@@ -286,7 +319,8 @@ def solve(
     Returns
     -------
     Result
-        ``stats`` holds ``step_condition`` (the checked inequality with its value),
+        ``stats`` holds ``guarantee`` and ``bound`` (what the stop certifies, and the value
+        reached), ``step_condition`` (the checked inequality with its value),
         ``step_condition_satisfied``, ``tau``, ``sigma``, ``L_f``, ``constraint`` and, with the
         dual constraint, ``mu`` and ``convexity``.
 
@@ -349,103 +383,124 @@ def solve(
     worst_condition = tau * (half_lf + s * c)
     stats.update(L_f=smooth.lipschitz, lipschitz=smooth.lipschitz_note)
 
-    monitor = Monitor(setup, progress)
-    images = smooth.images(x)
-    y = [np.zeros((setup.batch, blk.L.shape[0]), dtype=setup.dtype) for blk in blocks]
-    Ly = [blk.apply(x) for blk in blocks]
-    if dual_constraint:
-        a = images[2] - images[3]
-        y0 = np.zeros_like(a)
-        grad, _ = smooth.gradient(x, images, y0)
-    else:
-        grad, _ = smooth.gradient(x, images)
-
-    def adjoint_sum(duals):
-        """(Σ_i L_iᵀ y_i, max_i ‖L_iᵀ y_i‖): the terms may cancel at a solution."""
-        out, scale = np.zeros_like(x), np.zeros(x.shape[0])
-        for blk, yi in zip(blocks, duals, strict=True):
-            scale = np.maximum(scale, blk.adjoint_into(yi, out))
-        return out, scale
-
-    LTy, _ = adjoint_sum(y)
-    alpha = _ALPHA0
-    # Below s_floor, τ is within 10 % of its cap 2θ/L_f: a smaller s no longer helps the primal.
-    s_floor = min(s, (1 / 0.9 - 1) * half_lf / c) if c > 0 else 0.0
-    for k in range(1, setup.max_iter + 1):
-        direction = grad + LTy
-        v = x - tau * direction
-        if not all_finite(v):
-            monitor.non_finite(k, "primal iterate")
-            break
-        x_new = prox.prox(v, tau)
-        images_new = smooth.images(x_new)
-        if not all_finite(*images_new):
-            monitor.non_finite(k, "operator images of the primal iterate")
-            break
-        sigmas = [s * w for w in weights]
-        dual_res_sq = np.zeros(setup.batch)
-        dual_scale = np.zeros(setup.batch)
+    # Matrix–vector products: one BLAS thread unless batched and large (bregmod.solvers._threads).
+    with blas_threads(2.0 * setup.batch * float(np.prod(problem.lifted.W.shape))) as threads:
+        duality, no_gap = (None, "the gap is implemented for fidelity='bregman' only")
+        if mode == "bregman":
+            duality, no_gap = DualityGap.of(setup.energy(), simple, composites)
+        bound, evaluated_at = np.full(setup.batch, np.inf), 0
+        monitor = Monitor(setup, progress, criterion="gap" if duality else "residuals")
+        images = smooth.images(x)
+        y = [np.zeros((setup.batch, blk.L.shape[0]), dtype=setup.dtype) for blk in blocks]
+        Ly = [blk.apply(x) for blk in blocks]
         if dual_constraint:
-            Mu, Vz = images_new[2], images_new[3]
-            a_new = Mu - Vz
-            y0 = y0 + sigmas[0] * (2 * a_new - a)
-            dual_res_sq += batch_norm(a_new) ** 2
-            dual_scale = np.maximum(batch_norm(Mu), batch_norm(Vz))
-            a = a_new
-        y_new, Ly_new = [], []
-        for i, blk in enumerate(blocks):
-            sig = sigmas[i + int(dual_constraint)]
-            Lx_new = blk.apply(x_new)
-            ascent = y[i] + sig * (2 * Lx_new - Ly[i])
-            yi = blk.prox_conj(ascent, sig)
-            dual_res_sq += batch_norm((y[i] - yi) / sig + Lx_new - Ly[i]) ** 2
-            dual_scale = np.maximum.reduce(
-                [dual_scale, batch_norm(Lx_new), batch_norm((ascent - yi) / sig)]
+            a = images[2] - images[3]
+            y0 = np.zeros_like(a)
+            grad, _ = smooth.gradient(x, images, y0)
+        else:
+            grad, _ = smooth.gradient(x, images)
+
+        def adjoint_sum(duals):
+            """(Σ_i L_iᵀ y_i, max_i ‖L_iᵀ y_i‖, [L_iᵀ y_i]): the terms may cancel at a solution."""
+            out, scale, terms = np.zeros_like(x), np.zeros(x.shape[0]), []
+            for blk, yi in zip(blocks, duals, strict=True):
+                terms.append(blk.adjoint_into(yi, out))
+                scale = np.maximum(scale, batch_norm(terms[-1]))
+            return out, scale, terms
+
+        LTy = adjoint_sum(y)[0]
+        alpha = _ALPHA0
+        # Below s_floor, τ is within 10 % of its cap 2θ/L_f: a smaller s no longer helps the primal.
+        s_floor = min(s, (1 / 0.9 - 1) * half_lf / c) if c > 0 else 0.0
+        for k in range(1, setup.max_iter + 1):
+            direction = grad + LTy
+            v = x - tau * direction
+            if not all_finite(v):
+                monitor.non_finite(k, "primal iterate")
+                break
+            x_new = prox.prox(v, tau)
+            images_new = smooth.images(x_new)
+            if not all_finite(*images_new):
+                monitor.non_finite(k, "operator images of the primal iterate")
+                break
+            sigmas = [s * w for w in weights]
+            dual_res_sq = np.zeros(setup.batch)
+            dual_scale = np.zeros(setup.batch)
+            if dual_constraint:
+                Mu, Vz = images_new[2], images_new[3]
+                a_new = Mu - Vz
+                y0 = y0 + sigmas[0] * (2 * a_new - a)
+                dual_res_sq += batch_norm(a_new) ** 2
+                dual_scale = np.maximum(batch_norm(Mu), batch_norm(Vz))
+                a = a_new
+            y_new, Ly_new = [], []
+            for i, blk in enumerate(blocks):
+                sig = sigmas[i + int(dual_constraint)]
+                Lx_new = blk.apply(x_new)
+                ascent = y[i] + sig * (2 * Lx_new - Ly[i])
+                yi = blk.prox_conj(ascent, sig)
+                dual_res_sq += batch_norm((y[i] - yi) / sig + Lx_new - Ly[i]) ** 2
+                dual_scale = np.maximum.reduce(
+                    [dual_scale, batch_norm(Lx_new), batch_norm((ascent - yi) / sig)]
+                )
+                y_new.append(yi)
+                Ly_new.append(Lx_new)
+            grad_new, grad_scale = (
+                smooth.gradient(x_new, images_new, y0)
+                if dual_constraint
+                else smooth.gradient(x_new, images_new)
             )
-            y_new.append(yi)
-            Ly_new.append(Lx_new)
-        grad_new, grad_scale = (
-            smooth.gradient(x_new, images_new, y0)
-            if dual_constraint
-            else smooth.gradient(x_new, images_new)
-        )
-        LTy_new, adjoint_scale = adjoint_sum(y_new)
-        step_term = (x - x_new) / tau
-        p = step_term + (grad_new + LTy_new) - direction
-        primal = relative_residual(
-            batch_norm(p), grad_scale, adjoint_scale, batch_norm(step_term - direction)
-        )
-        # Without dual blocks there is no dual variable and no dual residual.
-        dual = (
-            relative_residual(np.sqrt(dual_res_sq), dual_scale)
-            if dual_constraint or blocks
-            else None
-        )
-        objective = (
-            float(np.sum(smooth.objective(x_new, images_new)))
-            + prox.total(x_new)
-            + sum(blk.value(Lx) for blk, Lx in zip(blocks, Ly_new, strict=True))
-        )
-        stop = monitor.record(
-            k, primal_residual=primal, dual_residual=dual, objective=objective, tau=tau
-        )
-        if monitor.diverged:
-            break
-        x, images, grad, LTy, y, Ly = x_new, images_new, grad_new, LTy_new, y_new, Ly_new
-        if stop:
-            break
-        if not fixed:
-            rp, rd = float(np.max(primal)), float(np.max(dual))  # adaptive ⇒ c > 0 ⇒ dual blocks
-            if rp > _DELTA * rd and s > s_floor:
-                s = max(s * (1 - alpha), s_floor)
-            elif rd > _DELTA * rp:
-                s /= 1 - alpha
-            else:
-                continue
-            alpha *= _ETA
-            tau = THETA / (half_lf + s * c)
-            worst_condition = max(worst_condition, tau * (half_lf + s * c))
+            LTy_new, adjoint_scale, adjoint_terms = adjoint_sum(y_new)
+            step_term = (x - x_new) / tau
+            p = step_term + (grad_new + LTy_new) - direction
+            primal = relative_residual(
+                batch_norm(p), grad_scale, adjoint_scale, batch_norm(step_term - direction)
+            )
+            # Without dual blocks there is no dual variable and no dual residual.
+            dual = (
+                relative_residual(np.sqrt(dual_res_sq), dual_scale)
+                if dual_constraint or blocks
+                else None
+            )
+            objective = (
+                float(np.sum(smooth.objective(x_new, images_new)))
+                + prox.total(x_new)
+                + sum(blk.value(Lx) for blk, Lx in zip(blocks, Ly_new, strict=True))
+            )
+            if duality is not None and (
+                k % _GAP_EVERY == 1 or bound.max() <= _GAP_NEAR * setup.tol or k == setup.max_iter
+            ):
+                bound = _gap(
+                    duality, blocks, x_new, images_new, y_new, Ly_new, adjoint_terms, grad_new
+                )
+                evaluated_at = k
+            stop = monitor.record(
+                k,
+                primal_residual=primal,
+                dual_residual=dual,
+                objective=objective,
+                gap=bound if duality is not None else None,
+                tau=tau,
+            )
+            if monitor.diverged:
+                break
+            x, images, grad, LTy, y, Ly = x_new, images_new, grad_new, LTy_new, y_new, Ly_new
+            if stop:
+                break
+            if not fixed:
+                # adaptive ⇒ c > 0 ⇒ dual blocks
+                rp, rd = float(np.max(primal)), float(np.max(dual))
+                if rp > _DELTA * rd and s > s_floor:
+                    s = max(s * (1 - alpha), s_floor)
+                elif rd > _DELTA * rp:
+                    s /= 1 - alpha
+                else:
+                    continue
+                alpha *= _ETA
+                tau = THETA / (half_lf + s * c)
+                worst_condition = max(worst_condition, tau * (half_lf + s * c))
     satisfied = worst_condition <= THETA * (1 + 1e-12)
+    stats.update(guarantee(monitor, duality, no_gap, bound, evaluated_at))
     stats.update(
         tau=tau,
         sigma=[s * w for w in weights],
@@ -459,6 +514,7 @@ def solve(
         adaptive=not fixed,
         precondition=precondition,
         dualize_data=dualize_data,
+        blas_threads=threads,
     )
     if mode == "bregman":
         return finish(setup, monitor, u0=x, stats=stats)

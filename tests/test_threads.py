@@ -1,0 +1,71 @@
+"""Tests of the solvers' BLAS thread choice (bregmod.solvers._threads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from bregmod.activations import ReLU
+from bregmod.network import Dense
+from bregmod.problem import Inversion
+from bregmod.regularizers import TotalVariation
+from bregmod.solvers import _threads
+
+
+def _blas_threads() -> int:
+    return max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+
+
+class _FakeBlas:
+    """Stands in for threadpoolctl's controller: reports ``current`` threads."""
+
+    def __init__(self, current: int) -> None:
+        self.current = current
+
+    def info(self):
+        return [{"num_threads": self.current}]
+
+
+@pytest.mark.parametrize(
+    ("flops", "current", "cores", "load", "expected"),
+    [
+        (4e6, 8, 8, 0.0, 1),  # a matrix–vector product of the benchmark: one thread
+        (1e9, 8, 8, 0.5, 8),  # a large product on an idle machine: every core
+        (1e9, 8, 8, 5.0, 4),  # … with 4 cores busy elsewhere: the idle ones
+        (1e9, 2, 2, 3.5, 1),  # two cores, both busy: one thread
+        (1e9, 1, 8, 0.0, 1),  # the caller pinned one thread: kept
+        (1e9, 3, 8, 0.0, 3),  # never above the limit in force
+    ],
+)
+def test_thread_count_follows_size_load_and_the_limit_in_force(
+    monkeypatch, flops, current, cores, load, expected
+):
+    monkeypatch.setattr(_threads, "_blas", lambda: _FakeBlas(current))
+    monkeypatch.setattr(_threads, "_cores", lambda: cores)
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (load, load, load))
+    assert _threads.thread_count(flops) == expected
+
+
+def test_blas_threads_sets_and_restores_the_limit():
+    before = _blas_threads()
+    with _threads.blas_threads(1e3) as count:
+        assert count == 1 and _blas_threads() == 1
+    assert _blas_threads() == before
+
+
+def test_solvers_run_their_iterations_on_one_thread_for_small_products():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((8, 16))
+    f = np.maximum(W @ rng.standard_normal(16), 0.0)
+    problem = Inversion(
+        Dense(W, np.zeros(8), ReLU(), in_shape=(4, 4)), f, 0.1 * TotalVariation((4, 4)),
+        fidelity="bregman",
+    )
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        for solver in ("admm", "pdhg"):
+            result = problem.solve(solver=solver, tol=1e-4)
+            threads = result.stats["blas_threads"]
+            assert (threads["iterations"] if solver == "admm" else threads) == 1
+            assert _blas_threads() == before  # restored after the solve
