@@ -62,7 +62,7 @@ def chunk_runs(task_stream: list[dict], chunks: list[dict], start: float) -> lis
 def figure(path: Path, spec, distributed, runs, differences, times) -> None:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 6.4), layout="constrained")
+    fig = Figure(figsize=(9, 6.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.05])
     images = top.subplots(1, 3)
     truth = spec.ground_truth
@@ -72,11 +72,11 @@ def figure(path: Path, spec, distributed, runs, differences, times) -> None:
          distributed.u0[i]) for i in (0, last))]
     for ax, (title, image) in zip(images, shown, strict=True):
         ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    top.suptitle(f"{SPEC}: {len(distributed.u0)} noisy copies of the data, each inverted "
-                 "(Bregman fidelity + TV, admm, tol 1e-6)", fontsize=10)
+    top.suptitle(f"{SPEC}: {len(distributed.u0)} noisy copies of the data, each inverted\n"
+                 "(Bregman fidelity + TV, admm, tol 1e-6)", fontsize=11)
 
     gantt, diff = bottom.subplots(1, 2, width_ratios=[1.5, 1])
     workers = sorted({run[0] for run in runs})
@@ -87,14 +87,14 @@ def figure(path: Path, spec, distributed, runs, differences, times) -> None:
                    color=colours[row % len(colours)], edgecolor="black")
         label = (f"item {first + 1}" if first == last_item
                  else f"items {first + 1}–{last_item + 1}")
-        gantt.text((begin + end) / 2, row, label, ha="center", va="center", fontsize=8)
+        gantt.text((begin + end) / 2, row, label, ha="center", va="center", fontsize=10)
     gantt.set_yticks(range(len(workers)), [f"worker {i + 1}" for i in range(len(workers))])
     gantt.set_ylim(-0.6, len(workers) - 0.4)
     gantt.set_xlim(0, times["distributed"])
     gantt.set_xlabel("seconds after the distributed solve was called")
     gantt.set_title(f"chunks on {len(workers)} worker processes: the whole solve "
-                    f"{times['distributed']:.1f} s (one batch in-process: "
-                    f"{times['in_process']:.1f} s)", fontsize=9)
+                    f"{times['distributed']:.1f} s\n(one batch in-process: "
+                    f"{times['in_process']:.1f} s)", fontsize=10)
 
     items = np.arange(1, len(differences) + 1)
     diff.semilogy(items, differences, "o", color="black")
@@ -102,8 +102,8 @@ def figure(path: Path, spec, distributed, runs, differences, times) -> None:
     diff.set_xlabel("item")
     diff.set_ylim(1e-9, 1e-2)
     diff.set_ylabel("relative difference of u (log scale)")
-    diff.set_title("‖u_dask − u_in-process‖ / ‖u_in-process‖ per item\n"
-                   "(each solve stops when its residuals reach tol 1e-6)", fontsize=9)
+    diff.set_title("‖u_dask − u_local‖ / ‖u_local‖ per item\n"
+                   "(u_local: one batch in-process)", fontsize=10)
     diff.grid(True, alpha=0.3)
     fig.savefig(path, dpi=100)
 
