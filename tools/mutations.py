@@ -112,7 +112,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "dct-laplacian",
-        "bregmod/solvers/admm.py",
+        "bregmod/solvers/_dct.py",
         "        rows = 4.0 * np.sin(np.pi * np.arange(H) / (2 * H)) ** 2",
         "        rows = 3.8 * np.sin(np.pi * np.arange(H) / (2 * H)) ** 2",
         ("tests/test_admm.py",),
