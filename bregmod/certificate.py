@@ -53,13 +53,14 @@ and all weights.
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh, lobpcg
 
 from bregmod._checks import nonnegative_scalar, positive_scalar
 from bregmod.errors import SolverError
@@ -69,6 +70,7 @@ from bregmod.operators import BlockOperator, IdentityOperator, Operator
 _EPS = np.finfo(np.float64).eps
 
 __all__ = [
+    "BLOCK_LIMIT",
     "DENSE_LIMIT",
     "METHODS",
     "SEARCH_LIMIT",
@@ -89,6 +91,10 @@ METHODS = ("exact", "paper")
 TOL_FACTOR = 10.0
 #: Largest dimension handled with dense eigenvalue decompositions (unless structure is found).
 DENSE_LIMIT = 2000
+#: Largest Schur-complement block (states x_0 … x_{L−2}) of the deep model's block certificate.
+BLOCK_LIMIT = 8000
+#: Iterations of the LOBPCG estimate of the deep model's smallest eigenvalue (block path).
+EIG_ITERATIONS = 50
 #: Largest value of λ or ρ tried by :func:`smallest_lambda` / :func:`smallest_rho`.
 SEARCH_LIMIT = 1e12
 
@@ -800,7 +806,9 @@ class DeepCertificate:
         True iff ``min_eig ≥ −tolerance`` (same relative tolerance policy as :func:`certify`,
         with scale = max(α, 1) + 2 max_l ‖W_l‖).
     min_eig : float
-        The smallest eigenvalue of H₀.
+        The smallest eigenvalue of H₀ (above ``dense_limit``: the Rayleigh quotient of a
+        LOBPCG vector, an upper bound of it, not part of the verdict; ``solver`` says whether
+        it converged).
     tolerance : float
         The absolute tolerance used.
     alpha : float
@@ -816,6 +824,10 @@ class DeepCertificate:
         ``"deep"``.
     advice : str
         What would certify the problem (empty when certified).
+    factorised : bool
+        True when the verdict comes from the block LDLᵀ of H₀ + tol·I (above ``dense_limit``):
+        certified iff every pivot block is positive definite, and ``min_eig`` is only an
+        estimate (an upper bound) beside it.
     """
 
     certified: bool
@@ -827,6 +839,20 @@ class DeepCertificate:
     solver: str
     method: str = "deep"
     advice: str = ""
+    factorised: bool = False
+
+    @property
+    def finding(self) -> str:
+        """The verdict's evidence in one phrase (used in messages)."""
+        if self.factorised and self.certified:
+            return "every pivot block of the block LDLᵀ of H₀ + tol·I is positive definite"
+        if self.factorised:
+            return (
+                "a pivot block of the block LDLᵀ of H₀ + tol·I is not positive definite, so the "
+                f"smallest eigenvalue is < −{self.tolerance:.3g}"
+            )
+        relation = "≥" if self.certified else "<"
+        return f"smallest eigenvalue {self.min_eig:.6g} {relation} −tolerance {self.tolerance:.3g}"
 
     def __bool__(self) -> bool:
         return self.certified
@@ -836,80 +862,194 @@ class DeepCertificate:
         verdict = "CERTIFIED: the deep lifted energy is convex" if self.certified else (
             "NOT certified"
         )
-        relation = "≥" if self.certified else "<"
         lines = [
             f"Checked H₀ ⪰ 0 for the deep lifted Bregman energy (block-tridiagonal: α = "
             f"{self.alpha:g} on x_0, I on the hidden states, −W_l off the diagonal), dimension "
-            f"{self.dimension}, smallest eigenvalue by {self.solver}.",
-            f"Result: {verdict}. Smallest eigenvalue {self.min_eig:.6g} {relation} −tolerance "
-            f"{self.tolerance:.3g}.",
+            f"{self.dimension}, by {self.solver}.",
+            f"Result: {verdict}: {self.finding}.",
         ]
+        if self.factorised:
+            lines.append(
+                f"Smallest-eigenvalue estimate (an upper bound, not part of the verdict): "
+                f"{self.min_eig:.6g}."
+            )
         if not self.certified:
             lines.append(f"To certify: {self.advice}")
         return "\n".join(lines)
 
 
-def _deep_blocks(model) -> tuple[list[np.ndarray], list[int]]:
-    """Dense W_1 … W_{L−1} (the couplings of the free states) and the sizes n_0 … n_{L−1}."""
-    L = model.depth
-    return [model.operator(l).to_dense() for l in range(1, L)], list(model.sizes[:L])
-
-
 def _deep_form(model, alpha: float) -> np.ndarray:
     """H₀ as a dense matrix (see :class:`DeepCertificate`)."""
-    weights, sizes = _deep_blocks(model)
+    sizes = model.sizes[: model.depth]
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     H = np.eye(offsets[-1])
     H[: sizes[0], : sizes[0]] *= alpha
-    for l, W in enumerate(weights, start=1):
+    for l in range(1, model.depth):
         rows = slice(offsets[l], offsets[l + 1])
         cols = slice(offsets[l - 1], offsets[l])
+        W = model.operator(l).to_dense()
         H[rows, cols] = -W
         H[cols, rows] = -W.T
     return H
 
 
+def _deep_operator(model, alpha: float) -> LinearOperator:
+    """H₀ as a matrix-free LinearOperator: (H₀ξ)_l = d_l x_l − W_l x_{l−1} − W_{l+1}ᵀ x_{l+1}
+    (d_0 = α, d_l = 1; the terms with x_{−1}, x_L are absent)."""
+    L, sizes = model.depth, model.sizes[: model.depth]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+
+    def matvec(xi):
+        xi = np.ravel(xi)
+        x = [xi[offsets[l] : offsets[l + 1]] for l in range(L)]
+        out = [x[0] * alpha, *x[1:]]
+        for l in range(1, L):
+            W = model.operator(l)
+            out[l] = out[l] - W.apply(x[l - 1])
+            out[l - 1] = out[l - 1] - W.apply_adjoint(x[l])
+        return np.concatenate(out)
+
+    return LinearOperator((int(offsets[-1]),) * 2, matvec=matvec, dtype=np.float64)
+
+
+def _gram(op: Operator) -> np.ndarray:
+    """WᵀW as a dense n × n matrix, from a stored matrix or in chunks of unit vectors (the
+    m × n matrix of a matrix-free W is never formed)."""
+    n = op.shape[1]
+    if not op.matrix_free:
+        W = op.to_dense()
+        return W.T @ W
+    gram = np.empty((n, n))
+    step = max(1, 2**22 // op.shape[0])
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        unit = np.zeros((stop - start, n))
+        unit[:, start:stop] = np.eye(stop - start)
+        gram[start:stop] = op.apply_adjoint(op.apply(unit))
+    return gram
+
+
+def _deep_schur(model, shift: float) -> tuple[int | None, np.ndarray]:
+    """Block LDLᵀ of H₀ + s I from the last free state back to x_1 (docs/math/certificates.md).
+
+    With S_{L−1} = (1 + s) I and, for l = L−1 … 2,
+
+        S_{l−1} = (1 + s) I − W_lᵀ S_l⁻¹ W_l,
+
+    H₀ + s I ≻ 0 ⟺ S_{L−1}, …, S_1 ≻ 0 and (α + s) I − P ≻ 0 with P = W_1ᵀ S_1⁻¹ W_1
+    (Schur complements; Sylvester's law of inertia). Each S_l ≻ 0 is checked by a dense
+    Cholesky factorisation (LAPACK), which fails on a matrix that is not positive definite
+    beyond its rounding error. Only S_l (n_l × n_l, l ≤ L − 2) and W_l are held in memory;
+    the first step uses S_{L−1} = (1 + s) I, so the last free state may be large.
+
+    Returns
+    -------
+    (failed, P)
+        ``failed`` the index l ≥ 1 of the first hidden Schur complement that is not positive
+        definite (then P is empty), or None with P = W_1ᵀ S_1⁻¹ W_1 (n_0 × n_0).
+    """
+    L, n_0 = model.depth, model.sizes[0]
+    if L == 1:
+        return None, np.zeros((n_0, n_0))
+    factor = None  # Cholesky factor of S_l; None while S_l = (1 + s) I
+    for l in range(L - 1, 0, -1):
+        W = model.operator(l)
+        if factor is None:
+            P = _gram(W) / (1.0 + shift)
+        else:
+            F = sla.solve_triangular(factor, W.to_dense(), lower=True, check_finite=False)
+            P = F.T @ F
+        if l == 1:
+            return None, P
+        S = (1.0 + shift) * np.eye(P.shape[0]) - P
+        try:
+            factor = sla.cholesky(S, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return l - 1, np.empty((0, 0))
+    raise AssertionError("unreachable")
+
+
+def _check_blocks(model) -> None:
+    """Refuse a model whose Schur complements (states x_0 … x_{L−2}) exceed BLOCK_LIMIT."""
+    large = [l for l, n in enumerate(model.sizes[: max(model.depth - 1, 1)]) if n > BLOCK_LIMIT]
+    if large:
+        raise ValueError(
+            f"the block certificate of the deep model holds dense n_l × n_l Schur complements "
+            f"for the states x_0 … x_{model.depth - 2}; x_{large[0]} has "
+            f"{model.sizes[large[0]]} entries > BLOCK_LIMIT = {BLOCK_LIMIT}"
+        )
+
+
 def smallest_alpha(model) -> float | None:
     """The smallest strong-convexity modulus α of J on x_0 for which the deep certificate holds.
 
-    With T the hidden block of H₀ (identity diagonal, −W_l off it, l = 2 … L−1) and
-    B = [W_1; 0; …; 0], H₀(α) ⪰ 0 ⟺ T ⪰ 0 and α I − Bᵀ T⁻¹ B ⪰ 0 (Schur complement) when T ≻ 0,
-    so α* = λ_max(Bᵀ T⁻¹ B) (= ‖W_1‖² for two layers). Returns None when T is not positive
-    definite (no α certifies; T singular is treated as such, conservatively).
+    With the block elimination of :func:`_deep_schur` at s = 0, H₀(α) ⪰ 0 ⟺ the hidden Schur
+    complements S_{L−1}, …, S_1 are positive definite and α I − W_1ᵀ S_1⁻¹ W_1 ⪰ 0, so
+    α* = λ_max(W_1ᵀ S_1⁻¹ W_1) (= ‖W_1‖² for two layers). Returns None when a hidden Schur
+    complement is not positive definite (no α certifies; singular is treated as such,
+    conservatively).
 
     Parameters
     ----------
     model : DeepBregman
-        At least two layers, small enough for dense matrices (the hidden states have at most
-        :data:`DENSE_LIMIT` entries).
+        Its states x_0 … x_{L−2} have at most :data:`BLOCK_LIMIT` entries each (the last free
+        state x_{L−1} may be larger).
+
+    Raises
+    ------
+    ValueError
+        A state x_0 … x_{L−2} has more than :data:`BLOCK_LIMIT` entries.
     """
-    weights, sizes = _deep_blocks(model)
-    if not weights:
-        return 0.0
-    hidden = sum(sizes[1:])
-    if hidden > DENSE_LIMIT:
-        raise ValueError(
-            f"smallest_alpha: the hidden states have {hidden} entries > DENSE_LIMIT = {DENSE_LIMIT}"
-        )
-    offsets = np.concatenate([[0], np.cumsum(sizes[1:])])
-    T = np.eye(hidden)
-    for l in range(2, len(sizes)):
-        rows = slice(offsets[l - 1], offsets[l])
-        cols = slice(offsets[l - 2], offsets[l - 1])
-        T[rows, cols] = -weights[l - 1]
-        T[cols, rows] = -weights[l - 1].T
-    try:
-        factor = sla.cholesky(T, lower=True)
-    except np.linalg.LinAlgError:
+    _check_blocks(model)
+    failed, P = _deep_schur(model, 0.0)
+    if failed is not None:
         return None
-    B = np.zeros((hidden, sizes[0]))
-    B[: sizes[1]] = weights[0]
-    solved = sla.solve_triangular(factor, B, lower=True)
-    return float(np.linalg.eigvalsh(solved.T @ solved)[-1])
+    if model.depth == 1:
+        return 0.0
+    return float(sla.eigh(P, eigvals_only=True, subset_by_index=[P.shape[0] - 1] * 2)[0])
 
 
-def certify_deep(model, reg=None, tol: float | None = None) -> DeepCertificate | None:
-    """The exact convexity certificate of the deep lifted Bregman inversion energy.
+def _lobpcg_min(model, alpha: float) -> tuple[float, bool]:
+    """(r, converged): LOBPCG's estimate of λ_min(H₀), matrix-free, preconditioned by the inverse
+    of H₀'s diagonal blocks (1/max(α, 1) on x_0, 1 elsewhere), at most :data:`EIG_ITERATIONS`
+    iterations; r is the Rayleigh quotient vᵀH₀v / vᵀv of its vector, recomputed, so
+    λ_min ≤ r rigorously whether or not it converged."""
+    H = _deep_operator(model, alpha)
+    n, n_0 = H.shape[0], model.sizes[0]
+    diagonal = np.ones(n)
+    diagonal[:n_0] = max(alpha, 1.0)
+    precondition = LinearOperator(
+        (n, n), matvec=lambda x: np.ravel(x) / diagonal,
+        matmat=lambda X: X / diagonal[:, None], dtype=np.float64,
+    )
+    start = np.random.default_rng(0).standard_normal((n, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "did not converge": reported below
+        _, vec = lobpcg(H, start, M=precondition, largest=False, maxiter=EIG_ITERATIONS,
+                        tol=1e-9)
+    v = vec[:, 0] / np.linalg.norm(vec[:, 0])
+    Hv = H.matvec(v)
+    quotient = float(v @ Hv)
+    residual = float(np.linalg.norm(Hv - quotient * v))
+    return quotient, residual <= 1e-6 * max(1.0, abs(alpha))
+
+
+def certify_deep(
+    model, reg=None, tol: float | None = None, *, dense_limit: int = DENSE_LIMIT
+) -> DeepCertificate | None:
+    """The exact convexity certificate of the deep lifted Bregman inversion energy: H₀ ⪰ 0.
+
+    Two paths (docs/math/certificates.md):
+
+    * dimension ≤ ``dense_limit``: the smallest eigenvalue of the dense H₀ (LAPACK eigvalsh),
+      certified iff it is ≥ −tol;
+    * larger: the block LDLᵀ of H₀ + tol·I (:func:`_deep_schur`, dense Cholesky factors of the
+      n_l × n_l Schur complements, l ≤ L − 2): certified iff every pivot block is positive
+      definite, i.e. H₀ + tol·I ≻ 0 — a verified margin, with no eigenvalue estimate in the
+      verdict. ``min_eig`` is then the Rayleigh quotient of LOBPCG's vector (matrix-free, at
+      most :data:`EIG_ITERATIONS` iterations), reported for information: a rigorous upper
+      bound of λ_min, equal to it when LOBPCG converged (``solver`` says which); a
+      certificate that it contradicts (quotient < −tol) raises instead of passing.
 
     Parameters
     ----------
@@ -919,26 +1059,57 @@ def certify_deep(model, reg=None, tol: float | None = None) -> DeepCertificate |
         J; only its strong-convexity modulus (``strong_convexity``) enters.
     tol : float, optional
         Absolute tolerance on the smallest eigenvalue (default: the relative policy of
-        :func:`certify`).
+        :func:`certify`, tol = c · n · eps · scale).
+    dense_limit : int
+        Largest dimension checked with a dense eigen-decomposition.
 
     Returns
     -------
     DeepCertificate or None
-        None when H₀ is larger than :data:`DENSE_LIMIT` (no check is made, nothing is claimed).
+        None when the block path does not apply either (a state x_0 … x_{L−2} has more than
+        :data:`BLOCK_LIMIT` entries): no check is made, nothing is claimed.
+
+    Raises
+    ------
+    SolverError
+        The eigenvalue estimate contradicts the block factorisation (never seen; a pass is
+        never reported then).
     """
+    dense_limit = _check_dense_limit(dense_limit)
     alpha = 0.0 if reg is None else float(reg.strong_convexity)
     dimension = int(sum(model.sizes[: model.depth]))
-    if dimension > DENSE_LIMIT:
-        return None
-    H = _deep_form(model, alpha)
-    min_eig = float(np.linalg.eigvalsh(H)[0])
     norms = [model.operator(l).norm_bound() for l in range(1, model.depth + 1)]
     scale = max(alpha, 1.0) + 2 * max(norms)
     tolerance = _check_tol(tol)
     if tolerance is None:
         tolerance = TOL_FACTOR * dimension * _EPS * scale
-    certified = min_eig >= -tolerance
-    threshold = smallest_alpha(model) if sum(model.sizes[1 : model.depth]) <= DENSE_LIMIT else None
+    if dimension <= dense_limit:
+        min_eig = float(np.linalg.eigvalsh(_deep_form(model, alpha))[0])
+        certified = min_eig >= -tolerance
+        blocks = model.sizes[: max(model.depth - 1, 1)]
+        threshold = smallest_alpha(model) if max(blocks) <= BLOCK_LIMIT else None
+        solver = "numpy.linalg.eigvalsh (dense)"
+    else:
+        if max(model.sizes[: max(model.depth - 1, 1)]) > BLOCK_LIMIT:
+            return None
+        failed, P = _deep_schur(model, tolerance)
+        threshold = None
+        if failed is None:
+            threshold = max(float(sla.eigh(P, eigvals_only=True)[-1]) - tolerance, 0.0)
+        certified = threshold is not None and alpha >= threshold
+        min_eig, converged = _lobpcg_min(model, alpha)
+        if certified and min_eig < -tolerance:
+            raise SolverError(
+                f"certify_deep: the block factorisation says H₀ + tol·I ≻ 0 but a Rayleigh "
+                f"quotient is {min_eig:.3g} < −{tolerance:.3g}; undecided, nothing is claimed"
+            )
+        solver = (
+            "block LDLᵀ of H₀ + tol·I (dense Cholesky of each Schur complement) for the "
+            "verdict; smallest eigenvalue by LOBPCG (matrix-free, "
+            + ("converged" if converged else
+               f"not converged in {EIG_ITERATIONS} iterations: an upper bound")
+            + ")"
+        )
     if certified:
         advice = ""
     elif threshold is None:
@@ -959,6 +1130,7 @@ def certify_deep(model, reg=None, tol: float | None = None) -> DeepCertificate |
         alpha=alpha,
         smallest_alpha=threshold,
         dimension=dimension,
-        solver="numpy.linalg.eigvalsh (dense)",
+        solver=solver,
         advice=advice,
+        factorised=dimension > dense_limit,
     )

@@ -780,6 +780,8 @@ class Inversion:
                 "no convexity certificate applies (the network is too large for the exact check "
                 "and V ≠ Wᵀ rules out the paper check)"
             )
+        elif getattr(certificate, "factorised", False):
+            why = f"the problem is not certified convex (the deep check: {certificate.finding})"
         else:
             why = (
                 f"the problem is not certified convex (the {certificate.method} check's smallest "
