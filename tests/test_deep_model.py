@@ -225,6 +225,27 @@ def test_to_network_round_trip():
     np.testing.assert_allclose(model.to_network()(x), net(x))
 
 
+def test_to_network_keeps_the_state_shapes():
+    # A flattened convolution output read by a dense layer, a dense output reshaped into the
+    # image of a convolution, and a flat input of a dense first layer: the shapes come back.
+    rng = np.random.default_rng(11)
+    net = Sequential(
+        Dense(rng.normal(size=(36, 16)) / 4, rng.normal(size=36), ReLU(), in_shape=(4, 4),
+              out_shape=(1, 6, 6)),
+        Conv2d(rng.normal(size=(3, 1, 3, 3)) / 3, rng.normal(size=3), Tanh(), in_shape=(1, 6, 6),
+               stride=2, padding=1, out_shape=(27,)),
+        Dense(rng.normal(size=(5, 27)) / 5, rng.normal(size=5), Identity(), out_shape=(5, 1)),
+    )
+    model = DeepBregman.from_network(net)
+    back = model.to_network()
+    assert [(layer.in_shape, layer.out_shape) for layer in back.layers] == [
+        (layer.in_shape, layer.out_shape) for layer in net.layers
+    ]
+    x = rng.normal(size=(2, 4, 4))
+    np.testing.assert_allclose(back(x), net(x), rtol=1e-13, atol=1e-13)
+    assert back(x).shape == (2, 5, 1)
+
+
 def test_bad_input_is_refused_with_clear_errors():
     rng = np.random.default_rng(10)
     with pytest.raises(TypeError, match="layer 2 is Residual"):

@@ -475,6 +475,14 @@ def test_deep_imported_encoder_lifts_and_passes_the_dot_test():
     u, z = lifted.forward(x)
     np.testing.assert_allclose(lifted.output(u), torch_forward(module, x[None])[0], atol=TOL)
     assert lifted.bregman(z, lifted.W.apply(u) + lifted.b) == pytest.approx(0, abs=1e-20)
+    # the deep lifted Bregman model palm solves reads the same operators
+    deep = bm.Inversion(network, network(x), fidelity="bregman").deep
+    assert deep.depth == 3 and deep.sizes == (256, 4 * 8 * 8, 6 * 4 * 4, 12)
+    for l in range(1, 4):
+        assert dot_test(deep.operator(l), rng=l) < 1e-12
+    states = deep.forward(x.reshape(1, -1))
+    np.testing.assert_allclose(states[-1], torch_forward(module, x[None]), atol=TOL)
+    assert np.abs(deep.terms(states)).max() < 1e-20
 
 
 def test_import_bregmod_does_not_import_torch():

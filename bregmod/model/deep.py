@@ -209,6 +209,11 @@ class DeepBregman:
         """The network σ_L(W_L … σ_1(W_1 x + b_1) … + b_L) as a ``Sequential`` of ``Dense``
         (``MatrixOperator`` weights) and ``Conv2d`` (``Conv2dOperator`` weights) layers.
 
+        The layers keep the state shapes (:attr:`shapes`): x_0 is the network's input shape
+        (a convolution's own (C, H, W) when it reads x_0) and x_l the output shape of layer l,
+        except that a state read by a convolution has that convolution's (C, H, W), so that
+        ``DeepBregman.from_network(net).to_network()`` has the shapes of ``net``.
+
         Raises
         ------
         TypeError
@@ -216,12 +221,18 @@ class DeepBregman:
         ValueError
             A convolution's bias is not constant on each output channel.
         """
+        shapes = list(self._shapes)
+        for l, op in enumerate(self._operators):
+            if isinstance(op, Conv2dOperator):
+                shapes[l] = op.in_shape
         layers = []
         for l in range(1, self.depth + 1):
             op, b, act = self.operator(l), self._biases[l - 1], self._activations[l - 1]
             if isinstance(op, MatrixOperator):
                 matrix = op.to_dense()
-                layers.append(Dense(matrix, b, act, in_shape=self._shapes[l - 1]))
+                layers.append(
+                    Dense(matrix, b, act, in_shape=shapes[l - 1], out_shape=shapes[l])
+                )
             elif isinstance(op, Conv2dOperator):
                 per_channel = b.reshape(op.out_shape[0], -1)
                 if not (per_channel == per_channel[:, :1]).all():
@@ -233,7 +244,7 @@ class DeepBregman:
                 padding = (top, left) if (top, left) == (bottom, right) else "same"
                 layers.append(
                     Conv2d(op.kernel, per_channel[:, 0], act, in_shape=op.in_shape,
-                           stride=op.stride, padding=padding)
+                           stride=op.stride, padding=padding, out_shape=shapes[l])
                 )
             else:
                 raise TypeError(
