@@ -21,7 +21,6 @@ Run: ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_training_distributed.py [-
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pickle
 import sys
@@ -29,15 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sparse_autoencoder.py"
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("sparse_autoencoder", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bench_training import _example  # the sparse autoencoder example, loaded once per run
 
 
 def gemm_rate(n: int = 1024, repeat: int = 3) -> float:
