@@ -310,9 +310,16 @@ class MatrixOperator(Operator):
         :attr:`storage_dtype`."""
         return self._by_dtype[self.storage_dtype]
 
+    @staticmethod
+    def _float_dtype(dtype) -> np.dtype:
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        return dtype
+
     def matrix_as(self, dtype):
         """The matrix in ``dtype``: the stored one, a cached copy, or a new temporary copy."""
-        dtype = np.dtype(dtype)
+        dtype = self._float_dtype(dtype)
         cached = self._by_dtype.get(dtype)
         return self.matrix.astype(dtype) if cached is None else cached
 
@@ -322,7 +329,7 @@ class MatrixOperator(Operator):
         A float64 copy of float32 weights doubles their memory and is announced by a
         ``ConversionWarning`` (solve with ``dtype=np.float32`` to iterate in the weights' dtype).
         """
-        dtype = np.dtype(dtype)
+        dtype = self._float_dtype(dtype)
         if dtype in self._by_dtype:
             return
         if dtype == np.float64:

@@ -154,3 +154,10 @@ def test_spec_refuses_a_complex_weight_file(tmp_path):
             'weights = { file = "w.npy" }\n[data]\nground_truth = { values = [1, 2, 3, 4] }\n')
     with pytest.raises(SpecError, match="layers.0.weights.*is complex"):
         parse_spec(text, base_dir=tmp_path)
+
+
+def test_matrix_copies_only_in_float32_or_float64():
+    op = bm.Dense(W.astype(np.float32), None, bm.ReLU()).operator
+    for method in (op.matrix_as, op.cache_as):
+        with pytest.raises(ValueError, match="dtype must be float32 or float64, got int64"):
+            method(np.int64)
