@@ -1,7 +1,8 @@
 """The orthonormal 2-D DCT-II, which diagonalises the Neumann forward-difference Laplacian ∇ᵀ∇.
 
 Used by ``admm``'s u-step and by the duality gap (:mod:`bregmod.solvers.gap`) to apply
-(ρ_p ∇ᵀ∇ + ρ_v I)⁻¹ and the pseudo-inverse (∇ᵀ∇)⁺ in O(n log n).
+(ρ_p ∇ᵀ∇ + ρ_v I)⁻¹ and the pseudo-inverse (∇ᵀ∇)⁺: in O(n log n) by the FFT, or for small
+images by two small matrix products (:data:`MATRIX_PIXELS`).
 """
 
 from __future__ import annotations

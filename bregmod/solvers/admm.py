@@ -35,14 +35,16 @@ With T the orthonormal 2-D DCT-II (the identity without TV), ∇ᵀ∇ = Tᵀ di
 λ_ij = 4 sin²(πi/2H) + 4 sin²(πj/2W), so ρ_p Σ_k L_kᵀL_k + ρ_v I = Tᵀ diag(d) T, d = ρ_p d₀,
 d₀ = K λ + κ (K TV terms). With Â = A Tᵀ (the DCT of every row of A) and û = T u, Woodbury
 through the m × m matrix C = I/ρ_y + Â diag(1/d) Âᵀ (the Gram part G₀ = Â diag(1/d₀) Âᵀ
-formed once by SYRK, m²n flops; C's Cholesky factor, m³/3 flops, only when a penalty changes):
+formed once by SYRK, m²n flops; C⁻¹ from its Cholesky factor, m³ flops, when a penalty changes):
 
     s = ρ_y (y − μ_y − β),   t̂ = T(ρ_p Σ_k L_kᵀ(p_k − μ_k) + ρ_v (v − μ_v)) / d,
     e = C⁻¹(s/ρ_y − Â t̂),   û = Âᵀ e / d + t̂,   A u = (s − e)/ρ_y
 
 (e = ρ_y(y − μ_y − β − A u) is the data block's u-step multiplier): one product with Â and one
 with Âᵀ per iteration — the two that an iteration cannot avoid — and A u for free.
-A batch (leading axis of the data) shares A, so both products are BLAS-3.
+A batch (leading axis of the data) shares A, so both products are BLAS-3 (below 4 rows, one
+matrix–vector product per row, which OpenBLAS runs faster). The vector work of the loop runs
+the unchecked kernels of the proxes and norms (the solver's input is validated once, at entry).
 
 Acceleration and penalties
 --------------------------
@@ -65,7 +67,7 @@ nonzero eigenvalue of AᵀA against ‖∇‖² ≤ 8, doubled). With ``adaptive
 Measured on the ReLU/TV benchmark (benchmarks/bench_inversion.py): balancing towards equal
 residuals slows this problem down (the fast penalties leave the dual residual 2–5× above the
 primal one), while small penalties find the structure fast and large ones converge fast on it.
-Every change costs one m × m Cholesky factorisation and clears the Anderson memory.
+Every change costs one m × m inversion and clears the Anderson memory.
 
 Stopping
 --------
@@ -148,7 +150,8 @@ _FIRST_CHECK, _BALANCE, _MAX_FACTOR = 20, 100.0, 10.0
 #: once the primal residual is ≤ tol and the dual one more than _CATCH_UP_RATIO times larger.
 _LATE_THRESHOLD, _LATE_FACTOR, _CATCH_UP_RATIO = 1e-4, 30.0, 10.0
 #: The dual residual (another row in the product with Âᵀ) is evaluated every this many
-#: iterations, and whenever the primal residual is ≤ tol and the last dual one ≤ 10·tol.
+#: iterations, and (KKT rule) whenever the primal residual is ≤ tol and the last dual one ≤
+#: 10·tol.
 _DUAL_EVERY = 5
 #: The duality gap (one more row in the product with Âᵀ, and with Â for a simple part) is
 #: evaluated every _GAP_EVERY iterations, and at every iteration once it is ≤ _GAP_NEAR·tol
@@ -160,11 +163,6 @@ _GAP_EVERY, _GAP_NEAR = 5, 10.0
 _SAFEGUARD_D, _SAFEGUARD_EPS, _AA_REGULARIZATION = 1e6, 1e-6, 1e-10
 #: Columns of Â processed per SYRK call when forming G₀ (bounds the temporary memory).
 _SYRK_COLUMNS = 4096
-#: Up to this m the u-step applies the explicit inverse C⁻¹ (potri, 2m³/3 flops per change of
-#: the penalties): one matrix–vector product, which OpenBLAS runs 3–4× faster than the two
-#: triangular solves with the Cholesky factor (m = 512: 0.03 ms against 0.13 ms); beyond it
-#: the inverse costs more than a few hundred iterations save (m = 2048: 0.27 s per change).
-_INVERSE_LIMIT = 1024
 #: Products of fewer rows than this with Â or Âᵀ run one matrix–vector product per row:
 #: OpenBLAS's matrix–matrix product of 2–3 rows took 2–4× the time of as many matrix–vector
 #: products (512 × 4096, one thread), from 4 rows on it is as fast or faster.
@@ -256,9 +254,13 @@ class _WoodburySystem:
         e = C⁻¹(s/ρ_y − Â t̂),   û = Âᵀ e / d + t̂,   Â û = (s − e)/ρ_y
 
     (the last from C e = s/ρ_y − Â t̂, so G e = (s − e)/ρ_y − Â t̂). Holds Â = A Tᵀ (iterate
-    dtype), d₀, G₀ (float64, formed once by SYRK in the iterate dtype, m²n flops) and, per
-    change of the penalties, the float64 Cholesky factor of C (m³/3 flops) or, for
-    m ≤ ``_INVERSE_LIMIT``, C⁻¹ from it.
+    dtype), d₀, the upper triangle of G₀ (float64, formed once by SYRK in the iterate dtype,
+    m²n flops) and, per change of the penalties, C⁻¹ (float64 Cholesky factorisation and
+    inversion, m³ flops, stored in the iterate dtype): applying it is one matrix–vector product
+    per problem, which OpenBLAS runs 3–7× faster than the two triangular solves with the
+    Cholesky factor (one thread: 0.03 against 0.13 ms at m = 512; at m = 2048 0.9 ms, or
+    0.36 ms in float32, against 2.6 ms), so the inversion (0.27 s at m = 2048) pays for itself
+    within about 150 iterations, and runs in practice once to three times.
     """
 
     def __init__(self, A: np.ndarray, transform: CosineTransform, d0: np.ndarray, dtype) -> None:
@@ -274,34 +276,25 @@ class _WoodburySystem:
             G0 = syrk(
                 1.0, self.A_hat[:, columns] * scale[columns], beta=1.0, c=G0, overwrite_c=True
             )
-        self.G0 = _symmetric(G0.astype(np.float64))
+        self.G0 = G0.astype(np.float64, order="F")  # upper triangle (SYRK's, and potrf's)
         self.dtype = np.dtype(dtype)
         self.factorizations = 0
 
     def set_penalties(self, rho_y: float, rho_p: float) -> None:
-        """Factor C = I/ρ_y + G₀/ρ_p for new penalties (and invert it for small m)."""
-        C = self.G0 / rho_p
+        """Invert C = I/ρ_y + G₀/ρ_p for new penalties (through its Cholesky factor)."""
+        C = self.G0 / rho_p  # Fortran order, as LAPACK takes it
         C[np.diag_indices_from(C)] += 1.0 / rho_y
-        factor, info = lapack.dpotrf(C.T, lower=0, overwrite_a=1, clean=1)  # C.T: no copy
+        factor, info = lapack.dpotrf(C, lower=0, overwrite_a=1)
         if info != 0:
             raise SolverError(
                 f"the Woodbury capacitance matrix I/ρ_y + G is not numerically positive definite "
                 f"(ρ_y = {rho_y:.3g}, ρ_p = {rho_p:.3g}): the penalties are too extreme"
             )
-        if C.shape[0] <= _INVERSE_LIMIT:
-            inverse, info = lapack.dpotri(factor, lower=0)
-            self.inverse, self.factor = _symmetric(inverse), None
-        else:
-            self.inverse, self.factor = None, factor
+        inverse = lapack.dpotri(factor, lower=0, overwrite_c=1)[0]
+        self.inverse = _symmetric(inverse).astype(self.dtype, copy=False)
         self.rho_y = rho_y
         self.d = self.d0 * self.dtype.type(rho_p)
         self.factorizations += 1
-
-    def _capacitance_solve(self, R: np.ndarray) -> np.ndarray:
-        """C⁻¹ R for rows R (k, m) (C symmetric: rows in, rows out), in float64."""
-        if self.inverse is not None:
-            return _rows_times(R, self.inverse)
-        return lapack.dpotrs(self.factor, R.T, lower=0)[0].T
 
     def solve(self, s: np.ndarray, t_hat: np.ndarray, extra: np.ndarray, forward: np.ndarray):
         """(û, Â û, Âᵀ extra, Â forward) for rows s (B, m), t̂ (B, n) of a batch.
@@ -314,7 +307,7 @@ class _WoodburySystem:
         images = _rows_times(
             np.concatenate([t_hat, forward]) if forward.size else t_hat, self.A_hat.T
         )
-        e = self._capacitance_solve(target - images[:batch]).astype(self.dtype, copy=False)
+        e = _rows_times(target - images[:batch], self.inverse)  # C⁻¹ is symmetric
         products = _rows_times(np.concatenate([e, extra]) if extra.size else e, self.A_hat)
         u_hat = products[:batch] / self.d
         u_hat += t_hat
