@@ -486,7 +486,8 @@ def test_conv_implicit_step_solves_its_proximal_subproblem():
     """A full-batch implicit step on one linear convolution is the closed-form minimiser of
     1/s Σ ½‖y_i − k ∗ x_i − b‖² + 1/(2τ)‖(k, b) − (k, b)^k‖²: per output channel o,
     (P̃ᵀP̃/s + I/τ) θ_o = P̃ᵀ y_o/s + θ_o^k/τ with P̃ = [P, 1] the im2col matrix built here by
-    loops over the pixels (independent of the operator), θ_o = (vec k[o], b[o])."""
+    loops over the pixels (independent of the operator), θ_o = (vec k[o], b[o]); and one sweep
+    is one gradient step with the exact step 1/L, L = λ_max(P̃ᵀP̃)/s + 1/τ."""
     rng = np.random.default_rng(6)
     s, tau = 12, 0.1
     X = rng.standard_normal((s, 2, 5, 5))
@@ -500,6 +501,14 @@ def test_conv_implicit_step_solves_its_proximal_subproblem():
     rows = [np.append(padded[i, :, 2 * r:2 * r + 3, 2 * c:2 * c + 3].ravel(), 1.0)
             for i in range(s) for r in range(3) for c in range(3)]
     P = np.array(rows)
+    # One sweep is one gradient step from (k, b)^k with step 1/L, L = λ_max(P̃ᵀP̃)/s + 1/τ.
+    step = 1 / (np.linalg.eigvalsh(P.T @ P)[-1] / s + 1 / tau)
+    one = bm.Training(layer, X, Y).solve(epochs=1, batch_size=s, tau=tau, inner_iterations=1)
+    for o in range(3):
+        theta0 = np.append(k0[o].ravel(), b0[o])
+        expected = theta0 - step * P.T @ (P @ theta0 - Y[:, o].reshape(-1)) / s
+        got = np.append(one.network.layers[0].kernel[o].ravel(), one.network.layers[0].b[o])
+        np.testing.assert_allclose(got, expected, atol=1e-12)
     system = P.T @ P / s + np.eye(P.shape[1]) / tau
     for o in range(3):
         target = Y[:, o].reshape(-1)  # rows in the order (sample, r, c)
