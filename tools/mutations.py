@@ -252,10 +252,18 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "training-weight-decay-sign",
         "bregmod/training.py",
-        "return weight + self._weight_decay * model.operator(l).matrix, bias",
-        "return weight - self._weight_decay * model.operator(l).matrix, bias",
+        "return weight + self._weight_decay * _parameters(model, l)[0], bias",
+        "return weight - self._weight_decay * _parameters(model, l)[0], bias",
         ("tests/test_training.py",),
         "weight decay λ W_l entering the gradient with the wrong sign",
+    ),
+    Mutation(
+        "training-conv-step-gram",
+        "bregmod/training.py",
+        "inputs = op.patches(X[l - 1]) if isinstance(op, Conv2dOperator) else X[l - 1]",
+        "inputs = X[l - 1]",
+        ("tests/test_training.py::test_conv_implicit_step_solves_its_proximal_subproblem",),
+        "convolution weight step from the Gram matrix of the raw inputs, not of the im2col patches",
     ),
     Mutation(
         "training-l1-prox-step",
