@@ -409,6 +409,20 @@ class Regularizer(ABC):
     def cvx(self, u_expr: cp.Expression) -> DCPTerm:
         """DCP form of J at a CVXPY expression for one item: ``DCPTerm(expr, constraints)``."""
 
+    def cvx_remainder(self, u_expr: cp.Expression) -> DCPTerm:
+        """DCP form of J − α/2‖u‖², α = ``strong_convexity`` (convex by the definition of α).
+
+        The convexity certificates count α/2‖u₀‖² in the quadratic part H₀; the exact backend
+        writes that part through a factor of H₀ and J through this remainder, so that α is
+        counted once.
+        """
+        if self.strong_convexity:
+            raise NotImplementedError(
+                f"{self.name} has strong_convexity {self.strong_convexity:g} but no DCP form of "
+                "J − α/2‖·‖²"
+            )
+        return self.cvx(u_expr)
+
     def subgradient(self, u) -> np.ndarray:
         """One element p ∈ ∂J(u) (same shape as u, batched); see the subclasses for which one.
 
@@ -635,6 +649,10 @@ class SquaredL2(SeparableRegularizer):
 
     def cvx(self, u_expr) -> DCPTerm:
         return DCPTerm(0.5 * cp.sum_squares(self._flat_expr(u_expr)), [])
+
+    def cvx_remainder(self, u_expr) -> DCPTerm:
+        self._flat_expr(u_expr)
+        return DCPTerm(cp.Constant(0.0), [])
 
     def _subdiff_bounds(self, U, tol):
         return U, U
@@ -1051,8 +1069,16 @@ class WeightedSum(Regularizer):
         return X
 
     def cvx(self, u_expr) -> DCPTerm:
+        return self._weighted(u_expr, lambda r, u: r.cvx(u))
+
+    def cvx_remainder(self, u_expr) -> DCPTerm:
+        """Σ_k w_k (J_k − α_k/2‖·‖²): the strong convexity of a sum is Σ_k w_k α_k."""
+        return self._weighted(u_expr, lambda r, u: r.cvx_remainder(u))
+
+    def _weighted(self, u_expr, term_of) -> DCPTerm:
+        """Σ_k w_k ``term_of``(J_k, u) with the terms' constraints."""
         u = self._flat_expr(u_expr)
-        parts = [(w, r.cvx(u)) for w, r in self.terms]
+        parts = [(w, term_of(r, u)) for w, r in self.terms]
         return DCPTerm(
             sum(w * part.expr for w, part in parts),
             [c for _, part in parts for c in part.constraints],
