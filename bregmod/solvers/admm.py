@@ -168,8 +168,8 @@ _SYRK_COLUMNS = 4096
 #: _GRAM32_TOL. The u-step then solves a system perturbed by G₀'s rounding (relative 1e-7 to
 #: 1e-5), which moves ADMM's fixed point by about as much: measured on the perceptron + TV
 #: benchmark, tol 1e-6 was certified after 416 iterations (64 × 64, 415 with the float64 Gram)
-#: and 470 (128 × 128). The duality gap stays exact: it is evaluated at A u from a product
-#: with Â, not from the u-step's Woodbury identity.
+#: and 470 (128 × 128). The certificate stays exact: a duality gap ≤ tol (one the run may stop
+#: on) is evaluated again at A u from a product with Â, not from the u-step's Woodbury identity.
 _GRAM32_FLOPS, _GRAM32_TOL = 1e10, 1e-6
 #: Products of fewer rows than this with Â or Âᵀ run one matrix–vector product per row:
 #: OpenBLAS's matrix–matrix product of 2–3 rows took 2–4× the time of as many matrix–vector
@@ -514,7 +514,8 @@ class _Splitting:
         """Relative duality-gap bound per problem at the point the run would return: u (no
         simple part; ∇u from E u + c, and A u + β too unless ``A_point`` gives A u from a
         product with Â) or v = z_v ∈ dom s (``A_point`` = A v from the u-step's product), with
-        λ_y = σ(z_y) − f (q = σ(z_y), Aᵀλ_y from the u-step) and the TV multipliers Σ_k ρ_p μ_k."""
+        λ_y = σ(z_y) − f (q = σ(z_y), Aᵀλ_y from the u-step) and the TV multipliers
+        Σ_k ρ_p μ_k."""
         tv_dual = tv_image = None
         if self.composites:
             tv_dual = self.rho_p * sum(mu[:, block] for block in self.blocks[1:-1])
@@ -791,12 +792,11 @@ def solve(
                 rows.append(z[:, split.v])
             transformed = transform.forward(np.concatenate(rows))
             t_hat = transformed[:batch] / system.d
-            # the gap at u needs A u = Â û exactly where the u-step's is approximate
-            forward = transformed[-batch:] if gap_at_v else t_hat[:0]
-            if gap_due and simple is None and system.approximate:
-                forward = u_hat
-            u_hat, Au, products, A_point = system.solve(
-                s, t_hat, np.concatenate(extra) if extra else s[:0], forward
+            u_hat_next, Au, products, Av = system.solve(
+                s,
+                t_hat,
+                np.concatenate(extra) if extra else s[:0],
+                transformed[-batch:] if gap_at_v else t_hat[:0],
             )
             if fresh:
                 At_lambda = products[:batch]
@@ -820,9 +820,16 @@ def solve(
             if gap_due:
                 # products are in the DCT domain: Âᵀλ_y = T Aᵀλ_y
                 At_lambda = transform.inverse(At_lambda)
-                A_point = A_point if forward.size else None
-                bound = split.gap(duality, u, Eu, z, mu, q, At_lambda, A_point)
-                evaluated_at = k
+                bound = split.gap(duality, u, Eu, z, mu, q, At_lambda, Av if gap_at_v else None)
+                # With the float32 Gram the u-step's A u carries G₀'s rounding: a bound the run
+                # may stop on or return is evaluated again at A u = Â û itself (one more product).
+                exact = simple is not None or not system.approximate
+                if not exact and ((bound <= setup.tol).any() or k == setup.max_iter):
+                    Au_exact = _rows_times(u_hat, system.A_hat.T)
+                    bound = split.gap(duality, u, Eu, z, mu, q, At_lambda, Au_exact)
+                    exact = True
+                if exact:
+                    evaluated_at = k
             if monitor.record(
                 k,
                 primal_residual=primal,
@@ -842,14 +849,14 @@ def solve(
                 duality = duality.restrict(keep, split.energy)
                 if anderson is not None:
                     anderson.restrict(keep)
-                u_hat, Au, z, mu, zeta, dual, bound = (
-                    a[keep] for a in (u_hat, Au, z, mu, zeta, dual, bound)
+                u_hat_next, Au, z, mu, zeta, dual, bound = (
+                    a[keep] for a in (u_hat_next, Au, z, mu, zeta, dual, bound)
                 )
-            u_next = transform.inverse(u_hat)
+            u_next = transform.inverse(u_hat_next)
             if not all_finite(u_next, Au):
                 monitor.non_finite(k, "u-step solution")
                 break
-            u = u_next
+            u, u_hat = u_next, u_hat_next
             Eu = split.images(u, Au)
             plain = Eu + mu  # θ(E u + c) + (1 − θ) z + μ
             if relaxation != 1.0:
