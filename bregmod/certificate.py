@@ -969,6 +969,15 @@ def _deep_schur(model, shift: float) -> tuple[int | None, np.ndarray]:
     raise AssertionError("unreachable")
 
 
+def _check_unit_weights(model, what: str) -> None:
+    """Refuse a weighted energy Σ γ_l B_l: H₀ above is the quadratic part for γ_l = 1."""
+    if model.weighted:
+        raise ValueError(
+            f"{what}: the deep certificate covers unit layer weights; this model has weights "
+            f"{model.weights} (DeepBregman.with_weights), which change H₀"
+        )
+
+
 def _check_blocks(model) -> None:
     """Refuse a model whose Schur complements (states x_0 … x_{L−2}) exceed BLOCK_LIMIT."""
     large = [l for l, n in enumerate(model.sizes[: max(model.depth - 1, 1)]) if n > BLOCK_LIMIT]
@@ -998,8 +1007,10 @@ def smallest_alpha(model) -> float | None:
     Raises
     ------
     ValueError
-        A state x_0 … x_{L−2} has more than :data:`BLOCK_LIMIT` entries.
+        A state x_0 … x_{L−2} has more than :data:`BLOCK_LIMIT` entries, or the model has
+        layer weights other than 1.
     """
+    _check_unit_weights(model, "smallest_alpha")
     _check_blocks(model)
     failed, P = _deep_schur(model, 0.0)
     if failed is not None:
@@ -1074,7 +1085,10 @@ def certify_deep(
     SolverError
         The eigenvalue estimate contradicts the block factorisation (never seen; a pass is
         never reported then).
+    ValueError
+        The model has layer weights other than 1 (not covered).
     """
+    _check_unit_weights(model, "certify_deep")
     dense_limit = _check_dense_limit(dense_limit)
     alpha = 0.0 if reg is None else float(reg.strong_convexity)
     dimension = int(sum(model.sizes[: model.depth]))
