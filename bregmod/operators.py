@@ -571,9 +571,11 @@ class Conv2dOperator(Operator):
     in_shape : tuple of int
         (C_in, H, W).
     stride : int or (int, int), optional
-    padding : int, (int, int) or "same", optional
-        Zero padding on both sides of each axis; "same" (stride 1 only) pads kh − 1 rows,
-        ⌊(kh − 1)/2⌋ on top and the rest at the bottom (as PyTorch), likewise columns.
+    padding : int, (int, int), (int, int, int, int) or "same", optional
+        Zero padding on both sides of each axis, or (top, bottom, left, right) as in
+        :attr:`padding` (so ``Conv2dOperator(k, A.in_shape, A.stride, A.padding)`` has the
+        geometry of ``A``); "same" (stride 1 only) pads kh − 1 rows, ⌊(kh − 1)/2⌋ on top and
+        the rest at the bottom (as PyTorch), likewise columns.
     """
 
     def __init__(self, kernel, in_shape: Sequence[int], stride=1, padding=0) -> None:
@@ -597,11 +599,16 @@ class Conv2dOperator(Operator):
         if isinstance(padding, str):
             if padding != "same":
                 raise ValueError(
-                    f"padding must be an int, a pair of ints or 'same', got {padding!r}"
+                    "padding must be an int, a pair of ints, (top, bottom, left, right) or "
+                    f"'same', got {padding!r}"
                 )
             if (sh, sw) != (1, 1):
                 raise ValueError(f"padding='same' needs stride 1, got stride {(sh, sw)}")
             pads = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+        elif not isinstance(padding, (int, np.integer)) and len(tuple(padding)) == 4:
+            top, bottom = _pair(tuple(padding)[:2], "padding (top, bottom)", 0)
+            left, right = _pair(tuple(padding)[2:], "padding (left, right)", 0)
+            pads = (top, bottom, left, right)
         else:
             ph, pw = _pair(padding, "padding", 0)
             pads = (ph, ph, pw, pw)
@@ -640,16 +647,30 @@ class Conv2dOperator(Operator):
         (sh, sw), (_, H_out, W_out) = self.stride, self.out_shape
         return slice(p, p + sh * (H_out - 1) + 1, sh), slice(q, q + sw * (W_out - 1) + 1, sw)
 
-    def _apply(self, X):
-        B = X.shape[0]
+    def _patch_view(self, X: np.ndarray, dtype) -> np.ndarray:
+        """patches[b, c, i, j, p, q] = Xp[b, c, i·s + p, j·s + q], Xp the zero-padded rows X
+        in ``dtype`` (a view of Xp)."""
         C, H, W = self.in_shape
         top, _, left, _ = self.padding
         (_, _, kh, kw), (sh, sw) = self.kernel.shape, self.stride
+        Xp = np.zeros((X.shape[0], C, *self._padded_shape), dtype=dtype)
+        Xp[:, :, top : top + H, left : left + W] = X.reshape(-1, C, H, W)
+        return sliding_window_view(Xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+
+    def patches(self, x) -> np.ndarray:
+        """The im2col matrix P of rows x, shape (B·H_out·W_out, C_in·kh·kw): one row per sample
+        and output pixel (i, j), P[(b, i, j), (c, p, q)] = x_b[c, i·s + p − pad_top,
+        j·s + q − pad_left] (0 in the padding), so that (A_k x_b)[o, i, j] = P[(b, i, j)] ·
+        vec k[o]; the Hessian of ½ Σ_b ‖A_k x_b‖² in each vec k[o] is PᵀP.
+        """
+        X, _ = self._as_batch(x, self.shape[1], "patches")
+        columns = self._patch_view(X, X.dtype).transpose(0, 2, 3, 1, 4, 5)  # (b, i, j, c, p, q)
+        return columns.reshape(-1, self.kernel[0].size)
+
+    def _apply(self, X):
+        B = X.shape[0]
         K = self._flat_kernel_as(X.dtype)
-        Xp = np.zeros((B, C, *self._padded_shape), dtype=X.dtype)
-        Xp[:, :, top : top + H, left : left + W] = X.reshape(B, C, H, W)
-        # patches[b, c, i, j, p, q] = Xp[b, c, i·s + p, j·s + q]
-        patches = sliding_window_view(Xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        patches = self._patch_view(X, X.dtype)
         Y = np.empty((B, self.out_shape[0], self.out_shape[1] * self.out_shape[2]), dtype=X.dtype)
         for batch in self._chunks(B):
             columns = patches[batch].transpose(0, 1, 4, 5, 2, 3)  # (b, c, p, q, i, j)
@@ -685,19 +706,14 @@ class Conv2dOperator(Operator):
             raise ShapeError(
                 f"kernel_gradient: x has {X.shape[0]} rows, y has {Y.shape[0]}; they must match"
             )
-        B = X.shape[0]
-        C, H, W = self.in_shape
-        top, _, left, _ = self.padding
-        (C_out, _, kh, kw), (sh, sw) = self.kernel.shape, self.stride
+        B, C_out = X.shape[0], self.kernel.shape[0]
         dtype = np.result_type(X, Y)
-        Xp = np.zeros((B, C, *self._padded_shape), dtype=dtype)
-        Xp[:, :, top : top + H, left : left + W] = X.reshape(B, C, H, W)
-        patches = sliding_window_view(Xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        patches = self._patch_view(X, dtype)
         Yr = Y.reshape(B, C_out, -1).astype(dtype, copy=False)
-        G = np.zeros((C_out, C * kh * kw), dtype=dtype)
+        G = np.zeros((C_out, self.kernel[0].size), dtype=dtype)
         for batch in self._chunks(B):
             columns = patches[batch].transpose(0, 1, 4, 5, 2, 3)  # (b, c, p, q, i, j)
-            columns = columns.reshape(columns.shape[0], C * kh * kw, -1)
+            columns = columns.reshape(columns.shape[0], G.shape[1], -1)
             G += np.einsum("bos,bks->ok", Yr[batch], columns)
         return G.reshape(self.kernel.shape)
 

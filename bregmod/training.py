@@ -1,7 +1,8 @@
 """Lifted Bregman training (docs/math/training.md): train a network without backpropagation and
 without σ′.
 
-For a feed-forward network x^l = σ_l(W_l x^{l−1} + b_l), l = 1…L, with inputs x_i^0 and
+For a feed-forward network x^l = σ_l(W_l x^{l−1} + b_l), l = 1…L (W_l a dense matrix or a
+convolution k_l ∗ ·, whose bias is one value per output channel), with inputs x_i^0 and
 targets x_i^L = y_i, the hidden states x_i^1…x_i^{L−1} become variables and the training
 energy is the lifted Bregman energy
 
@@ -26,7 +27,11 @@ solved inexactly by a few sweeps of proximal gradient descent:
                 + (W_l − W_l^k)/τ + λ W_l
 
   and the step 1/L_l from the exact Lipschitz constant
-  L_l = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ of that gradient (X̃ = [x^{l−1}, 1] of the batch);
+  L_l = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ of that gradient (X̃ = [x^{l−1}, 1] of the batch; for a
+  convolution the gradient in the kernel is the correlation of the residual with the input,
+  `Conv2dOperator.kernel_gradient`, and X̃ = [P, 1] with P the im2col matrix of the batch,
+  `Conv2dOperator.patches`: k_l ∗ x + b_l is X̃ (vec k_l[o], b_l[o]) in each output channel o,
+  so the same bound holds);
 * a proximal gradient step in each hidden state (the samples are independent given Θ),
 
       x^l ← prox_{μ(Φ_l + α_l‖·‖₁)}(x^l − μ(W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x^l + b_{l+1}) − x^{l+1})
@@ -69,10 +74,17 @@ from bregmod._checks import finite_array, nonnegative_scalar, positive_scalar
 from bregmod.distributed import _dask, chunk_slices
 from bregmod.errors import CheckpointError, ShapeError
 from bregmod.model.deep import DeepBregman, ParameterGradient
-from bregmod.network import Dense, Network, Sequential
-from bregmod.operators import MatrixOperator
+from bregmod.network import Conv2d, Dense, Layer, Network, Sequential
+from bregmod.operators import Conv2dOperator, MatrixOperator, Operator
 
-__all__ = ["SCHEDULES", "STATE_DTYPES", "STATE_INITS", "Training", "TrainingResult"]
+__all__ = [
+    "SCHEDULES",
+    "STATE_DTYPES",
+    "STATE_INITS",
+    "Training",
+    "TrainingResult",
+    "layer_parameters",
+]
 
 #: τ schedules: τ_e for epoch e = 0, 1, … is τ, τ/√(e + 1) or τ/(e + 1).
 SCHEDULES = ("constant", "sqrt", "inverse")
@@ -96,8 +108,9 @@ class TrainingResult:
     Attributes
     ----------
     network : Sequential
-        The trained network: a new ``Sequential`` of ``Dense`` layers with the trained weights
-        (the network given to :class:`Training` is never modified). With early stopping, the
+        The trained network: a new ``Sequential`` of ``Dense`` and ``Conv2d`` layers (those of
+        the initial network) with the trained weights (the network given to :class:`Training`
+        is never modified). With early stopping, the
         weights of the epoch with the best validation loss.
     history : dict[str, list]
         Per epoch: ``"epoch"`` (1, 2, …), ``"energy"`` (the lifted energy E(Θ, X) over all
@@ -147,17 +160,80 @@ def prox_state(model: DeepBregman, l: int, alpha: float, v: np.ndarray, mu: floa
     return model.prox_phi(l, _soft_threshold(v, mu * alpha) if alpha > 0 else v, mu)
 
 
-def _norm_estimate_sq(W: np.ndarray, iterations: int = 8) -> float:
+def _norm_estimate_sq(W: Operator, iterations: int = 8) -> float:
     """A power-iteration estimate of ‖W‖₂² (from below; backtracking absorbs the error)."""
     v = np.ones(W.shape[1])
     value = 0.0
     for _ in range(iterations):
-        w = W.T @ (W @ v)
+        w = W.apply_adjoint(W.apply(v))
         value = float(np.linalg.norm(w))
         if value == 0.0:
             return 0.0
         v = w / value
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The parameters of a layer: (W_l, b_l) for a Dense layer, (k_l, b_l) with the kernel
+# k_l (C_out, C_in, kh, kw) and one bias per output channel for a Conv2d layer.
+# ---------------------------------------------------------------------------------------------
+
+
+def layer_parameters(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+    """The trainable parameters (W, b) of a ``Dense`` layer, (kernel, b) of a ``Conv2d`` layer
+    (b of shape (C_out,)).
+
+    Raises
+    ------
+    ValueError
+        Any other layer (e.g. ``Residual``, ``ShallowSum``); the message names it.
+    """
+    if isinstance(layer, Dense):
+        return layer.W, layer.b
+    if isinstance(layer, Conv2d):
+        return layer.kernel, layer.b
+    raise ValueError(
+        f"Training supports feed-forward networks of Dense and Conv2d layers, got {layer.kind} "
+        f"({layer!r})"
+    )
+
+
+def _parameters(model: DeepBregman, l: int) -> tuple[np.ndarray, np.ndarray]:
+    """(W_l, b_l) of ``model`` as training updates them: a dense layer's matrix and bias, a
+    convolution's kernel and per-channel bias (the model stores b_l repeated over the pixels)."""
+    W, b = model.operator(l), model.bias(l)
+    if isinstance(W, Conv2dOperator):
+        return W.kernel, b.reshape(W.out_shape[0], -1)[:, 0]
+    return W.matrix, b
+
+
+def _operator_like(layer: Layer, W: np.ndarray) -> Operator:
+    """W_l of ``layer``'s geometry with the parameter array ``W`` (matrix or kernel)."""
+    if isinstance(layer, Conv2d):
+        op = layer.operator
+        return Conv2dOperator(W, op.in_shape, stride=op.stride, padding=op.padding)
+    return MatrixOperator(W)
+
+
+def _layer_like(layer: Layer, W: np.ndarray, b: np.ndarray) -> Layer:
+    """A layer like ``layer`` (kind, activation, shapes, stride, padding) with parameters W, b."""
+    if isinstance(layer, Conv2d):
+        op = layer.operator
+        return Conv2d(W, b, layer.activation, in_shape=op.in_shape, stride=op.stride,
+                      padding=op.padding, out_shape=layer.out_shape)
+    return Dense(W, b, layer.activation, in_shape=layer.in_shape, out_shape=layer.out_shape)
+
+
+def _geometry(layer: Layer) -> list:
+    """What fixes a layer's map besides its parameters: [parameter shape, activation] and, for a
+    convolution, its input shape, stride and padding."""
+    W, _ = layer_parameters(layer)
+    if isinstance(layer, Conv2d):
+        op = layer.operator
+        return [list(W.shape), layer.activation.name,
+                {"in_shape": list(op.in_shape), "stride": list(op.stride),
+                 "padding": list(op.padding)}]
+    return [list(W.shape), layer.activation.name]
 
 
 def _full_states(states, x0: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
@@ -196,8 +272,9 @@ class _Shard(NamedTuple):
 
 
 class _GramPart(NamedTuple):
-    """A shard's share of X̃ᵀX̃, X̃ = [x^{l−1}, 1]: its rows X̃_p when it has no more rows than
-    columns (fewer bytes than the Gram matrix), else X̃_pᵀX̃_p."""
+    """A shard's share of X̃ᵀX̃, X̃ = [x^{l−1}, 1] (for a convolution [P, 1], P the im2col
+    matrix of x^{l−1}): its rows X̃_p when it has no more rows than columns (fewer bytes than
+    the Gram matrix), else X̃_pᵀX̃_p."""
 
     rows: np.ndarray | None
     gram: np.ndarray | None
@@ -257,10 +334,12 @@ def _weight_parts(model: DeepBregman, shard: _Shard, with_states: bool = False):
     X = shard.X
     parts = []
     for l in range(1, model.depth + 1):
-        x_tilde = np.hstack([X[l - 1], np.ones((X[l - 1].shape[0], 1))])
+        op = model.operator(l)
+        inputs = op.patches(X[l - 1]) if isinstance(op, Conv2dOperator) else X[l - 1]
+        x_tilde = np.hstack([inputs, np.ones((inputs.shape[0], 1))])
         rows, columns = x_tilde.shape
         gram = _GramPart(x_tilde, None) if rows <= columns else _GramPart(None, x_tilde.T @ x_tilde)
-        parts.append(_WeightPart(rows, model.param_gradient(l, X), gram))
+        parts.append(_WeightPart(X[l - 1].shape[0], model.param_gradient(l, X), gram))
     return parts, (X[1:-1] if with_states else None)
 
 
@@ -476,12 +555,15 @@ class Training:
         min_{Θ, X}  1/s Σ_i [ Σ_l B_{Ψ_l}(x_i^l, W_l x_i^{l−1} + b_l) + Σ_l α_l ‖x_i^l‖₁ ]
                     + (λ/2) Σ_l ‖W_l‖²_F,      x_i^0 = inputs_i,  x_i^L = targets_i
 
+    (for a ``Conv2d`` layer W_l x = k_l ∗ x, ‖W_l‖_F stands for the kernel's ‖k_l‖_F, and b_l
+    has one value per output channel).
+
     Parameters
     ----------
     network : Network
-        The initial network: a ``Sequential`` (or a single layer) of ``Dense`` layers with
-        any admissible activations (including ones derived with sympy) and an identity last
-        layer allowed. It is never modified; training returns a new network.
+        The initial network: a ``Sequential`` (or a single layer) of ``Dense`` and ``Conv2d``
+        layers with any admissible activations (including ones derived with sympy) and an
+        identity last layer allowed. It is never modified; training returns a new network.
     inputs : array_like, shape (s, *network.in_shape)
         The inputs x_i^0 (finite), leading sample axis.
     targets : array_like, shape (s, *network.out_shape)
@@ -498,8 +580,8 @@ class Training:
     TypeError
         ``network`` is not a bregmod network.
     ValueError
-        A layer other than ``Dense``; NaN/Inf in the data; an empty data set; a bad penalty or
-        weight decay.
+        A layer other than ``Dense`` or ``Conv2d``; NaN/Inf in the data; an empty data set; a
+        bad penalty or weight decay.
     ShapeError
         Inputs or targets do not match the network or each other.
     DomainError
@@ -517,16 +599,15 @@ class Training:
     ) -> None:
         if not isinstance(network, Network):
             raise TypeError(
-                f"network must be a bregmod network (Dense layers in a Sequential), got "
+                f"network must be a bregmod network (Dense and Conv2d layers in a Sequential), got "
                 f"{type(network).__name__}"
             )
         layers = network.layers
         for j, layer in enumerate(layers, start=1):
-            if not isinstance(layer, Dense):
-                raise ValueError(
-                    f"Training supports feed-forward networks of Dense layers; layer {j} is "
-                    f"{layer.kind} ({layer!r})"
-                )
+            try:
+                layer_parameters(layer)
+            except ValueError as exc:
+                raise ValueError(f"layer {j}: {exc}") from None
         self._network = network
         self._layers = layers
         self._activations = [layer.activation for layer in layers]
@@ -546,7 +627,7 @@ class Training:
 
     # ------------------------------------------------------------------ declaration
     network = property(lambda self: self._network, doc="The initial network (never modified).")
-    inputs = property(lambda self: self._inputs, doc="The inputs (s, n_0), float64.")
+    inputs = property(lambda self: self._inputs, doc="The inputs (s, n_0), float64, flattened.")
     targets = property(lambda self: self._targets, doc="The targets (s, n_L), float64.")
     weight_decay = property(lambda self: self._weight_decay, doc="λ of (λ/2)Σ‖W_l‖².")
     n_samples = property(lambda self: self._inputs.shape[0], doc="s, the number of samples.")
@@ -604,20 +685,21 @@ class Training:
 
     # ------------------------------------------------------------------ the model
     def _initial_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(np.array(layer.W, dtype=np.float64), np.array(layer.b)) for layer in self._layers]
+        return [
+            (np.array(W, dtype=np.float64), np.array(b))
+            for W, b in map(layer_parameters, self._layers)
+        ]
 
     def _model(self, weights) -> DeepBregman:
         """The deep lifted Bregman energy (`bregmod.model.deep`) at the parameters ``weights``."""
         shapes = [self._network.in_shape, *(layer.out_shape for layer in self._layers)]
-        return DeepBregman([MatrixOperator(W) for W, _ in weights], [b for _, b in weights],
-                           self._activations, shapes)
+        operators = [_operator_like(layer, W)
+                     for layer, (W, _) in zip(self._layers, weights, strict=True)]
+        return DeepBregman(operators, [b for _, b in weights], self._activations, shapes)
 
     def _build_network(self, weights) -> Sequential:
         return Sequential(
-            *(
-                Dense(W, b, layer.activation, in_shape=layer.in_shape)
-                for (W, b), layer in zip(weights, self._layers, strict=True)
-            )
+            *(_layer_like(layer, W, b) for (W, b), layer in zip(weights, self._layers, strict=True))
         )
 
     def _weights_of(self, network: Network | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -625,17 +707,17 @@ class Training:
             return self._initial_weights()
         layers = network.layers
         if len(layers) != len(self._layers) or any(
-            not isinstance(a, Dense) or a.W.shape != b.W.shape or a.activation != b.activation
+            type(a) is not type(b) or _geometry(a) != _geometry(b) or a.activation != b.activation
             for a, b in zip(layers, self._layers, strict=False)
         ):
             raise ShapeError(
                 f"network {network!r} does not have the architecture of this training problem "
                 f"({self._network!r})"
             )
-        return [(np.asarray(layer.W), np.asarray(layer.b)) for layer in layers]
+        return [tuple(np.asarray(p) for p in layer_parameters(layer)) for layer in layers]
 
     def _check_states(self, states, rows: int) -> list[np.ndarray]:
-        hidden = [layer.W.shape[0] for layer in self._layers[:-1]]
+        hidden = [layer.operator.shape[0] for layer in self._layers[:-1]]
         if len(states) != len(hidden):
             raise ShapeError(f"states must hold {len(hidden)} hidden states x^1…x^{len(hidden)}")
         out = []
@@ -651,7 +733,7 @@ class Training:
         per_sample = model.value(X)
         for l, alpha in self.state_penalties.items():
             per_sample = per_sample + alpha * np.abs(X[l]).sum(axis=1)
-        decay = sum(float(np.sum(op.matrix * op.matrix)) for op in model.operators)
+        decay = sum(float(np.sum(_parameters(model, l)[0] ** 2)) for l in range(1, model.depth + 1))
         return float(np.mean(per_sample)) + 0.5 * self._weight_decay * decay
 
     def energy(self, network: Network | None = None, states=None) -> float:
@@ -672,8 +754,9 @@ class Training:
         """∇_{(W_l, b_l)} E(Θ, X) for every layer: ``[(∂E/∂W_l, ∂E/∂b_l), …]``.
 
         ∂E/∂W_l = 1/s Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l)(x_i^{l−1})ᵀ + λ W_l and
-        ∂E/∂b_l = 1/s Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l): no σ′. Arguments as in
-        :meth:`energy`.
+        ∂E/∂b_l = 1/s Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l): no σ′. For a ``Conv2d`` layer the
+        kernel gradient is the correlation of that residual with the input (shape of the kernel)
+        and the bias gradient its sum over each output channel. Arguments as in :meth:`energy`.
         """
         model, X = self._model_and_states(network, states)
         parts, _ = _weight_parts(model, _Shard(X))
@@ -695,7 +778,7 @@ class Training:
         rows = sum(part.rows for part in parts)
         weight = sum((part.rows / rows) * part.gradient.weight for part in parts)
         bias = sum((part.rows / rows) * part.gradient.bias for part in parts)
-        return weight + self._weight_decay * model.operator(l).matrix, bias
+        return weight + self._weight_decay * _parameters(model, l)[0], bias
 
     # ------------------------------------------------------------------ the block updates
     def _state_step(self, batch: _Batch, l: int, mu: float) -> tuple[float, int]:
@@ -723,11 +806,12 @@ class Training:
                      tau: float):
         """One gradient step on (W_l, b_l) of E_S + 1/(2τ)‖(W_l, b_l) − (W_l, b_l)^k‖².
 
-        Step 1/L with L = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ, X̃ = [x^{l−1}, 1]: a Lipschitz constant
-        of the gradient in (W_l, b_l) (σ_l is 1-Lipschitz). ``parts`` are the shards' shares
+        Step 1/L with L = λ_max(X̃ᵀX̃)/|S| + 1/τ + λ, X̃ = [x^{l−1}, 1] (for a convolution
+        [P, 1], P its im2col matrix of x^{l−1}): a Lipschitz constant of the gradient in
+        (W_l, b_l) (σ_l is 1-Lipschitz). ``parts`` are the shards' shares
         (`_weight_parts`) of layer l.
         """
-        W, b = model.operator(l).matrix, model.bias(l)
+        W, b = _parameters(model, l)
         W0, b0 = anchor[l - 1]
         gW, gb = self._weight_gradient(model, l, parts)
         gW = gW + (W - W0) / tau
@@ -756,7 +840,7 @@ class Training:
              None if state_init == "forward" else [s[index[part]] for s in run.states])
             for part in chunk_slices(len(index), math.ceil(len(index) / executor.shards))
         ]
-        mus = [1.0 / max(_norm_estimate_sq(W), 1e-12) for W, _ in run.weights[1:]]
+        mus = [1.0 / max(_norm_estimate_sq(W), 1e-12) for W in model.operators[1:]]
         halvings = 0
         batch = _Batch(executor, model, run.weights, rows)
         try:
@@ -1050,13 +1134,11 @@ class Training:
         digest = hashlib.sha256()
         for arr in (self._inputs, self._targets):
             digest.update(np.ascontiguousarray(arr).tobytes())
-        for layer in self._layers:
-            digest.update(np.ascontiguousarray(layer.W).tobytes())
-            digest.update(np.ascontiguousarray(layer.b).tobytes())
+        for W, b in map(layer_parameters, self._layers):
+            digest.update(np.ascontiguousarray(W).tobytes())
+            digest.update(np.ascontiguousarray(b).tobytes())
         return {
-            "layers": [
-                [list(layer.W.shape), layer.activation.name] for layer in self._layers
-            ],
+            "layers": [_geometry(layer) for layer in self._layers],
             "samples": self.n_samples,
             "data_and_initial_weights_sha256": digest.hexdigest(),
             "state_penalties": {str(k): v for k, v in self.state_penalties.items()},

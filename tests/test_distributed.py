@@ -356,6 +356,25 @@ def test_data_parallel_training_matches_single_process(trained):
     assert info["round_trips_per_batch"] >= 2 * 2  # ≥ 1 state step + 1 weight step per sweep
 
 
+def test_data_parallel_training_of_convolutions_matches_single_process(client):
+    """A Conv2d → Conv2d student (kernel gradients and im2col Gram matrices summed over the
+    shards): the same weights as in one process, to rounding (as above)."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((30, 1, 5, 5))
+    Y = np.maximum(X, 0)[:, :, 1:-1, 1:-1] - 0.5 * X[:, :, :-2, 2:]
+    student = Sequential(
+        Conv2d(rng.standard_normal((3, 1, 3, 3)) / 3, activation=act.ReLU(), in_shape=(1, 5, 5),
+               padding=1),
+        Conv2d(rng.standard_normal((1, 3, 3, 3)) / 5, in_shape=(3, 5, 5)),
+    )
+    training = Training(student, X, Y)
+    local, remote = training.solve(**TRAIN), training.solve(**TRAIN, client=client)
+    for a, b in zip(local.network.layers, remote.network.layers, strict=True):
+        for u, v in ((a.kernel, b.kernel), (a.b, b.b)):
+            np.testing.assert_allclose(v, u, rtol=0, atol=1e-10 * np.abs(u).max())
+    assert local.history["train_loss"][-1] < 0.5 * np.mean((student(X) - Y) ** 2)
+
+
 def test_the_reductions_over_shards_are_the_batch_sums(client):
     """A batch cut into shards of 8 and 7 rows on the cluster gives the backtracking sums, the
     decisions, the weight step and the states of the whole batch in one process (to rounding),

@@ -550,7 +550,7 @@ def test_conv_rejects_bad_arguments():
         Conv2dOperator(k, (3, 2, 5))
     with pytest.raises(ValueError, match="padding='same' needs stride 1, got stride \\(2, 2\\)"):
         Conv2dOperator(k, (3, 5, 5), stride=2, padding="same")
-    with pytest.raises(ValueError, match="padding must be an int, a pair of ints or 'same'"):
+    with pytest.raises(ValueError, match="padding must be an int, a pair of ints, .*or 'same'"):
         Conv2dOperator(k, (3, 5, 5), padding="valid")
     with pytest.raises(
         ValueError, match=r"stride must be an integer >= 1 or a pair of them, got 0"
@@ -562,6 +562,28 @@ def test_conv_rejects_bad_arguments():
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="convolution kernel contains NaN or Inf"):
         Conv2dOperator(bad, (3, 5, 5))
+
+
+def test_conv_uneven_padding_and_patches_match_naive_loop():
+    k = _gaussian(3, 2, 3, 2)
+    op = Conv2dOperator(k, (2, 6, 5), stride=(1, 2), padding=(0, 2, 1, 0))
+    assert op.padding == (0, 2, 1, 0)
+    X = _gaussian(2, 2, 6, 5)
+    naive = np.array([naive_conv2d(x, k, (1, 2), (0, 2, 1, 0)) for x in X])
+    np.testing.assert_allclose(op.apply(X.reshape(2, -1)), naive.reshape(2, -1), atol=1e-12)
+    # The same geometry from its own attributes.
+    again = Conv2dOperator(k, op.in_shape, op.stride, op.padding)
+    np.testing.assert_array_equal(again.apply(X.reshape(2, -1)), op.apply(X.reshape(2, -1)))
+    # im2col: (A_k x_b)[o, i, j] = P[(b, i, j)] · vec k[o], and P is linear in x (a unit kernel
+    # entry picks one column of P).
+    P = op.patches(X.reshape(2, -1))
+    H_out, W_out = op.out_shape[1:]
+    assert P.shape == (2 * H_out * W_out, k[0].size)
+    np.testing.assert_allclose(
+        P @ k.reshape(3, -1).T, naive.transpose(0, 2, 3, 1).reshape(-1, 3), atol=1e-12
+    )
+    with pytest.raises(ValueError, match=r"padding \(left, right\) must be an integer >= 0"):
+        Conv2dOperator(k, (2, 6, 5), padding=(0, 1, -1, 0))
 
 
 def test_conv_kernel_is_a_private_copy():

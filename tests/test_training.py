@@ -13,7 +13,7 @@ from scipy.optimize import minimize_scalar
 import bregmod as bm
 from bregmod.errors import CheckpointError, DomainError, ShapeError
 from bregmod.model.deep import DeepBregman
-from bregmod.training import _Batch, _InProcess, _Shard, _weight_parts, prox_state
+from bregmod.training import _Batch, _InProcess, _Shard, _weight_parts, layer_parameters, prox_state
 
 D, H, M = 8, 24, 4
 
@@ -222,8 +222,8 @@ def test_same_seed_same_result_and_seeds_matter():
 
 def _assert_same_run(a: bm.TrainingResult, b: bm.TrainingResult) -> None:
     for la, lb in zip(a.network.layers, b.network.layers, strict=True):
-        np.testing.assert_array_equal(la.W, lb.W)
-        np.testing.assert_array_equal(la.b, lb.b)
+        for pa, pb in zip(layer_parameters(la), layer_parameters(lb), strict=True):
+            np.testing.assert_array_equal(pa, pb)
     for sa, sb in zip(a.states, b.states, strict=True):
         np.testing.assert_array_equal(sa, sb)
     for key in ("epoch", "energy", "train_loss", "val_loss", "tau"):
@@ -362,9 +362,9 @@ def test_bad_inputs_are_rejected():
                              bm.Dense(W2, activation=bm.ReLU()))
     with pytest.raises(DomainError, match="targets"):
         bm.Training(relu_out, X, Y - 10.0)
-    conv = bm.Conv2d(np.ones((1, 1, 2, 2)), activation=bm.ReLU(), in_shape=(1, 3, 3))
-    with pytest.raises(ValueError, match="Dense"):
-        bm.Training(conv, np.ones((2, 1, 3, 3)), np.ones((2, 1, 2, 2)))
+    residual = bm.Sequential(bm.Residual(np.eye(D), activation=bm.ReLU()), bm.Dense(W2 @ W1))
+    with pytest.raises(ValueError, match="layer 1: Training supports .* Dense and Conv2d"):
+        bm.Training(residual, X, Y)
     with pytest.raises(TypeError):
         bm.Training("net", X, Y)
     with pytest.raises(ValueError, match="hidden layer index"):
@@ -411,3 +411,171 @@ def test_training_without_a_client_never_imports_dask():
             "bm.Training(net, np.ones((4, 2)), np.ones((4, 2))).solve(epochs=1, batch_size=2)\n"
             "assert not {'dask', 'distributed'} & set(sys.modules), 'dask was imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ------------------------------------------------------------------ convolutional layers
+S, C = 6, 4  # image side, hidden channels
+
+
+def _conv_net(rng, activation=None) -> bm.Sequential:
+    """Conv2d(1 → C, 3×3, padding 1, ReLU) → Conv2d(C → 1, 3×3, padding 1, identity)."""
+    return bm.Sequential(
+        bm.Conv2d(rng.standard_normal((C, 1, 3, 3)) / 3, activation=activation or bm.ReLU(),
+                  in_shape=(1, S, S), padding=1),
+        bm.Conv2d(rng.standard_normal((1, C, 3, 3)) / np.sqrt(9 * C), in_shape=(C, S, S),
+                  padding=1),
+    )
+
+
+def _conv_teacher_data(samples: int = 200):
+    rng = np.random.default_rng(0)
+    teacher = _conv_net(rng)
+    X, Xt = rng.standard_normal((samples, 1, S, S)), rng.standard_normal((200, 1, S, S))
+    return X, teacher(X), Xt, teacher(Xt), _conv_net(rng)
+
+
+def _mixed_conv_problem(decay: float):
+    """Conv (tanh, stride 2, 'same'-like uneven padding) → Conv (soft threshold) → Dense."""
+    rng = np.random.default_rng(4)
+    net = bm.Sequential(
+        bm.Conv2d(rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3), bm.Tanh(),
+                  in_shape=(2, 5, 6), stride=2, padding=1),
+        bm.Conv2d(rng.standard_normal((2, 3, 2, 2)), rng.standard_normal(2),
+                  bm.SoftThreshold(0.2), in_shape=(3, 3, 4), padding="same"),
+        bm.Dense(rng.standard_normal((3, 24)), rng.standard_normal(3), bm.Sigmoid(),
+                 in_shape=(2, 3, 4)),
+    )
+    X = rng.standard_normal((5, 2, 5, 6))
+    Y = rng.uniform(0.1, 0.9, size=(5, 3))
+    states = [np.tanh(rng.standard_normal((5, 36))), rng.standard_normal((5, 24))]
+    return bm.Training(net, X, Y, state_penalties={2: 0.1}, weight_decay=decay), net, states
+
+
+def _with_parameter(net: bm.Sequential, layer: int, which: int, index, delta: float):
+    """``net`` with parameter ``which`` (0 weight/kernel, 1 bias) of layer ``layer`` moved."""
+    layers = []
+    for j, lay in enumerate(net.layers):
+        params = [p.copy() for p in layer_parameters(lay)]
+        if j == layer:
+            params[which][index] += delta
+        if isinstance(lay, bm.Conv2d):
+            op = lay.operator
+            layers.append(bm.Conv2d(*params, lay.activation, in_shape=op.in_shape,
+                                    stride=op.stride, padding=op.padding))
+        else:
+            layers.append(bm.Dense(*params, lay.activation, in_shape=lay.in_shape))
+    return bm.Sequential(*layers)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.3])
+def test_conv_kernel_gradient_matches_finite_differences_of_the_lifted_energy(decay):
+    training, net, states = _mixed_conv_problem(decay)
+    gradient = training.gradient(net, states)
+    assert gradient[0][0].shape == (3, 2, 3, 2) and gradient[0][1].shape == (3,)
+    h = 1e-6
+    for layer, lay in enumerate(net.layers):
+        for which, param in enumerate(layer_parameters(lay)):
+            for index in np.ndindex(param.shape):
+                plus = training.energy(_with_parameter(net, layer, which, index, h), states)
+                minus = training.energy(_with_parameter(net, layer, which, index, -h), states)
+                fd = (plus - minus) / (2 * h)
+                assert gradient[layer][which][index] == pytest.approx(fd, rel=1e-5, abs=1e-7)
+
+
+def test_conv_implicit_step_solves_its_proximal_subproblem():
+    """A full-batch implicit step on one linear convolution is the closed-form minimiser of
+    1/s Σ ½‖y_i − k ∗ x_i − b‖² + 1/(2τ)‖(k, b) − (k, b)^k‖²: per output channel o,
+    (P̃ᵀP̃/s + I/τ) θ_o = P̃ᵀ y_o/s + θ_o^k/τ with P̃ = [P, 1] the im2col matrix built here by
+    loops over the pixels (independent of the operator), θ_o = (vec k[o], b[o]); and one sweep
+    is one gradient step with the exact step 1/L, L = λ_max(P̃ᵀP̃)/s + 1/τ."""
+    rng = np.random.default_rng(6)
+    s, tau = 12, 0.1
+    X = rng.standard_normal((s, 2, 5, 5))
+    k0, b0 = 0.3 * rng.standard_normal((3, 2, 3, 3)), 0.1 * rng.standard_normal(3)
+    Y = rng.standard_normal((s, 3, 3, 3))  # stride 2, padding 1: 5×5 → 3×3
+    layer = bm.Conv2d(k0, b0, in_shape=(2, 5, 5), stride=2, padding=1)
+    trained = bm.Training(layer, X, Y).solve(
+        epochs=1, batch_size=s, tau=tau, inner_iterations=100
+    ).network.layers[0]
+    padded = np.pad(X, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    rows = [np.append(padded[i, :, 2 * r:2 * r + 3, 2 * c:2 * c + 3].ravel(), 1.0)
+            for i in range(s) for r in range(3) for c in range(3)]
+    P = np.array(rows)
+    # One sweep is one gradient step from (k, b)^k with step 1/L, L = λ_max(P̃ᵀP̃)/s + 1/τ.
+    step = 1 / (np.linalg.eigvalsh(P.T @ P)[-1] / s + 1 / tau)
+    one = bm.Training(layer, X, Y).solve(epochs=1, batch_size=s, tau=tau, inner_iterations=1)
+    for o in range(3):
+        theta0 = np.append(k0[o].ravel(), b0[o])
+        expected = theta0 - step * P.T @ (P @ theta0 - Y[:, o].reshape(-1)) / s
+        got = np.append(one.network.layers[0].kernel[o].ravel(), one.network.layers[0].b[o])
+        np.testing.assert_allclose(got, expected, atol=1e-12)
+    system = P.T @ P / s + np.eye(P.shape[1]) / tau
+    for o in range(3):
+        target = Y[:, o].reshape(-1)  # rows in the order (sample, r, c)
+        theta0 = np.append(k0[o].ravel(), b0[o])
+        theta = np.linalg.solve(system, P.T @ target / s + theta0 / tau)
+        got = np.append(trained.kernel[o].ravel(), trained.b[o])
+        assert np.abs(theta - theta0).max() > 0.1  # the step moves the weights
+        np.testing.assert_allclose(got, theta, atol=1e-10)
+
+
+def test_conv_teacher_student_trains():
+    X, Y, Xt, Yt, student = _conv_teacher_data()
+    initial = _mse(student, Xt, Yt)
+    result = bm.Training(student, X, Y).solve(
+        epochs=10, batch_size=20, tau=10.0, inner_iterations=3, seed=1
+    )
+    trained = result.network
+    # Measured 0.049 × the initial test MSE (the issue asks for ≤ 0.2×).
+    assert _mse(trained, Xt, Yt) <= 0.07 * initial
+    assert [type(layer) for layer in trained.layers] == [bm.Conv2d, bm.Conv2d]
+    assert trained.layers[0].operator.padding == student.layers[0].operator.padding
+    # A normal bregmod network: it lifts, and its deep model inverts it (the input of a
+    # forward pass is a minimiser with zero energy).
+    assert trained.lift().n_z > 0
+    model = DeepBregman.from_network(trained)
+    forward = model.forward(Xt[:2])
+    assert np.abs(model.value(forward)).max() == 0.0
+
+
+def test_trained_conv_network_exports_to_torch():
+    torch = pytest.importorskip("torch")
+    from bregmod.torch import to_torch
+
+    X, Y, Xt, _, student = _conv_teacher_data(samples=20)
+    trained = bm.Training(student, X, Y).solve(epochs=1, batch_size=10).network
+    module = to_torch(trained)
+    with torch.no_grad():
+        out = module(torch.from_numpy(Xt[:3])).numpy()
+    np.testing.assert_allclose(out.reshape(3, -1), trained(Xt[:3]).reshape(3, -1), atol=1e-12)
+
+
+def test_conv_checkpoint_resume_is_bit_identical(tmp_path):
+    X, Y, Xt, Yt, student = _conv_teacher_data(samples=40)
+    options = dict(batch_size=16, seed=2, inner_iterations=2, validation=(Xt, Yt))
+    full = bm.Training(student, X, Y).solve(epochs=3, **options)
+    path = tmp_path / "conv.npz"
+    bm.Training(student, X, Y).solve(epochs=1, checkpoint=path, **options)
+    resumed = bm.Training(student, X, Y).solve(epochs=3, checkpoint=path, resume=True, **options)
+    assert resumed.stats["resumed_from_epoch"] == 1
+    _assert_same_run(full, resumed)
+    assert not np.array_equal(full.network.layers[0].kernel, student.layers[0].kernel)
+    # The same kernels, shapes and data with the padding moved are another problem.
+    shifted = bm.Sequential(
+        bm.Conv2d(student.layers[0].kernel, activation=bm.ReLU(), in_shape=(1, S, S),
+                  padding=(0, 2, 0, 2)),
+        student.layers[1],
+    )
+    with pytest.raises(CheckpointError, match="layers"):
+        bm.Training(shifted, X, Y).solve(epochs=3, checkpoint=path, resume=True, **options)
+
+
+def test_conv_bad_inputs_are_rejected():
+    X, Y, _, _, student = _conv_teacher_data(samples=10)
+    with pytest.raises(ShapeError, match=r"inputs must have shape \(s, \*\(1, 6, 6\)\)"):
+        bm.Training(student, np.ones((10, 2, S, S)), Y)  # two channels, the kernel reads one
+    with pytest.raises(ShapeError, match="targets"):
+        bm.Training(student, X, np.ones((10, 2, S, S)))
+    relu_out = bm.Conv2d(np.ones((1, 1, 3, 3)), activation=bm.ReLU(), in_shape=(1, S, S))
+    with pytest.raises(DomainError, match="targets"):
+        bm.Training(relu_out, X, -np.ones((10, 1, 4, 4)))

@@ -128,3 +128,48 @@ def test_cli_train_errors(spec_dir, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", str(spec_dir / "missing.toml"), "--out", str(spec_dir / "o")]) == 2
     assert "cannot read spec file" in capsys.readouterr().err
+
+
+CONV_SPEC = """
+name = "conv"
+
+[input]
+shape = [1, 6, 6]
+
+[[layers]]
+type = "conv2d"
+channels = 3
+padding = 1
+activation = "relu"
+weights = { distribution = "normal", std = 0.3, seed = 0 }
+
+[[layers]]
+type = "conv2d"
+channels = 1
+stride = 2
+weights = { distribution = "normal", std = 0.2, seed = 1 }
+
+[data]
+source = "teacher"
+samples = 30
+validation_samples = 10
+
+[solver]
+epochs = 2
+batch_size = 10
+"""
+
+
+def test_cli_trains_a_convolutional_spec(tmp_path, capsys):
+    (tmp_path / "conv.toml").write_text(CONV_SPEC)
+    spec = load_training_spec(tmp_path / "conv.toml")
+    assert spec.training.inputs.shape == (30, 36)
+    assert spec.validation[1].shape == (10, 1, 2, 2)  # 6×6 → 6×6 → (6 − 3)/2 + 1 = 2
+    out = tmp_path / "out"
+    assert main(["train", str(tmp_path / "conv.toml"), "--out", str(out), "--no-progress"]) == 0
+    assert "2 epochs" in capsys.readouterr().out
+    with np.load(out / "weights.npz", allow_pickle=False) as weights:
+        assert weights["W1"].shape == (3, 1, 3, 3) and weights["b1"].shape == (3,)
+        assert weights["W2"].shape == (1, 3, 3, 3) and weights["b2"].shape == (1,)
+        initial = spec.training.network.layers[0].kernel
+        assert not np.array_equal(weights["W1"], initial)
