@@ -285,7 +285,7 @@ class _WoodburySystem:
         G0 = np.zeros((m, m), dtype=self.gram_dtype, order="F")
         for start in range(0, n, _SYRK_COLUMNS):
             columns = slice(start, start + _SYRK_COLUMNS)
-            scaled = self.A_hat[:, columns].astype(self.gram_dtype) * scale[columns]
+            scaled = self.A_hat[:, columns].astype(self.gram_dtype, copy=False) * scale[columns]
             G0 = syrk(1.0, scaled, beta=1.0, c=G0, overwrite_c=True)
         self.G0 = G0.astype(np.float64, order="F")  # upper triangle (SYRK's, and potrf's)
         self.dtype = np.dtype(dtype)
