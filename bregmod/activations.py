@@ -596,9 +596,14 @@ class Activation(ABC):
         With :meth:`prox_phi` at step 1/t, prox_{Φ/t}(x/t) = prox_{Ψ/(1+t)}(x/(1 + t)), so
         prox_{tΦ*}(x) = x − t prox_{Ψ/(1+t)}(x/(1 + t)): σ's scaled prox only, never Φ*.
         """
-        x = np.asarray(x)
-        t = np.asarray(t, dtype=np.float64)
-        return x - t * self.prox_scaled(x / (1 + t), 1 / (1 + t))
+        x = self._array(x, "x")
+        return self._prox_phi_conj(x, _positive_step(t, x.shape, self.name, self.is_vector))
+
+    def _prox_phi_conj(self, x: np.ndarray, t) -> np.ndarray:
+        """prox_{tΦ*}(x) = x − t prox_{Ψ/(1+t)}(x/(1 + t)) without validation: the kernel of
+        :meth:`prox_phi_conj`, also run by the solvers' loops on their (validated, float64)
+        state (``t`` > 0, a scalar or broadcastable to ``x``)."""
+        return x - t * self._prox_scaled(x / (1 + t), 1 / (1 + t))
 
     def project_domain(self, y) -> np.ndarray:
         """The nearest point of dom Ψ (entrywise clip to the interval; per vector the

@@ -8,21 +8,32 @@ with B_Ψ(z, x) = ½‖z‖² + Ψ(z) + Φ*(x) − ⟨z, x⟩. Everything in it 
 bilinear −⟨z, W u⟩, and :func:`certify` checks one of two sufficient conditions:
 
 ``method="paper"`` (Wang & Benning; needs V = Wᵀ)
-    Q := λ KᵀK − ρ⁻¹ I − M − Mᵀ ⪰ 0 on the u-space. With V = Wᵀ and a = M Δu − V Δz,
+    Q := λ KᵀK + α E₀ − ρ⁻¹ I − M − Mᵀ ⪰ 0 on the u-space. With V = Wᵀ and a = M Δu − V Δz,
     −2⟨Δz, W Δu⟩ = −2⟨M Δu − a, Δu⟩ ≥ −Δuᵀ(M + Mᵀ)Δu − ρ‖a‖² − ρ⁻¹‖Δu‖², and the ρ‖a‖²
     is paid by the penalty term.
 ``method="exact"`` (any V, tighter)
-    H₀ = [[λ KᵀK, −Wᵀ], [−W, I]] ⪰ 0 on the feasible subspace {(u, z) : M u = V z}, i.e.
-    Nᵀ H₀ N ⪰ 0 for an orthonormal basis N of ker A, A = [M, −V]. It does not depend on ρ.
-    When it holds, the certificate also gives μ with H₀ + μ AᵀA ⪰ 0 (Finsler), which the
+    H₀ = [[λ KᵀK + α E₀, −Wᵀ], [−W, I]] ⪰ 0 on the feasible subspace {(u, z) : M u = V z},
+    i.e. Nᵀ H₀ N ⪰ 0 for an orthonormal basis N of ker A, A = [M, −V]. It does not depend on
+    ρ. When it holds, the certificate also gives μ with H₀ + μ AᵀA ⪰ 0 (Finsler), which the
     backends use to write ½ xᵀ(H₀ + μ AᵀA)x as a convex smooth term.
+
+Here α is J's strong-convexity modulus (α for α/2‖·‖², 0 for TV, ℓ1, boxes) and E₀ the
+identity on the input block u₀, zero elsewhere: J − α/2‖u₀‖² is convex, so the α/2‖u₀‖² may
+join the quadratic part (λ/2‖K u + c − f‖² brings the data term's curvature λKᵀK).
+
+Above ``dense_limit`` unknowns the exact check needs structure: when the network compiles to a
+chain u_j = a_j u_{j−1} + B_j z_j (Dense, Conv2d, Residual layers), the feasible (u, z) are
+parametrised by (u₀, z), and the restricted form Pᵀ(H₀ + tol·I)P is reduced link by link by
+a block LDLᵀ (:func:`_chain_elimination`, the same elimination as the deep certificate): the
+verdict is "every pivot block is positive definite" ⟺ λ_min(Nᵀ H₀ N) > −tol, a verified
+margin (``Certificate.factorised``); no eigenvalue is computed then.
 
 On {M u = V z} and with V = Wᵀ, xᵀH₀x = Δuᵀ(Q + ρ⁻¹I)Δu + ‖Δz‖², so the paper certificate
 implies the exact one.
 
 Tolerance policy: a form is certified when its smallest eigenvalue is ≥ −tol with
 tol = c · n · eps · scale, c = :data:`TOL_FACTOR`, n the dimension of the form and ``scale``
-an upper bound of its norm (λ‖K‖² + ρ⁻¹ + 2‖M‖ for Q, max(λ‖K‖², 1) + ‖W‖ for H₀), so
+an upper bound of its norm (λ‖K‖² + α + ρ⁻¹ + 2‖M‖ for Q, max(λ‖K‖², α, 1) + ‖W‖ for H₀), so
 rounding noise on a PSD form (an eigenvalue of −1e−16) passes while a genuinely indefinite
 form (smallest eigenvalue ≪ −tol) never does. An explicit ``tol`` replaces it.
 
@@ -57,6 +68,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg as sla
@@ -99,10 +111,10 @@ EIG_ITERATIONS = 50
 SEARCH_LIMIT = 1e12
 
 _FORMULAS = {
-    "paper": "Q = λKᵀK − ρ⁻¹I − M − Mᵀ ⪰ 0",
-    "exact": "H₀ = [[λKᵀK, −Wᵀ], [−W, I]] ⪰ 0 on {M u = V z}",
+    "paper": "Q = λKᵀK + αE₀ − ρ⁻¹I − M − Mᵀ ⪰ 0",
+    "exact": "H₀ = [[λKᵀK + αE₀, −Wᵀ], [−W, I]] ⪰ 0 on {M u = V z}",
 }
-_SCALES = {"paper": "λ‖K‖² + ρ⁻¹ + 2‖M‖", "exact": "max(λ‖K‖², 1) + ‖W‖"}
+_SCALES = {"paper": "λ‖K‖² + α + ρ⁻¹ + 2‖M‖", "exact": "max(λ‖K‖², α, 1) + ‖W‖"}
 
 
 @dataclass(frozen=True)
@@ -116,15 +128,18 @@ class Certificate:
     method : str
         ``"paper"`` (Q ⪰ 0) or ``"exact"`` (H₀ ⪰ 0 on {M u = V z}).
     certified : bool
-        True iff ``min_eig >= -tolerance``: the energy is convex for these λ, ρ.
-    min_eig : float
+        True iff ``min_eig >= -tolerance`` (``factorised``: iff the block LDLᵀ of the
+        restricted H₀ + tol·I has positive definite pivots): the energy is convex for these
+        λ, ρ, α.
+    min_eig : float or None
         The smallest eigenvalue of the checked form (of Q, or of Nᵀ H₀ N with N orthonormal,
-        i.e. the minimum of xᵀH₀x / ‖x‖² over the feasible subspace).
+        i.e. the minimum of xᵀH₀x / ‖x‖² over the feasible subspace); None when
+        ``factorised`` (not computed).
     tolerance : float
         The absolute tolerance used.
     scale : float
-        Upper bound of the norm of the form (λ‖K‖² + ρ⁻¹ + 2‖M‖ for Q,
-        max(λ‖K‖², 1) + ‖W‖ for H₀).
+        Upper bound of the norm of the form (λ‖K‖² + α + ρ⁻¹ + 2‖M‖ for Q,
+        max(λ‖K‖², α, 1) + ‖W‖ for H₀).
     tol_policy : str
         ``"relative"`` (tolerance = tol_factor · dimension · eps · scale) or ``"absolute"``
         (given by the caller).
@@ -136,6 +151,16 @@ class Certificate:
         How the smallest eigenvalue was computed.
     lam, rho : float
         The weights checked.
+    alpha : float
+        J's strong-convexity modulus counted on the input block u₀ (``Regularizer.
+        strong_convexity``; 0 when J is not given).
+    factorised : bool
+        True when the verdict comes from the block LDLᵀ of the restricted H₀ + tol·I along a
+        chain (above ``dense_limit``): a verified margin λ_min > −tol, with no eigenvalue,
+        witness or μ computed.
+    smallest_alpha : float or None
+        ``factorised`` only: the smallest α that certifies at this λ (from the same
+        elimination), None when no α does or when not computed.
     witness : ndarray or None
         On failure, a unit direction along which the quadratic part decreases: the stacked
         u-vector (paper) or the stacked (u, z)-vector (exact, feasible: M u = V z).
@@ -161,7 +186,7 @@ class Certificate:
 
     method: str
     certified: bool
-    min_eig: float
+    min_eig: float | None
     tolerance: float
     scale: float
     tol_policy: str
@@ -170,6 +195,9 @@ class Certificate:
     solver: str
     lam: float
     rho: float
+    alpha: float = 0.0
+    factorised: bool = False
+    smallest_alpha: float | None = None
     witness: np.ndarray | None = field(default=None, repr=False)
     witness_block: str | None = None
     mu: float | None = None
@@ -183,12 +211,30 @@ class Certificate:
     def __bool__(self) -> bool:
         return self.certified
 
+    @property
+    def finding(self) -> str:
+        """The verdict's evidence in one phrase (used in messages)."""
+        if self.factorised and self.certified:
+            return (
+                f"verified margin: H₀ + tol·I ≻ 0 on {{M u = V z}} (every pivot block of its "
+                f"block LDLᵀ is positive definite), so λ_min > −{self.tolerance:.3g}; the "
+                "smallest eigenvalue itself was not computed"
+            )
+        if self.factorised:
+            return (
+                "a pivot block of the block LDLᵀ of H₀ + tol·I on {M u = V z} is not positive "
+                f"definite, so the smallest eigenvalue there is < −{self.tolerance:.3g}"
+            )
+        relation = "≥" if self.certified else "<"
+        return f"smallest eigenvalue {self.min_eig:.6g} {relation} −tolerance {self.tolerance:.3g}"
+
     def explain(self) -> str:
         """A human-readable account: what was checked, the result and what to change."""
+        how = "verdict" if self.factorised else "smallest eigenvalue"
         checked = (
             f"Checked {_FORMULAS[self.method]} (method '{self.method}') at "
-            f"λ = {self.lam:g}, ρ = {self.rho:g}, dimension {self.dimension}, "
-            f"smallest eigenvalue by {self.solver}."
+            f"λ = {self.lam:g}, ρ = {self.rho:g}, α = {self.alpha:g}, dimension "
+            f"{self.dimension}, {how} by {self.solver}."
         )
         if self.tol_policy == "relative":
             policy = (
@@ -198,31 +244,28 @@ class Certificate:
         else:
             policy = f"tolerance = {self.tolerance:.3g} (given by the caller)"
         verdict = "CERTIFIED: the lifted energy is convex" if self.certified else "NOT certified"
-        relation = "≥" if self.certified else "<"
-        lines = [
-            checked,
-            f"Result: {verdict}. Smallest eigenvalue {self.min_eig:.6g} {relation} "
-            f"−tolerance ({policy}).",
-        ]
+        lines = [checked, f"Result: {verdict}: {self.finding} ({policy})."]
         if self.method == "exact" and self.certified:
             lines.append(f"Finsler weight: {self.mu_note}")
-        if not self.certified:
+        if not self.certified and self.witness_block is not None:
             lines.append(
                 f"The quadratic part decreases along the witness direction, which lives mostly "
                 f"in block '{self.witness_block}'."
             )
+        if not self.certified:
             lines.append(f"To certify: {self.advice}")
         return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """Result of :func:`smallest_lambda` / :func:`smallest_rho`.
+    """Result of :func:`smallest_lambda`, :func:`smallest_rho` and (quadratic lifted model)
+    :func:`smallest_alpha`.
 
     Attributes
     ----------
     parameter : str
-        ``"lam"`` or ``"rho"``.
+        ``"lam"``, ``"rho"`` or ``"alpha"``.
     method : str
         The certificate method.
     value : float or None
@@ -295,22 +338,171 @@ def _identity_pattern(op: Operator) -> tuple[np.ndarray, int] | None:
     return pattern, sizes.pop()
 
 
+class _Stage(NamedTuple):
+    """One link of a chain: u_j = a u_{j−1} + B z_j, the coupling −2⟨z_j, W u_{j−1}⟩ and the
+    diagonal d‖z_j‖² of the form (see :func:`_chain_elimination`)."""
+
+    a: float
+    B: Operator | None  # None: the identity
+    W: Operator
+    d: float
+
+
+def _gram(op: Operator) -> np.ndarray:
+    """WᵀW as a dense n × n matrix, from a stored matrix or in chunks of unit vectors (the
+    m × n matrix of a matrix-free W is never formed)."""
+    n = op.shape[1]
+    if not op.matrix_free:
+        W = op.to_dense()
+        return W.T @ W
+    gram = np.empty((n, n))
+    step = max(1, 2**22 // op.shape[0])
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        unit = np.zeros((stop - start, n))
+        unit[:, start:stop] = np.eye(stop - start)
+        gram[start:stop] = op.apply_adjoint(op.apply(unit))
+    return gram
+
+
+def _chain_elimination(
+    stages: list[_Stage], terminal: float | np.ndarray, shift: float
+) -> tuple[int | None, float | np.ndarray]:
+    """Block LDLᵀ (a Riccati recursion) of the quadratic form of a chain.
+
+    The form, over (u₀, z₁, …, z_L) with u_j = a_j u_{j−1} + B_j z_j, is
+
+        q = Σ_j [d_j‖z_j‖² − 2⟨z_j, W_j u_{j−1}⟩ + e‖u_{j−1}‖²] + u_Lᵀ P_L u_L + (u₀ terms),
+
+    e = ``shift``, P_L = ``terminal`` (a float p stands for p·I). Minimising over z_L, then
+    z_{L−1}, … (Schur complements) gives, for j = L … 1,
+
+        G_j = d_j I + B_jᵀ P_j B_j,   F_j = a_j B_jᵀ P_j − W_j,
+        P_{j−1} = e I + a_j² P_j − F_jᵀ G_j⁻¹ F_j,
+
+    and q + D₀‖u₀‖²-terms ≻ 0 ⟺ every G_j ≻ 0 and D₀ + P₀ ≻ 0 (Sylvester's law of inertia).
+    Each G_j ≻ 0 is checked by a dense Cholesky factorisation (LAPACK), which fails on a
+    matrix that is not positive definite beyond its rounding. A scalar P_j with B_j = I and
+    a_j = 0 (the last feed-forward link) needs only W_jᵀW_j (formed matrix-free): that link's
+    z may be wide. Otherwise G_j (m_j × m_j), P_j and W_j are held densely, one link at a time.
+
+    Returns
+    -------
+    (failed, P₀)
+        ``failed`` the index j of the first G_j that is not positive definite (P₀ is then
+        meaningless, 0.0), or None with P₀ (a float when the chain is empty and the terminal
+        a float, else an n₀ × n₀ array).
+    """
+    P = terminal
+    for j in range(len(stages), 0, -1):
+        a, B, W, d = stages[j - 1]
+        if np.ndim(P) == 0 and B is None and a == 0.0:
+            if d + P <= 0.0:
+                return j, 0.0
+            P = shift * np.eye(W.shape[1]) - _gram(W) / (d + P)
+            continue
+        P_mat = P * np.eye(W.shape[0] if B is None else B.shape[0]) if np.ndim(P) == 0 else P
+        BtP = P_mat if B is None else B.to_dense().T @ P_mat
+        G = d * np.eye(W.shape[0]) + (BtP if B is None else BtP @ B.to_dense())
+        try:
+            factor = sla.cholesky(G, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return j, 0.0
+        F = a * BtP - W.to_dense() if a else -W.to_dense()
+        X = sla.solve_triangular(factor, F, lower=True, check_finite=False)
+        P = shift * np.eye(W.shape[1]) - X.T @ X
+        if a:
+            P += a * a * P_mat
+    return None, P
+
+
+def _grid_block(op: Operator, i: int, j: int) -> Operator | None:
+    """Block (i, j) of a BlockOperator or of the adjoint of one (None when zero)."""
+    if isinstance(op, BlockOperator):
+        block = op.blocks[i][j]
+    elif isinstance(op.H, BlockOperator):
+        block = op.H.blocks[j][i]
+        block = None if block is None else block.H
+    else:
+        return None
+    return None if block is None or block.is_zero else block
+
+
+def _lifted_chain(
+    lifted: LiftedNetwork,
+) -> tuple[list[tuple[float, Operator | None, Operator]], Operator] | str:
+    """The links (a_j, B_j, W_j) and the output block K_L of a chain, or why it is not one.
+
+    A chain: constraint row j − 1 reads u_j − a_j u_{j−1} = B_j z_j (M = I on u_j, −a_j I or
+    nothing on u_{j−1}, V = B_j on the next z blocks in order; feed-forward: a_j = 0, B_j = I;
+    residual: a_j = 1, B_j = V_j), those z blocks read only u_{j−1} through W, further
+    constraint rows are zero and K reads only the last u block. Dense, Conv2d and Residual
+    layers (also with a folded affine last layer) and a ShallowSum with one activation compile
+    to chains.
+    """
+    L = len(lifted.u_blocks) - 1
+    if L < 1 or len(lifted.constraint_blocks) < L:
+        return "the constraint rows do not form a chain u_j = a u_{j−1} + B z_j"
+    links, z_next = [], 0
+    for j in range(1, L + 1):
+        row = j - 1
+        head = _grid_block(lifted.M, row, j)
+        tail = _grid_block(lifted.M, row, j - 1)
+        others = [
+            k
+            for k in range(L + 1)
+            if k not in (j - 1, j) and _grid_block(lifted.M, row, k) is not None
+        ]
+        if (
+            not (isinstance(head, IdentityOperator) and head.scale == 1.0)
+            or others
+            or not (tail is None or isinstance(tail, IdentityOperator))
+        ):
+            return f"constraint row {row} is not u_{j} = a u_{j - 1} + B z_{j}"
+        zs = [k for k in range(len(lifted.z_blocks)) if _grid_block(lifted.V, row, k) is not None]
+        if not zs or zs != list(range(z_next, z_next + len(zs))):
+            return f"the z blocks of constraint row {row} are not the next ones in order"
+        z_next += len(zs)
+        for k in zs:
+            reads = [c for c in range(L + 1) if _grid_block(lifted.W, k, c) is not None]
+            if reads != [j - 1]:
+                return f"z block {k} does not read u_{j - 1} alone"
+        Vs = [_grid_block(lifted.V, row, k) for k in zs]
+        Ws = [_grid_block(lifted.W, k, j - 1) for k in zs]
+        B = Vs[0] if len(zs) == 1 else BlockOperator([Vs])
+        if isinstance(B, IdentityOperator) and B.scale == 1.0:
+            B = None
+        W = Ws[0] if len(zs) == 1 else BlockOperator([[w] for w in Ws])
+        links.append((0.0 if tail is None else -tail.scale, B, W))
+    extra = range(L, len(lifted.constraint_blocks))
+    if z_next != len(lifted.z_blocks) or any(
+        _grid_block(op, row, k) is not None
+        for op, width in ((lifted.M, L + 1), (lifted.V, len(lifted.z_blocks)))
+        for row in extra
+        for k in range(width)
+    ):
+        return "there are constraint rows beyond the chain"
+    if any(_grid_block(lifted.K, 0, k) is not None for k in range(L)):
+        return "the output reads a u block before the last"
+    return links, _grid_block(lifted.K, 0, L)
+
+
 class _Form(ABC):
-    """The quadratic form of one method for one network, precomputed for repeated (λ, ρ)."""
+    """The quadratic form of one method for one network, precomputed for repeated (λ, ρ, α)."""
 
     method: str
     dimension: int
     solver: str
 
     @abstractmethod
-    def smallest(self, lam: float, rho: float) -> tuple[float, np.ndarray]:
+    def smallest(self, lam: float, rho: float, alpha: float) -> tuple[float, np.ndarray]:
         """Smallest eigenvalue and a unit eigenvector (in the stacked u or (u, z) space)."""
 
     @abstractmethod
-    def scale(self, lam: float, rho: float) -> float:
-        """Upper bound of the norm of the form at (λ, ρ)."""
+    def scale(self, lam: float, rho: float, alpha: float) -> float:
+        """Upper bound of the norm of the form at (λ, ρ, α)."""
 
-    def kernel_min(self, rho: float) -> float | None:
+    def kernel_min(self, rho: float, alpha: float) -> float | None:
         """Smallest eigenvalue of the form on ker K (where λ has no effect; +inf if ker K = 0).
 
         This is the limit λ → ∞ of the smallest eigenvalue, computed without forming λKᵀK.
@@ -327,24 +519,26 @@ def _min_on(basis: np.ndarray, form: np.ndarray) -> float:
 
 
 class _PaperForm(_Form):
-    """Q(λ, ρ) = λ KᵀK − ρ⁻¹ I − M − Mᵀ on ℝ^{n_u}."""
+    """Q(λ, ρ, α) = λ KᵀK + α E₀ − ρ⁻¹ I − M − Mᵀ on ℝ^{n_u}."""
 
     method = "paper"
 
     def __init__(self, lifted: LiftedNetwork) -> None:
         self.dimension = lifted.n_u
+        self.n_0 = lifted.u_blocks[0].size
         self.norm_K = lifted.K.norm_bound()
         self.norm_M = lifted.M.norm_bound()
 
-    def scale(self, lam: float, rho: float) -> float:
-        return lam * self.norm_K**2 + 1.0 / rho + 2.0 * self.norm_M
+    def scale(self, lam: float, rho: float, alpha: float) -> float:
+        return lam * self.norm_K**2 + alpha + 1.0 / rho + 2.0 * self.norm_M
 
 
 class _PaperMatrix(_PaperForm):
-    """Q = T ⊗ I_n with T = λ KₛᵀKₛ − ρ⁻¹I − Mₛ − Mₛᵀ for small dense Kₛ, Mₛ.
+    """Q = T ⊗ I_n with T = λ KₛᵀKₛ + α E₀ − ρ⁻¹I − Mₛ − Mₛᵀ for small dense Kₛ, Mₛ.
 
-    n = 1 is the dense case (Kₛ = K, Mₛ = M); n > 1 the residual case where K and M are grids
-    of identity blocks (K = Kₛ ⊗ I_n, M = Mₛ ⊗ I_n) and the witness is t ⊗ e, e = 1/√n.
+    n = 1 is the dense case (Kₛ = K, Mₛ = M, E₀ the identity on the first n₀ entries); n > 1
+    the residual case where K and M are grids of identity blocks (K = Kₛ ⊗ I_n,
+    M = Mₛ ⊗ I_n, E₀ = e₀e₀ᵀ: u₀ is the first block) and the witness is t ⊗ e, e = 1/√n.
     """
 
     def __init__(self, lifted: LiftedNetwork, K_s: np.ndarray, M_s: np.ndarray, n: int) -> None:
@@ -354,21 +548,23 @@ class _PaperMatrix(_PaperForm):
         self.sym_M = M_s + M_s.T
         self.ker_K = sla.null_space(K_s)
         size = M_s.shape[0]
+        self.E_0 = np.zeros(size)
+        self.E_0[: self.n_0 if n == 1 else 1] = 1.0
         self.solver = (
             "dense eigh (LAPACK)"
             if n == 1
             else f"scalar {size}×{size} pattern T with Q = T ⊗ I_{n} (identity blocks; eigh of T)"
         )
 
-    def smallest(self, lam, rho):
-        T = lam * self.KtK - self.sym_M - np.eye(self.sym_M.shape[0]) / rho
+    def smallest(self, lam, rho, alpha):
+        T = lam * self.KtK + np.diag(alpha * self.E_0) - self.sym_M - np.eye(self.E_0.size) / rho
         theta, t = sla.eigh(T, subset_by_index=[0, 0])
         if self.n == 1:
             return float(theta[0]), t[:, 0]
         return float(theta[0]), np.kron(t[:, 0], np.full(self.n, 1.0 / math.sqrt(self.n)))
 
-    def kernel_min(self, rho):
-        return _min_on(self.ker_K, -self.sym_M) - 1.0 / rho
+    def kernel_min(self, rho, alpha):
+        return _min_on(self.ker_K, np.diag(alpha * self.E_0) - self.sym_M) - 1.0 / rho
 
 
 class _PaperOperator(_PaperForm):
@@ -381,13 +577,15 @@ class _PaperOperator(_PaperForm):
         self.K = lifted.K
         self.M = lifted.M
 
-    def smallest(self, lam, rho):
-        K, M = self.K, self.M
+    def smallest(self, lam, rho, alpha):
+        K, M, n_0 = self.K, self.M, self.n_0
 
         def matvec(x):
             x = np.ravel(x)
             Mx = M.apply(x)
-            return lam * K.apply_adjoint(K.apply(x)) - x / rho - Mx - M.apply_adjoint(x)
+            Qx = lam * K.apply_adjoint(K.apply(x)) - x / rho - Mx - M.apply_adjoint(x)
+            Qx[:n_0] += alpha * x[:n_0]
+            return Qx
 
         Q = LinearOperator((self.dimension,) * 2, matvec=matvec, dtype=np.float64)
         v0 = np.random.default_rng(0).standard_normal(self.dimension)
@@ -402,13 +600,15 @@ class _PaperOperator(_PaperForm):
 
 
 class _ExactDense(_Form):
-    """Nᵀ H₀(λ) N = λ (K N_u)ᵀ(K N_u) + Nᵀ H_c N with N an orthonormal basis of ker [M, −V]."""
+    """Nᵀ H₀(λ, α) N = λ (K N_u)ᵀ(K N_u) + α N₀ᵀN₀ + Nᵀ H_c N with N an orthonormal basis of
+    ker [M, −V] and N₀ its rows of the input block u₀."""
 
     method = "exact"
     solver = "orthonormal null-space basis of [M, −V] (SVD) + dense eigh (LAPACK)"
 
     def __init__(self, lifted: LiftedNetwork) -> None:
         n_u, n_z = lifted.n_u, lifted.n_z
+        n_0 = lifted.u_blocks[0].size
         self.dimension = n_u + n_z
         self.norm_K = lifted.K.norm_bound()
         self.norm_W = lifted.W.norm_bound()
@@ -424,28 +624,34 @@ class _ExactDense(_Form):
                 "the constraint M u = V z admits only (u, z) = 0; the lifted network is degenerate"
             )
         self.E = sla.block_diag(K.T @ K, np.zeros((n_z, n_z)))
+        self.E_0 = np.zeros(n_u + n_z)
+        self.E_0[:n_0] = 1.0
         self.H_c = np.block([[np.zeros((n_u, n_u)), -W.T], [-W, np.eye(n_z)]])
         KN = K @ self.N[:n_u]
         self.R_lam = KN.T @ KN
+        self.R_alpha = self.N[:n_0].T @ self.N[:n_0]
         self.R_c = self.N.T @ self.H_c @ self.N
         self.ker_KN = sla.null_space(KN)
 
-    def scale(self, lam, rho):
-        return max(lam * self.norm_K**2, 1.0) + self.norm_W
+    def scale(self, lam, rho, alpha):
+        return max(lam * self.norm_K**2, alpha, 1.0) + self.norm_W
 
-    def smallest(self, lam, rho):
-        theta, vec = sla.eigh(lam * self.R_lam + self.R_c, subset_by_index=[0, 0])
+    def smallest(self, lam, rho, alpha):
+        theta, vec = sla.eigh(self._restricted(lam, alpha), subset_by_index=[0, 0])
         return float(theta[0]), self.N @ vec[:, 0]
 
-    def restricted(self, lam: float) -> tuple[np.ndarray, np.ndarray]:
-        """(θ, Q) with Nᵀ H₀(λ) N = Q diag(θ) Qᵀ (all eigenpairs)."""
-        return sla.eigh(lam * self.R_lam + self.R_c)
+    def _restricted(self, lam: float, alpha: float) -> np.ndarray:
+        return lam * self.R_lam + alpha * self.R_alpha + self.R_c
 
-    def kernel_min(self, rho):
-        return _min_on(self.ker_KN, self.R_c)
+    def restricted(self, lam: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """(θ, Q) with Nᵀ H₀(λ, α) N = Q diag(θ) Qᵀ (all eigenpairs)."""
+        return sla.eigh(self._restricted(lam, alpha))
+
+    def kernel_min(self, rho, alpha):
+        return _min_on(self.ker_KN, self.R_c + alpha * self.R_alpha)
 
     def finsler_mu(
-        self, lam: float, tol: float, theta: np.ndarray, U: np.ndarray
+        self, lam: float, alpha: float, tol: float, theta: np.ndarray, U: np.ndarray
     ) -> tuple[float | None, str]:
         """Smallest μ ≥ 0 with H₀ + μ AᵀA ⪰ 0, or None with the reason.
 
@@ -455,7 +661,7 @@ class _ExactDense(_Form):
         of the pencil (−(H_RR − H_RN H_NN⁺ H_NR), S), clipped at 0. ``theta``, ``U``: the
         eigen-decomposition of H_NN = Nᵀ H₀ N (:meth:`restricted`).
         """
-        H0 = lam * self.E + self.H_c
+        H0 = lam * self.E + np.diag(alpha * self.E_0) + self.H_c
         R = self.R
         if R.shape[1] == 0:
             return 0.0, "there are no constraints, H₀ itself is the checked form"
@@ -475,7 +681,69 @@ class _ExactDense(_Form):
         return mu_min, ""
 
 
-def _build_form(lifted: LiftedNetwork, method: str, dense_limit) -> _Form:
+class _ExactChain:
+    """The exact check of a chain by block LDLᵀ (:func:`_chain_elimination`), for networks
+    above ``dense_limit`` (see the module docstring).
+
+    Feasible points are x = P(u₀, z): u_j = a_j u_{j−1} + B_j z_j. Since P is injective with
+    range {M u = V z}, Pᵀ(H₀ + s I)P ≻ 0 ⟺ Nᵀ(H₀ + s I)N ≻ 0 ⟺ λ_min(Nᵀ H₀ N) > −s
+    (congruence). With ‖x‖² = ‖u‖² + ‖z‖², the form xᵀ(H₀ + sI)x is the chain form of
+    :func:`_chain_elimination` with d_j = 1 + s, e = s, P_L = λ K_LᵀK_L + s I, and
+    D₀ = α I on u₀ at the end.
+    """
+
+    method = "exact"
+
+    def __init__(self, lifted: LiftedNetwork, links, K_L: Operator | None) -> None:
+        self.dimension = lifted.n_u + lifted.n_z
+        self.norm_K = lifted.K.norm_bound()
+        self.norm_W = lifted.W.norm_bound()
+        self.links, self.K_L = links, K_L
+        self.terminal_gram = (
+            None if K_L is None or isinstance(K_L, IdentityOperator) else _gram(K_L)
+        )
+        self._last: tuple[tuple[float, float], tuple[int | None, np.ndarray]] | None = None
+        self.solver = (
+            f"block LDLᵀ of the restricted H₀ + tol·I along the chain of {len(links)} links "
+            "(dense Cholesky of each pivot block; the restriction through the parametrisation "
+            "u_j = a_j u_{j−1} + B_j z_j)"
+        )
+
+    def scale(self, lam: float, rho: float, alpha: float) -> float:
+        return max(lam * self.norm_K**2, alpha, 1.0) + self.norm_W
+
+    def reduce(self, lam: float, shift: float) -> tuple[int | None, np.ndarray]:
+        """(failed link, P₀) of the chain at λ and s = ``shift`` (the last result is cached)."""
+        if self._last is not None and self._last[0] == (lam, shift):
+            return self._last[1]
+        if self.K_L is None:
+            terminal = shift
+        elif self.terminal_gram is None:
+            terminal = lam * self.K_L.scale**2 + shift
+        else:
+            terminal = lam * self.terminal_gram + shift * np.eye(self.terminal_gram.shape[0])
+        stages = [_Stage(a, B, W, 1.0 + shift) for a, B, W in self.links]
+        result = _chain_elimination(stages, terminal, shift)
+        self._last = ((lam, shift), result)
+        return result
+
+
+def _check_chain_sizes(lifted: LiftedNetwork, links, K_L) -> str:
+    """Why the chain's dense blocks exceed BLOCK_LIMIT ("" when they fit)."""
+    sizes = [blk.size for blk in lifted.u_blocks[:-1]]
+    sizes += [W.shape[0] for _, _, W in links[:-1]]
+    a, B, W = links[-1]
+    if not (a == 0.0 and B is None and (K_L is None or isinstance(K_L, IdentityOperator))):
+        sizes += [W.shape[0], lifted.u_blocks[-1].size]
+    if max(sizes) > BLOCK_LIMIT:
+        return (
+            f"a dense block of the chain's elimination has {max(sizes)} rows > BLOCK_LIMIT = "
+            f"{BLOCK_LIMIT}"
+        )
+    return ""
+
+
+def _build_form(lifted: LiftedNetwork, method: str, dense_limit) -> _Form | _ExactChain:
     dense_limit = _check_dense_limit(dense_limit)
     if method == "paper":
         if not lifted.v_is_wt:
@@ -490,13 +758,18 @@ def _build_form(lifted: LiftedNetwork, method: str, dense_limit) -> _Form:
         if lifted.n_u <= dense_limit:
             return _PaperMatrix(lifted, lifted.K.to_dense(), lifted.M.to_dense(), 1)
         return _PaperOperator(lifted)
-    if lifted.n_u + lifted.n_z > dense_limit:
+    if lifted.n_u + lifted.n_z <= dense_limit:
+        return _ExactDense(lifted)
+    chain = _lifted_chain(lifted)
+    why = chain if isinstance(chain, str) else _check_chain_sizes(lifted, *chain)
+    if why:
         raise ValueError(
-            f"method='exact' uses dense linear algebra of size n_u + n_z = "
-            f"{lifted.n_u + lifted.n_z} > dense_limit = {dense_limit}; pass a larger "
-            "dense_limit (memory ~ 8 n² bytes) or use method='paper' when V = Wᵀ"
+            f"method='exact' above dense_limit = {dense_limit} (n_u + n_z = "
+            f"{lifted.n_u + lifted.n_z}) needs the chain structure of Dense, Conv2d and Residual "
+            f"layers, and {why}; pass a larger dense_limit (memory ~ 8 n² bytes) or use "
+            "method='paper' when V = Wᵀ"
         )
-    return _ExactDense(lifted)
+    return _ExactChain(lifted, *chain)
 
 
 # --- certificates -----------------------------------------------------------------------------
@@ -516,8 +789,9 @@ def _advice(lifted: LiftedNetwork, method: str, kernel_indefinite: bool) -> str:
     ker K, where λ has no effect."""
     if method == "paper":
         text = (
-            "increase ρ or λ (the smallest eigenvalue of Q grows with both; see smallest_rho "
-            "and smallest_lambda), or use method='exact', which is tighter"
+            "increase ρ, λ or J's strong-convexity modulus α on u₀ (the smallest eigenvalue of "
+            "Q grows with each; see smallest_rho, smallest_lambda, smallest_alpha), or use "
+            "method='exact', which is tighter"
         )
         if kernel_indefinite:
             text += (
@@ -528,54 +802,117 @@ def _advice(lifted: LiftedNetwork, method: str, kernel_indefinite: bool) -> str:
     if kernel_indefinite:
         text = (
             "no λ helps: H₀ is indefinite on feasible directions the output does not see "
-            "(ker K), and the exact check does not depend on ρ; change the architecture"
+            "(ker K), and the exact check does not depend on ρ; add strong convexity on the "
+            "input (α/2‖u₀‖² in J, see smallest_alpha) if that helps, or change the architecture"
         )
     else:
-        text = "increase λ (the exact check does not depend on ρ; see smallest_lambda)"
+        text = (
+            "increase λ or J's strong-convexity modulus α on u₀ (the exact check does not "
+            "depend on ρ; see smallest_lambda, smallest_alpha)"
+        )
     if not lifted.v_is_wt:
         text += ", e.g. use V = Wᵀ (pure residual layers)"
     return text
 
 
-def _certificate(
-    lifted: LiftedNetwork, form: _Form, lam: float, rho: float, tol: float | None
-) -> Certificate:
-    min_eig, vector = form.smallest(lam, rho)
-    scale = form.scale(lam, rho)
+def _tolerance(form, lam: float, rho: float, alpha: float, tol: float | None) -> dict:
+    """The tolerance fields of a Certificate: relative policy unless ``tol`` is given."""
+    scale = form.scale(lam, rho, alpha)
     if tol is None:
-        tolerance = TOL_FACTOR * form.dimension * np.finfo(np.float64).eps * scale
-        policy, factor = "relative", TOL_FACTOR
+        tolerance = TOL_FACTOR * form.dimension * _EPS * scale
+        return dict(tolerance=tolerance, scale=scale, tol_policy="relative", tol_factor=TOL_FACTOR)
+    return dict(tolerance=tol, scale=scale, tol_policy="absolute", tol_factor=None)
+
+
+def _chain_certificate(
+    lifted: LiftedNetwork,
+    form: _ExactChain,
+    lam: float,
+    rho: float,
+    alpha: float,
+    tol: float | None,
+) -> Certificate:
+    """The verdict of the block LDLᵀ at s = tol: every G_j ≻ 0 and α I + P₀ ≻ 0 (Cholesky);
+    the threshold α* = max(−λ_min(P₀), 0) from the same P₀."""
+    common = _tolerance(form, lam, rho, alpha, tol)
+    failed, P_0 = form.reduce(lam, common["tolerance"])
+    threshold = None
+    certified = False
+    if failed is None:
+        threshold = max(-float(sla.eigh(P_0, eigvals_only=True, subset_by_index=[0, 0])[0]), 0.0)
+        try:
+            sla.cholesky(alpha * np.eye(P_0.shape[0]) + P_0, check_finite=False)
+            certified = True
+        except np.linalg.LinAlgError:
+            pass
+    if certified:
+        advice = ""
+    elif threshold is None:
+        advice = (
+            f"no α helps at this λ: the pivot block of link {failed} is not positive definite "
+            "(the hidden couplings ‖W_j‖ are too strong for the ½‖z‖² in Φ); increase λ "
+            "(the exact check does not depend on ρ) or change the architecture"
+        )
     else:
-        tolerance, policy, factor = tol, "absolute", None
-    certified = bool(min_eig >= -tolerance)
-    common = dict(
-        method=form.method,
+        advice = (
+            f"a regulariser with strong-convexity modulus α ≥ {threshold:.6g} on u₀ (e.g. "
+            f"{threshold:.4g} * SquaredL2() added to J; J has α = {alpha:g}), or a larger λ"
+        )
+    return Certificate(
+        method="exact",
         certified=certified,
-        min_eig=min_eig,
-        tolerance=tolerance,
-        scale=scale,
-        tol_policy=policy,
-        tol_factor=factor,
+        min_eig=None,
         dimension=form.dimension,
         solver=form.solver,
         lam=lam,
         rho=rho,
+        alpha=alpha,
+        factorised=True,
+        smallest_alpha=threshold,
+        advice=advice,
+        mu_note="not computed on the factorised path (the exact backend needs the dense one)",
+        **common,
+    )
+
+
+def _certificate(
+    lifted: LiftedNetwork,
+    form: _Form | _ExactChain,
+    lam: float,
+    rho: float,
+    alpha: float,
+    tol: float | None,
+) -> Certificate:
+    if isinstance(form, _ExactChain):
+        return _chain_certificate(lifted, form, lam, rho, alpha, tol)
+    min_eig, vector = form.smallest(lam, rho, alpha)
+    common = _tolerance(form, lam, rho, alpha, tol)
+    certified = bool(min_eig >= -common["tolerance"])
+    common.update(
+        method=form.method,
+        certified=certified,
+        min_eig=min_eig,
+        dimension=form.dimension,
+        solver=form.solver,
+        lam=lam,
+        rho=rho,
+        alpha=alpha,
     )
     if isinstance(form, _ExactDense):
         common["null_space"] = form.N
     if not certified:
-        limit = form.kernel_min(rho)
+        limit = form.kernel_min(rho, alpha)
         return Certificate(
             **common,
             witness=vector,
             witness_block=_witness_block(lifted, form.method, vector),
-            advice=_advice(lifted, form.method, limit is not None and limit < -tolerance),
+            advice=_advice(lifted, form.method, limit is not None and limit < -common["tolerance"]),
         )
     if not isinstance(form, _ExactDense):
         return Certificate(**common)
-    theta, U = form.restricted(lam)
+    theta, U = form.restricted(lam, alpha)
     common.update(restricted_eigenvalues=theta, restricted_eigenvectors=U)
-    mu_min, reason = form.finsler_mu(lam, tolerance, theta, U)
+    mu_min, reason = form.finsler_mu(lam, alpha, common["tolerance"], theta, U)
     if mu_min is None:
         return Certificate(**common, mu_note=reason)
     note = (
@@ -586,6 +923,10 @@ def _certificate(
     return Certificate(**common, mu=2 * mu_min, mu_min=mu_min, mu_note=note)
 
 
+def _check_alpha(alpha) -> float:
+    return nonnegative_scalar(alpha, "alpha (J's strong-convexity modulus α)")
+
+
 def certify(
     lifted: LiftedNetwork,
     lam: float,
@@ -593,17 +934,21 @@ def certify(
     method: str = "exact",
     tol: float | None = None,
     *,
+    alpha: float = 0.0,
     dense_limit: int = DENSE_LIMIT,
 ) -> Certificate:
-    """Certify that the lifted energy E_Ψ^ρ is convex at (λ, ρ).
+    """Certify that the lifted energy E_Ψ^ρ + J is convex at (λ, ρ) with J's modulus α.
 
-    ``method="paper"``: Q = λKᵀK − ρ⁻¹I − M − Mᵀ ⪰ 0 (needs V = Wᵀ).
-    ``method="exact"``: H₀ = [[λKᵀK, −Wᵀ], [−W, I]] ⪰ 0 on {M u = V z} (any V; independent
-    of ρ), plus μ with H₀ + μ[M, −V]ᵀ[M, −V] ⪰ 0 when it holds.
+    ``method="paper"``: Q = λKᵀK + αE₀ − ρ⁻¹I − M − Mᵀ ⪰ 0 (needs V = Wᵀ).
+    ``method="exact"``: H₀ = [[λKᵀK + αE₀, −Wᵀ], [−W, I]] ⪰ 0 on {M u = V z} (any V;
+    independent of ρ), plus μ with H₀ + μ[M, −V]ᵀ[M, −V] ⪰ 0 when it holds (dense path).
 
     The smallest eigenvalue is computed from a scalar pattern when K and M are grids of
     identity blocks (residual networks: Q = T ⊗ I_n, T of size depth + 1), by dense ``eigh``
-    when the dimension is at most ``dense_limit``, and else by ``eigsh`` (paper only).
+    when the dimension is at most ``dense_limit``, and else by ``eigsh`` (paper). Above
+    ``dense_limit`` the exact check of a chain (Dense, Conv2d, Residual layers) is decided by
+    the block LDLᵀ of the restricted H₀ + tol·I (``factorised``: a verified margin, no
+    eigenvalue); other networks are refused there.
 
     Parameters
     ----------
@@ -618,6 +963,9 @@ def certify(
     tol : float, optional
         Absolute tolerance on the smallest eigenvalue; default c · n · eps · scale (see the
         module docstring).
+    alpha : float
+        J's strong-convexity modulus α ≥ 0 on the input block (``Regularizer.
+        strong_convexity``; ``Inversion.certify`` passes it).
     dense_limit : int
         Largest dimension handled densely.
 
@@ -628,15 +976,16 @@ def certify(
     Raises
     ------
     ValueError
-        Bad λ, ρ, tol or method; ``method="paper"`` on a network with V ≠ Wᵀ; ``"exact"`` on
-        a network larger than ``dense_limit``.
+        Bad λ, ρ, α, tol or method; ``method="paper"`` on a network with V ≠ Wᵀ; ``"exact"``
+        above ``dense_limit`` on a network that is not a chain, or whose chain has a dense
+        block larger than :data:`BLOCK_LIMIT`.
     TypeError
         ``lifted`` is not a LiftedNetwork.
     """
     lifted = _check_lifted(lifted)
     lam, rho = _check_lam(lam), positive_scalar(rho, "rho (the penalty weight ρ)")
-    method, tol = _check_method(method), _check_tol(tol)
-    return _certificate(lifted, _build_form(lifted, method, dense_limit), lam, rho, tol)
+    method, tol, alpha = _check_method(method), _check_tol(tol), _check_alpha(alpha)
+    return _certificate(lifted, _build_form(lifted, method, dense_limit), lam, rho, alpha, tol)
 
 
 def _search(
@@ -682,11 +1031,12 @@ def smallest_lambda(
     rho: float,
     method: str = "exact",
     *,
+    alpha: float = 0.0,
     tol: float | None = None,
     rtol: float = 1e-6,
     dense_limit: int = DENSE_LIMIT,
 ) -> Threshold:
-    """Smallest λ ≥ 0 for which :func:`certify` succeeds at the given ρ.
+    """Smallest λ ≥ 0 for which :func:`certify` succeeds at the given ρ (and J's modulus α).
 
     The smallest eigenvalue of Q (paper) and of Nᵀ H₀ N (exact) is nondecreasing in λ (λ
     multiplies the PSD term KᵀK), so λ = 0 is tried first, then a bracket by factors of 10
@@ -700,16 +1050,16 @@ def smallest_lambda(
     """
     lifted = _check_lifted(lifted)
     rho, method = positive_scalar(rho, "rho (the penalty weight ρ)"), _check_method(method)
-    tol, rtol = _check_tol(tol), positive_scalar(rtol, "rtol")
+    tol, rtol, alpha = _check_tol(tol), positive_scalar(rtol, "rtol"), _check_alpha(alpha)
     form = _build_form(lifted, method, dense_limit)
 
     def certify_at(lam: float) -> Certificate:
-        return _certificate(lifted, form, lam, rho, tol)
+        return _certificate(lifted, form, lam, rho, alpha, tol)
 
     at_zero = certify_at(0.0)
     if at_zero.certified:
         return Threshold("lam", method, 0.0, "certified already at λ = 0", at_zero)
-    limit = form.kernel_min(rho)
+    limit = form.kernel_min(rho, alpha)
     if limit is not None and limit < -at_zero.tolerance:
         reason = (
             f"no λ certifies at ρ = {rho:g}: on ker K (directions the output does not see) λ has "
@@ -722,8 +1072,8 @@ def smallest_lambda(
         reason = f"bisection to relative accuracy {rtol:g} at ρ = {rho:g}"
         return Threshold("lam", method, cert.lam, reason, cert)
     reason = (
-        f"no λ ≤ {SEARCH_LIMIT:g} certifies at ρ = {rho:g}: at λ = {SEARCH_LIMIT:g} the smallest "
-        f"eigenvalue is {cert.min_eig:.3g} < −{cert.tolerance:.3g}; {cert.advice}"
+        f"no λ ≤ {SEARCH_LIMIT:g} certifies at ρ = {rho:g}: at λ = {SEARCH_LIMIT:g}, "
+        f"{cert.finding}; {cert.advice}"
     )
     return Threshold("lam", method, None, reason, cert)
 
@@ -733,11 +1083,12 @@ def smallest_rho(
     lam: float,
     method: str = "paper",
     *,
+    alpha: float = 0.0,
     tol: float | None = None,
     rtol: float = 1e-6,
     dense_limit: int = DENSE_LIMIT,
 ) -> Threshold:
-    """Smallest ρ > 0 for which :func:`certify` succeeds at the given λ.
+    """Smallest ρ > 0 for which :func:`certify` succeeds at the given λ (and J's modulus α).
 
     ``"paper"``: the smallest eigenvalue of Q = λKᵀK − M − Mᵀ − ρ⁻¹I increases with ρ, towards
     that of P = λKᵀK − M − Mᵀ, so the threshold is 1/λ_min(P) when P ≻ 0 and does not exist
@@ -751,11 +1102,11 @@ def smallest_rho(
     """
     lifted = _check_lifted(lifted)
     lam, method = _check_lam(lam), _check_method(method)
-    tol, rtol = _check_tol(tol), positive_scalar(rtol, "rtol")
+    tol, rtol, alpha = _check_tol(tol), positive_scalar(rtol, "rtol"), _check_alpha(alpha)
     form = _build_form(lifted, method, dense_limit)
 
     def certify_at(rho: float) -> Certificate:
-        return _certificate(lifted, form, lam, rho, tol)
+        return _certificate(lifted, form, lam, rho, alpha, tol)
 
     if method == "exact":
         cert = certify_at(1.0)
@@ -776,8 +1127,8 @@ def smallest_rho(
         return Threshold("rho", method, cert.rho, reason, cert)
     reason = (
         f"no ρ ≤ {SEARCH_LIMIT:g} certifies at λ = {lam:g}: as ρ → ∞, Q tends to "
-        f"λKᵀK − M − Mᵀ, whose smallest eigenvalue ≈ {cert.min_eig + 1 / cert.rho:.3g} is not "
-        "positive; increase λ (see smallest_lambda)"
+        f"λKᵀK + αE₀ − M − Mᵀ, whose smallest eigenvalue ≈ {cert.min_eig + 1 / cert.rho:.3g} is "
+        "not positive; increase λ (see smallest_lambda)"
     )
     return Threshold("rho", method, None, reason, cert)
 
@@ -859,8 +1210,8 @@ class DeepCertificate:
 
     def explain(self) -> str:
         """What was checked, the result and what would certify it."""
-        verdict = "CERTIFIED: the deep lifted energy is convex" if self.certified else (
-            "NOT certified"
+        verdict = (
+            "CERTIFIED: the deep lifted energy is convex" if self.certified else ("NOT certified")
         )
         lines = [
             f"Checked H₀ ⪰ 0 for the deep lifted Bregman energy (block-tridiagonal: α = "
@@ -912,23 +1263,6 @@ def _deep_operator(model, alpha: float) -> LinearOperator:
     return LinearOperator((int(offsets[-1]),) * 2, matvec=matvec, dtype=np.float64)
 
 
-def _gram(op: Operator) -> np.ndarray:
-    """WᵀW as a dense n × n matrix, from a stored matrix or in chunks of unit vectors (the
-    m × n matrix of a matrix-free W is never formed)."""
-    n = op.shape[1]
-    if not op.matrix_free:
-        W = op.to_dense()
-        return W.T @ W
-    gram = np.empty((n, n))
-    step = max(1, 2**22 // op.shape[0])
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        unit = np.zeros((stop - start, n))
-        unit[:, start:stop] = np.eye(stop - start)
-        gram[start:stop] = op.apply_adjoint(op.apply(unit))
-    return gram
-
-
 def _deep_schur(model, shift: float) -> tuple[int | None, np.ndarray]:
     """Block LDLᵀ of H₀ + s I from the last free state back to x_1 (docs/math/certificates.md).
 
@@ -937,10 +1271,11 @@ def _deep_schur(model, shift: float) -> tuple[int | None, np.ndarray]:
         S_{l−1} = (1 + s) I − W_lᵀ S_l⁻¹ W_l,
 
     H₀ + s I ≻ 0 ⟺ S_{L−1}, …, S_1 ≻ 0 and (α + s) I − P ≻ 0 with P = W_1ᵀ S_1⁻¹ W_1
-    (Schur complements; Sylvester's law of inertia). Each S_l ≻ 0 is checked by a dense
-    Cholesky factorisation (LAPACK), which fails on a matrix that is not positive definite
-    beyond its rounding error. Only S_l (n_l × n_l, l ≤ L − 2) and W_l are held in memory;
-    the first step uses S_{L−1} = (1 + s) I, so the last free state may be large.
+    (Schur complements; Sylvester's law of inertia). This is the chain elimination
+    :func:`_chain_elimination` with links x_l = z_l (a = 0, B = I), d = 1 + s, e = 0 and
+    P_{L−1} = 0 (x_L is fixed): G_l = S_l and P = −P₀. Only S_l (n_l × n_l, l ≤ L − 2) and W_l
+    are held in memory; the first step uses S_{L−1} = (1 + s) I, so the last free state may be
+    large.
 
     Returns
     -------
@@ -948,25 +1283,12 @@ def _deep_schur(model, shift: float) -> tuple[int | None, np.ndarray]:
         ``failed`` the index l ≥ 1 of the first hidden Schur complement that is not positive
         definite (then P is empty), or None with P = W_1ᵀ S_1⁻¹ W_1 (n_0 × n_0).
     """
-    L, n_0 = model.depth, model.sizes[0]
-    if L == 1:
-        return None, np.zeros((n_0, n_0))
-    factor = None  # Cholesky factor of S_l; None while S_l = (1 + s) I
-    for l in range(L - 1, 0, -1):
-        W = model.operator(l)
-        if factor is None:
-            P = _gram(W) / (1.0 + shift)
-        else:
-            F = sla.solve_triangular(factor, W.to_dense(), lower=True, check_finite=False)
-            P = F.T @ F
-        if l == 1:
-            return None, P
-        S = (1.0 + shift) * np.eye(P.shape[0]) - P
-        try:
-            factor = sla.cholesky(S, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
-            return l - 1, np.empty((0, 0))
-    raise AssertionError("unreachable")
+    stages = [_Stage(0.0, None, model.operator(l), 1.0 + shift) for l in range(1, model.depth)]
+    failed, P_0 = _chain_elimination(stages, 0.0, 0.0)
+    if failed is not None:
+        return failed, np.empty((0, 0))
+    n_0 = model.sizes[0]
+    return None, -P_0 if np.ndim(P_0) else np.zeros((n_0, n_0))
 
 
 def _check_blocks(model) -> None:
@@ -980,33 +1302,84 @@ def _check_blocks(model) -> None:
         )
 
 
-def smallest_alpha(model) -> float | None:
-    """The smallest strong-convexity modulus α of J on x_0 for which the deep certificate holds.
+def smallest_alpha(
+    model,
+    lam: float | None = None,
+    rho: float | None = None,
+    method: str = "exact",
+    *,
+    tol: float | None = None,
+    rtol: float = 1e-6,
+    dense_limit: int = DENSE_LIMIT,
+) -> float | None | Threshold:
+    """The smallest strong-convexity modulus α of J on the input that certifies convexity.
 
-    With the block elimination of :func:`_deep_schur` at s = 0, H₀(α) ⪰ 0 ⟺ the hidden Schur
-    complements S_{L−1}, …, S_1 are positive definite and α I − W_1ᵀ S_1⁻¹ W_1 ⪰ 0, so
-    α* = λ_max(W_1ᵀ S_1⁻¹ W_1) (= ‖W_1‖² for two layers). Returns None when a hidden Schur
-    complement is not positive definite (no α certifies; singular is treated as such,
-    conservatively).
+    **Deep lifted Bregman model** (``model`` a DeepBregman, ``Inversion.deep``; the other
+    arguments unused). With the block elimination of :func:`_deep_schur` at s = 0,
+    H₀(α) ⪰ 0 ⟺ the hidden Schur complements S_{L−1}, …, S_1 are positive definite and
+    α I − W_1ᵀ S_1⁻¹ W_1 ⪰ 0, so α* = λ_max(W_1ᵀ S_1⁻¹ W_1) (= ‖W_1‖² for two layers). Returns
+    that float, or None when a hidden Schur complement is not positive definite (no α
+    certifies; singular is treated as such, conservatively). Its states x_0 … x_{L−2} must
+    have at most :data:`BLOCK_LIMIT` entries each (the last free state x_{L−1} may be larger).
 
-    Parameters
-    ----------
-    model : DeepBregman
-        Its states x_0 … x_{L−2} have at most :data:`BLOCK_LIMIT` entries each (the last free
-        state x_{L−1} may be larger).
+    **Quadratic lifted model** (``model`` a LiftedNetwork, with λ and, for the paper check,
+    ρ): a :class:`Threshold` like :func:`smallest_lambda`, for :func:`certify`'s ``alpha``.
+    The checked forms are nondecreasing in α (α multiplies the PSD term E₀), so α = 0 is
+    tried first, then a bracket by factors of 10 up to 1e12 is bisected geometrically to
+    relative accuracy ``rtol``; on the factorised path (a chain above ``dense_limit``) the
+    threshold max(−λ_min(P₀), 0) comes from one elimination (:func:`_chain_elimination`) and
+    is returned raised by the relative ``rtol`` (the certificate at the threshold itself is
+    singular).
 
     Raises
     ------
     ValueError
-        A state x_0 … x_{L−2} has more than :data:`BLOCK_LIMIT` entries.
+        A deep state x_0 … x_{L−2} has more than :data:`BLOCK_LIMIT` entries; a LiftedNetwork
+        without λ, or without ρ for ``method="paper"``; what :func:`certify` refuses.
     """
-    _check_blocks(model)
-    failed, P = _deep_schur(model, 0.0)
-    if failed is not None:
-        return None
-    if model.depth == 1:
-        return 0.0
-    return float(sla.eigh(P, eigvals_only=True, subset_by_index=[P.shape[0] - 1] * 2)[0])
+    if not isinstance(model, LiftedNetwork):
+        _check_blocks(model)
+        failed, P = _deep_schur(model, 0.0)
+        if failed is not None:
+            return None
+        if model.depth == 1:
+            return 0.0
+        return float(sla.eigh(P, eigvals_only=True, subset_by_index=[P.shape[0] - 1] * 2)[0])
+    if lam is None:
+        raise ValueError("smallest_alpha of a LiftedNetwork needs lam (the data weight λ)")
+    method = _check_method(method)
+    if rho is None and method == "paper":
+        raise ValueError("smallest_alpha with method='paper' needs rho (the penalty weight ρ)")
+    lam, tol, rtol = _check_lam(lam), _check_tol(tol), positive_scalar(rtol, "rtol")
+    rho = 1.0 if rho is None else positive_scalar(rho, "rho (the penalty weight ρ)")
+    form = _build_form(model, method, dense_limit)
+
+    def certify_at(alpha: float) -> Certificate:
+        return _certificate(model, form, lam, rho, alpha, tol)
+
+    at_zero = certify_at(0.0)
+    if at_zero.certified:
+        return Threshold("alpha", method, 0.0, "certified already at α = 0", at_zero)
+    if isinstance(form, _ExactChain):
+        if at_zero.smallest_alpha is None:
+            reason = f"no α certifies at λ = {lam:g}: {at_zero.finding}; {at_zero.advice}"
+            return Threshold("alpha", method, None, reason, at_zero)
+        value = at_zero.smallest_alpha * (1.0 + rtol)
+        cert = certify_at(value)
+        reason = (
+            f"max(−λ_min(P₀), 0) = {at_zero.smallest_alpha:.10g} of the block elimination at "
+            f"λ = {lam:g}, s = tol, raised by the relative {rtol:g}"
+        )
+        return Threshold("alpha", method, value if cert.certified else None, reason, cert)
+    cert, found = _search(certify_at, lambda c: c.alpha, rtol)
+    if found:
+        reason = f"bisection to relative accuracy {rtol:g} at λ = {lam:g}, ρ = {rho:g}"
+        return Threshold("alpha", method, cert.alpha, reason, cert)
+    reason = (
+        f"no α ≤ {SEARCH_LIMIT:g} certifies at λ = {lam:g}, ρ = {rho:g}: {cert.finding} (α acts "
+        f"on u₀ only); {cert.advice}"
+    )
+    return Threshold("alpha", method, None, reason, cert)
 
 
 def _lobpcg_min(model, alpha: float) -> tuple[float, bool]:
@@ -1019,14 +1392,15 @@ def _lobpcg_min(model, alpha: float) -> tuple[float, bool]:
     diagonal = np.ones(n)
     diagonal[:n_0] = max(alpha, 1.0)
     precondition = LinearOperator(
-        (n, n), matvec=lambda x: np.ravel(x) / diagonal,
-        matmat=lambda X: X / diagonal[:, None], dtype=np.float64,
+        (n, n),
+        matvec=lambda x: np.ravel(x) / diagonal,
+        matmat=lambda X: X / diagonal[:, None],
+        dtype=np.float64,
     )
     start = np.random.default_rng(0).standard_normal((n, 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "did not converge": reported below
-        _, vec = lobpcg(H, start, M=precondition, largest=False, maxiter=EIG_ITERATIONS,
-                        tol=1e-9)
+        _, vec = lobpcg(H, start, M=precondition, largest=False, maxiter=EIG_ITERATIONS, tol=1e-9)
     v = vec[:, 0] / np.linalg.norm(vec[:, 0])
     Hv = H.matvec(v)
     quotient = float(v @ Hv)
@@ -1106,8 +1480,11 @@ def certify_deep(
         solver = (
             "block LDLᵀ of H₀ + tol·I (dense Cholesky of each Schur complement) for the "
             "verdict; smallest eigenvalue by LOBPCG (matrix-free, "
-            + ("converged" if converged else
-               f"not converged in {EIG_ITERATIONS} iterations: an upper bound")
+            + (
+                "converged"
+                if converged
+                else f"not converged in {EIG_ITERATIONS} iterations: an upper bound"
+            )
             + ")"
         )
     if certified:

@@ -27,7 +27,7 @@ import numpy as np
 
 from bregmod._checks import finite_array, positive_scalar, real_array
 from bregmod.activations import Activation
-from bregmod.certificate import DENSE_LIMIT, Certificate, certify, certify_deep
+from bregmod.certificate import Certificate, certify, certify_deep
 from bregmod.errors import (
     DomainError,
     NoDCPFormError,
@@ -493,9 +493,11 @@ class Inversion:
         Parameters
         ----------
         method : {"exact", "paper"} or None
-            See :func:`bregmod.certificate.certify`. None chooses ``"exact"`` when the network
-            is small enough for its dense check (n_u + n_z ≤ ``certificate.DENSE_LIMIT``),
-            else ``"paper"`` when V = Wᵀ, else returns None (no check applies).
+            See :func:`bregmod.certificate.certify`, which receives J's strong-convexity
+            modulus α (``reg.strong_convexity``, 0 without J). None chooses ``"exact"`` when
+            the network is small enough for its dense check (n_u + n_z ≤
+            ``certificate.DENSE_LIMIT``) or compiles to a chain (its block LDLᵀ path), else
+            ``"paper"`` when V = Wᵀ, else returns None (no check applies).
 
         Returns
         -------
@@ -514,15 +516,18 @@ class Inversion:
                 "B_Ψ(f, A u₀ + β) = ΣΦ(f) + ΣΦ*(A u₀ + β) − ⟨f, A u₀ + β⟩ is convex in u₀ "
                 "(Φ* is convex, the other terms constant or affine) and J is convex"
             )
+        alpha = 0.0 if self._reg is None else float(self._reg.strong_convexity)
         if method is None:
-            if self._lifted.n_u + self._lifted.n_z <= DENSE_LIMIT:
-                method = "exact"
-            elif self._lifted.v_is_wt:
-                method = "paper"
-            else:
-                return None
+            for candidate in ("exact", "paper"):
+                try:
+                    return self.certify(candidate)
+                except ValueError:  # too large and not a chain; V ≠ Wᵀ
+                    continue
+            return None
         if method not in self._certificates:
-            self._certificates[method] = certify(self._lifted, self._lam, self._rho, method=method)
+            self._certificates[method] = certify(
+                self._lifted, self._lam, self._rho, method=method, alpha=alpha
+            )
         return self._certificates[method]
 
     # ------------------------------------------------------------------ the model
@@ -780,12 +785,10 @@ class Inversion:
                 "no convexity certificate applies (the network is too large for the exact check "
                 "and V ≠ Wᵀ rules out the paper check)"
             )
-        elif getattr(certificate, "factorised", False):
-            why = f"the problem is not certified convex (the deep check: {certificate.finding})"
         else:
             why = (
-                f"the problem is not certified convex (the {certificate.method} check's smallest "
-                f"eigenvalue is {certificate.min_eig:.3g} < −{certificate.tolerance:.2g})"
+                f"the problem is not certified convex (the {certificate.method} check: "
+                f"{certificate.finding})"
             )
         advice = getattr(certificate, "advice", "") if certificate is not None else ""
         return (

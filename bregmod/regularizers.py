@@ -268,7 +268,16 @@ class L21Norm:
         y_i ↦ max(1 − t/‖y_i‖, 0) y_i."""
         t = positive_scalar(t, "t (step of prox)")
         Y, _ = self._groups(y, "y")
-        return (Y - t * self._project(Y / t)).reshape(np.shape(y))
+        return self._shrink(Y, t).reshape(np.shape(y))
+
+    def _shrink(self, Y: np.ndarray, t: float) -> np.ndarray:
+        """Group soft thresholding y_i ↦ max(1 − t/‖y_i‖, 0) y_i of Y (B, c, m), without
+        validation (the kernel of :meth:`prox`, also run by the solvers' loops): groups with
+        ‖y_i‖ ≤ t become exactly 0."""
+        norms = self._norms(Y)
+        with np.errstate(divide="ignore"):
+            factor = np.maximum(1.0 - t / norms, 0.0)
+        return Y * factor[:, None, :].astype(Y.dtype, copy=False)
 
     def cvx_group_norms(self, y_expr: cp.Expression) -> cp.Expression:
         """CVXPY vector of the group norms ‖y_i‖₂ of a flat expression y of length c·m."""
@@ -399,6 +408,20 @@ class Regularizer(ABC):
     @abstractmethod
     def cvx(self, u_expr: cp.Expression) -> DCPTerm:
         """DCP form of J at a CVXPY expression for one item: ``DCPTerm(expr, constraints)``."""
+
+    def cvx_remainder(self, u_expr: cp.Expression) -> DCPTerm:
+        """DCP form of J − α/2‖u‖², α = ``strong_convexity`` (convex by the definition of α).
+
+        The convexity certificates count α/2‖u₀‖² in the quadratic part H₀; the exact backend
+        writes that part through a factor of H₀ and J through this remainder, so that α is
+        counted once.
+        """
+        if self.strong_convexity:
+            raise NotImplementedError(
+                f"{self.name} has strong_convexity {self.strong_convexity:g} but no DCP form of "
+                "J − α/2‖·‖²"
+            )
+        return self.cvx(u_expr)
 
     def subgradient(self, u) -> np.ndarray:
         """One element p ∈ ∂J(u) (same shape as u, batched); see the subclasses for which one.
@@ -626,6 +649,10 @@ class SquaredL2(SeparableRegularizer):
 
     def cvx(self, u_expr) -> DCPTerm:
         return DCPTerm(0.5 * cp.sum_squares(self._flat_expr(u_expr)), [])
+
+    def cvx_remainder(self, u_expr) -> DCPTerm:
+        self._flat_expr(u_expr)
+        return DCPTerm(cp.Constant(0.0), [])
 
     def _subdiff_bounds(self, U, tol):
         return U, U
@@ -1042,8 +1069,16 @@ class WeightedSum(Regularizer):
         return X
 
     def cvx(self, u_expr) -> DCPTerm:
+        return self._weighted(u_expr, lambda r, u: r.cvx(u))
+
+    def cvx_remainder(self, u_expr) -> DCPTerm:
+        """Σ_k w_k (J_k − α_k/2‖·‖²): the strong convexity of a sum is Σ_k w_k α_k."""
+        return self._weighted(u_expr, lambda r, u: r.cvx_remainder(u))
+
+    def _weighted(self, u_expr, term_of) -> DCPTerm:
+        """Σ_k w_k ``term_of``(J_k, u) with the terms' constraints."""
         u = self._flat_expr(u_expr)
-        parts = [(w, r.cvx(u)) for w, r in self.terms]
+        parts = [(w, term_of(r, u)) for w, r in self.terms]
         return DCPTerm(
             sum(w * part.expr for w, part in parts),
             [c for _, part in parts for c in part.constraints],

@@ -9,8 +9,11 @@ display and no pyplot state); matplotlib is the optional extra ``plot``.
 
     spec         name, description, source, quick, overrides, input_shape, output_shape,
                  network, fidelity, lam, rho, regularizer, noise
-    certificate  method, certified, explain (and min_eig, tolerance for eigenvalue checks),
-                 or null when no check applies
+    certificate  method, certified, explain, factorised; for eigenvalue checks tolerance
+                 and min_eig (the decisive smallest eigenvalue), or, for factorised checks
+                 (block LDLᵀ: the verdict is a verified margin λ_min > −tolerance, or its
+                 failure), min_eig_estimate (a LOBPCG upper bound; null when not computed)
+                 instead of min_eig; null when no check applies
     solver       requested, used, auto_reason, status, iterations, wall_time, tol, max_iter
     objective    the model's value at the solution
     bregman_gaps [{block, value}] per z block (the data misfit for the Bregman fidelity)
@@ -165,11 +168,17 @@ def context(spec, result) -> dict[str, Any]:
 def _certificate(certificate) -> dict[str, Any] | None:
     if certificate is None:
         return None
+    factorised = bool(getattr(certificate, "factorised", False))
     entry = {"method": certificate.method, "certified": bool(certificate.certified),
-             "explain": certificate.explain()}
-    for name in ("min_eig", "tolerance", "lam", "rho"):
+             "explain": certificate.explain(), "factorised": factorised}
+    for name in ("tolerance", "lam", "rho", "alpha"):
         if hasattr(certificate, name):
             entry[name] = _number(getattr(certificate, name))
+    if hasattr(certificate, "min_eig"):
+        value = certificate.min_eig
+        entry["min_eig_estimate" if factorised else "min_eig"] = (
+            None if value is None else _number(value)
+        )
     return entry
 
 
@@ -287,7 +296,14 @@ def format_summary(report: dict[str, Any], out_dir: str | Path | None = None) ->
     else:
         verdict = ("CERTIFIED" if certificate["certified"] else "NOT certified") + \
             f" ({certificate['method']}"
-        if certificate.get("min_eig") is not None:
+        if certificate.get("factorised"):
+            relation = ">" if certificate["certified"] else "<"
+            verdict += (f", block LDLᵀ: smallest eigenvalue {relation} "
+                        f"−{certificate['tolerance']:.2g}")
+            estimate = certificate.get("min_eig_estimate")
+            verdict += ("; eigenvalue not computed" if estimate is None else
+                        f"; eigenvalue estimate {estimate:.3g}, an upper bound")
+        elif certificate.get("min_eig") is not None:
             verdict += f", smallest eigenvalue {certificate['min_eig']:.3g}"
         verdict += ")"
     used = solver["used"] + (f" (auto: {solver['auto_reason']})" if solver["auto_reason"] else "")

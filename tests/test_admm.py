@@ -15,7 +15,7 @@ from bregmod.network import Conv2d, Dense
 from bregmod.operators import Gradient2D, MatrixOperator
 from bregmod.problem import Inversion, SolverWarning
 from bregmod.regularizers import L1, L21Norm, NonNegative, SquaredL2, TotalVariation
-from bregmod.solvers import admm
+from bregmod.solvers import _dct, admm
 from bregmod.solvers._dct import CosineTransform
 
 SHAPE = (6, 6)
@@ -273,8 +273,11 @@ def test_refuses_a_too_large_matrix_free_operator(monkeypatch):
         problem.solve(solver="admm")
 
 
-def test_dct_diagonalises_the_neumann_laplacian():
-    """T(∇ᵀ∇ x) = λ ⊙ T(x) on a non-square grid (the identity the u-step rests on)."""
+@pytest.mark.parametrize("form", ["matrix", "fft"])
+def test_dct_diagonalises_the_neumann_laplacian(form, monkeypatch):
+    """T(∇ᵀ∇ x) = λ ⊙ T(x) on a non-square grid (the identity the u-step rests on), with T
+    computed as C_H X C_Wᵀ (small images) and by scipy.fft (large ones)."""
+    monkeypatch.setattr(_dct, "MATRIX_PIXELS", 10**9 if form == "matrix" else 0)
     shape = (5, 7)
     gradient = Gradient2D(shape)
     transform = CosineTransform(shape)
@@ -286,11 +289,17 @@ def test_dct_diagonalises_the_neumann_laplacian():
     # (∇ᵀ∇)⁺∇ᵀ∇ is the projection onto mean-zero images (the Neumann Laplacian's range)
     pinv = transform.laplacian_pinv(gradient.apply_adjoint(gradient.apply(x)))
     np.testing.assert_allclose(pinv, x - x.mean(axis=1, keepdims=True), atol=1e-10)
+    # T is the orthonormal DCT-II: its first basis image is constant, 1/√n
+    np.testing.assert_allclose(transform.forward(np.ones((1, 35)))[0, 0], np.sqrt(35.0))
+    for dtype in (np.float32, np.float64):
+        assert transform.forward(x.astype(dtype)).dtype == dtype
 
 
+@pytest.mark.parametrize("rows", [1, 2, 5])  # one matrix–vector product per row below 4 rows
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-3)])
-def test_woodbury_u_step_solves_the_system(dtype, rtol):
-    """(ρ_y ÂᵀÂ + diag d) û = Âᵀ s + d ⊙ t̂ and Â û, against a dense solve (m < n)."""
+def test_woodbury_u_step_solves_the_system(dtype, rtol, rows):
+    """(ρ_y ÂᵀÂ + diag d) û = Âᵀ s + d ⊙ t̂ and Â û, against a dense solve (m < n), and the
+    further rows multiplied by Âᵀ and by Â along the way."""
     rng = np.random.default_rng(1)
     shape, m = (4, 5), 7
     transform = CosineTransform(shape)
@@ -298,16 +307,19 @@ def test_woodbury_u_step_solves_the_system(dtype, rtol):
     d0 = transform.laplacian_eigenvalues() + 0.1
     system = admm._WoodburySystem(A, transform, d0, dtype)
     system.set_penalties(0.7, 3.0)
-    s, t_hat = rng.standard_normal((2, m)), rng.standard_normal((2, 20))
-    u_hat, Au, _, _ = system.solve(
-        s.astype(dtype), t_hat.astype(dtype), np.zeros((0, m), dtype), np.zeros((0, 20), dtype)
+    s, t_hat = rng.standard_normal((rows, m)), rng.standard_normal((rows, 20))
+    extra, forward = rng.standard_normal((rows, m)), rng.standard_normal((2 * rows, 20))
+    u_hat, Au, At_extra, A_forward = system.solve(
+        s.astype(dtype), t_hat.astype(dtype), extra.astype(dtype), forward.astype(dtype)
     )
     A_hat = transform.forward(A)
     d = 3.0 * d0
     expected = np.linalg.solve(0.7 * A_hat.T @ A_hat + np.diag(d), (s @ A_hat + d * t_hat).T).T
-    assert u_hat.dtype == dtype
+    assert u_hat.dtype == Au.dtype == dtype
     np.testing.assert_allclose(u_hat, expected, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(Au, expected @ A_hat.T, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(At_extra, extra @ A_hat, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(A_forward, forward @ A_hat.T, rtol=rtol, atol=rtol)
 
 
 def test_non_finite_state_ends_with_status_diverged(monkeypatch):

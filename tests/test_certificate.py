@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 
-from bregmod.activations import Identity, ReLU
+from bregmod.activations import Identity, ReLU, Tanh
 from bregmod.certificate import (
     TOL_FACTOR,
     Certificate,
     certify,
+    smallest_alpha,
     smallest_lambda,
     smallest_rho,
 )
-from bregmod.network import Dense, Residual, Sequential
+from bregmod.network import Conv2d, Dense, Residual, Sequential, ShallowSum
 
 EPS = np.finfo(np.float64).eps
 
@@ -301,8 +302,9 @@ def test_exact_refuses_a_feed_forward_net_and_explains():
     assert x @ H0 @ x == pytest.approx(cert.min_eig, abs=1e-12)
     assert x @ H0 @ x < 0
     text = cert.explain()
-    assert "NOT certified" in text and "H₀ = [[λKᵀK, −Wᵀ], [−W, I]]" in text
+    assert "NOT certified" in text and "H₀ = [[λKᵀK + αE₀, −Wᵀ], [−W, I]]" in text
     assert cert.witness_block in text and "no λ helps" in text and "V = Wᵀ" in text
+    assert "smallest_alpha" in text
 
 
 # --- Finsler's μ ------------------------------------------------------------------------------
@@ -420,10 +422,10 @@ def test_explain_states_check_result_tolerance_and_remedy():
     lifted, _ = residual_chain(np.random.default_rng(15), depth=2)
     failed = certify(lifted, 1.0, 1.0, method="paper")
     text = failed.explain()
-    assert "Q = λKᵀK − ρ⁻¹I − M − Mᵀ ⪰ 0" in text and "λ = 1, ρ = 1" in text
+    assert "Q = λKᵀK + αE₀ − ρ⁻¹I − M − Mᵀ ⪰ 0" in text and "λ = 1, ρ = 1, α = 0" in text
     assert "NOT certified" in text and f"{failed.min_eig:.6g}" in text
     assert "tolerance = 10·n·eps·scale" in text and failed.witness_block in text
-    assert "increase ρ or λ" in text
+    assert "increase ρ, λ or J's strong-convexity modulus α" in text
     passed = certify(lifted, 1.0, 100.0, method="paper").explain()
     assert "CERTIFIED" in passed and "To certify" not in passed
 
@@ -449,7 +451,7 @@ def test_certificate_is_a_rich_object():
         ),
         ({"tol": -1e-3}, r"tol \(absolute eigenvalue tolerance\) must be a finite number ≥ 0"),
         ({"dense_limit": 1.5}, r"dense_limit must be an integer ≥ 0, got 1.5"),
-        ({"dense_limit": 5}, r"n_u \+ n_z = 8 > dense_limit = 5; pass a larger dense_limit"),
+        ({"alpha": -1.0}, r"alpha \(J's strong-convexity modulus α\) must be a finite number ≥ 0"),
     ],
 )
 def test_certify_rejects_bad_input(kwargs, message):
@@ -471,3 +473,147 @@ def test_threshold_functions_and_certify_reject_bad_input():
         smallest_rho(lifted, 1.0, rtol=0.0)
     with pytest.raises(ValueError, match="unknown certificate method"):
         smallest_lambda(lifted, 1.0, method="dense")
+
+
+# --- J's strong convexity and the factorised path above dense_limit ----------------------------
+
+
+def feed_forward_truth(layers_W, W_out=None):
+    """Hand-built K, W and an orthonormal basis of {u_j = z_j} for a feed-forward chain
+    u_j = σ(W_j u_{j−1} + b_j), optionally followed by a folded affine output W_out u_L."""
+    sizes = [layers_W[0].shape[1]] + [W.shape[0] for W in layers_W]
+    n_u, n_z = sum(sizes), sum(sizes[1:])
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    W = np.zeros((n_z, n_u))
+    for j, Wj in enumerate(layers_W):
+        W[starts[j + 1] - sizes[0] : starts[j + 2] - sizes[0], starts[j] : starts[j + 1]] = Wj
+    last = np.eye(sizes[-1]) if W_out is None else W_out
+    K = np.hstack([np.zeros((last.shape[0], n_u - sizes[-1])), last])
+    P = np.zeros((n_u + n_z, sizes[0] + n_z))  # (u₀, z) ↦ (u₀, u = z, z)
+    P[: sizes[0], : sizes[0]] = np.eye(sizes[0])
+    P[sizes[0] : n_u, sizes[0] :] = np.eye(n_z)
+    P[n_u:, sizes[0] :] = np.eye(n_z)
+    return K, W, sizes[0], np.linalg.qr(P)[0]
+
+
+def restricted_truth(K, W, n_0, basis, lam):
+    """α ↦ λ_min(Bᵀ H₀(λ, α) B) with H₀ = [[λKᵀK + αE₀, −Wᵀ], [−W, I]]."""
+    n_z, n_u = W.shape
+    H = np.block([[lam * K.T @ K, -W.T], [-W, np.eye(n_z)]])
+    E_0 = np.zeros(n_u + n_z)
+    E_0[:n_0] = 1.0
+
+    def smallest(alpha):
+        return np.linalg.eigvalsh(basis.T @ (H + np.diag(alpha * E_0)) @ basis)[0]
+
+    return smallest
+
+
+def alpha_where(smallest, target):
+    """The α with λ_min(α) = target (λ_min is nondecreasing in α), by bisection."""
+    lo, hi = 0.0, 1.0
+    while smallest(hi) < target:
+        hi *= 2
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if smallest(mid) < target else (lo, mid)
+    return hi
+
+
+def chain_cases():
+    """(name, lifted, λ, truth λ_min(α) at λ) of small chains: feed-forward (with and without
+    a folded output), residual with V ≠ Wᵀ and V = Wᵀ, a convolution."""
+    rng = np.random.default_rng(30)
+    W1, W2 = rng.standard_normal((5, 3)), 0.4 * rng.standard_normal((4, 5))
+    ff = Sequential(Dense(W1, activation=ReLU()), Dense(W2, activation=ReLU())).lift()
+    W_out = rng.standard_normal((2, 4))
+    ff_out = Sequential(
+        Dense(W1, activation=ReLU()), Dense(W2, activation=ReLU()), Dense(W_out)
+    ).lift()
+    res, res_truth = residual_chain(np.random.default_rng(31), depth=2, v="random", weight=0.5)
+    res_wt, res_wt_truth = residual_chain(np.random.default_rng(32), depth=2, weight=0.5)
+    kernel = rng.standard_normal((2, 1, 3, 3))
+    conv = Sequential(
+        Conv2d(kernel, activation=ReLU(), in_shape=(1, 4, 4), padding=1),
+        Dense(0.1 * rng.standard_normal((5, 32)), activation=ReLU(), in_shape=(2, 4, 4)),
+    ).lift()
+    conv_W1 = conv.W.blocks[0][0].to_dense()
+    conv_W2 = conv.W.blocks[1][1].to_dense()
+
+    def residual(truth, lam):
+        E = np.zeros((truth.n_u + truth.n_z,) * 2)
+        E[: truth.n, : truth.n] = np.eye(truth.n)
+        B = truth.basis
+        return lambda a: np.linalg.eigvalsh(B.T @ (truth.H0(lam) + a * E) @ B)[0]
+
+    return [
+        ("feed-forward", ff, 1.0, restricted_truth(*feed_forward_truth([W1, W2]), 1.0)),
+        ("folded output", ff_out, 2.0, restricted_truth(*feed_forward_truth([W1, W2], W_out), 2.0)),
+        ("residual V ≠ Wᵀ", res, 1.0, residual(res_truth, 1.0)),
+        ("residual V = Wᵀ", res_wt, 0.3, residual(res_wt_truth, 0.3)),
+        ("conv", conv, 1.0, restricted_truth(*feed_forward_truth([conv_W1, conv_W2]), 1.0)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_factorised_verdict_agrees_with_dense_eigvalsh_just_above_and_below_the_threshold(case):
+    name, lifted, lam, smallest = chain_cases()[case]
+    threshold = alpha_where(smallest, 0.0)
+    assert threshold > 0.01, name  # J's α is what certifies these
+    for alpha in (threshold * (1 + 1e-4), threshold * (1 - 1e-4)):
+        chain = certify(lifted, lam, 1.0, alpha=alpha, dense_limit=0)
+        dense = certify(lifted, lam, 1.0, alpha=alpha)
+        assert chain.factorised and not dense.factorised
+        assert dense.min_eig == pytest.approx(smallest(alpha), abs=1e-10)
+        assert chain.certified == dense.certified == (alpha > threshold), (name, alpha)
+    assert chain.smallest_alpha == pytest.approx(threshold, rel=1e-8)
+    found = smallest_alpha(lifted, lam, dense_limit=0)
+    assert found.value == pytest.approx(threshold, rel=2e-6) and found.certificate.certified
+    assert smallest_alpha(lifted, lam).value == pytest.approx(threshold, rel=2e-6)
+
+
+@pytest.mark.parametrize("case", [0, 1, 2])
+def test_factorised_verdict_is_a_margin_of_exactly_tol(case):
+    # certified iff λ_min(Nᵀ H₀ N) > −tol (every entry of u and z shifted): −1.05 tol fails,
+    # −0.95 tol passes
+    name, lifted, lam, smallest = chain_cases()[case]
+    tol = 1e-6
+    for target, expected in ((-2 * tol, False), (-0.95 * tol, True), (-1.05 * tol, False)):
+        alpha = alpha_where(smallest, target)
+        cert = certify(lifted, lam, 1.0, tol=tol, alpha=alpha, dense_limit=0)
+        assert cert.certified is expected, (name, target)
+
+
+def test_factorised_certificate_states_a_verified_margin_not_an_eigenvalue():
+    name, lifted, lam, smallest = chain_cases()[0]
+    threshold = alpha_where(smallest, 0.0)
+    passed = certify(lifted, lam, 1.0, alpha=2 * threshold, dense_limit=0)
+    assert passed.min_eig is None and passed.witness is None and passed.mu is None
+    text = passed.explain()
+    assert "verified margin: H₀ + tol·I ≻ 0" in text and "was not computed" in text
+    assert "smallest eigenvalue -" not in text and "block LDLᵀ" in text
+    failed = certify(lifted, lam, 1.0, alpha=threshold / 2, dense_limit=0).explain()
+    assert "NOT certified" in failed and "is not positive definite" in failed
+    assert f"α ≥ {threshold:.6g}" in failed
+
+
+def test_a_network_that_is_not_a_chain_is_refused_above_dense_limit():
+    net = ShallowSum(np.ones(4), np.zeros(4), np.ones(4), [ReLU(), ReLU(), Tanh(), Tanh()])
+    with pytest.raises(ValueError, match="needs the chain structure .* constraint row 0 is not"):
+        certify(net.lift(), 1.0, 1.0, dense_limit=3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_paper_and_exact_count_alpha_on_the_input_block(seed):
+    rng = np.random.default_rng(40 + seed)
+    lifted, truth = residual_chain(rng, depth=2, weight=0.8)
+    lam, rho, alpha = 0.6, 3.0, rng.uniform(0.1, 2.0)
+    E = np.zeros((truth.n_u,) * 2)
+    E[: truth.n, : truth.n] = np.eye(truth.n)
+    paper = certify(lifted, lam, rho, method="paper", alpha=alpha)
+    assert paper.min_eig == pytest.approx(np.linalg.eigvalsh(truth.Q(lam, rho) + alpha * E)[0])
+    H = truth.H0(lam)
+    H[: truth.n, : truth.n] += alpha * np.eye(truth.n)
+    exact = certify(lifted, lam, rho, alpha=alpha)
+    expected = np.linalg.eigvalsh(truth.basis.T @ H @ truth.basis)[0]
+    assert exact.min_eig == pytest.approx(expected, abs=1e-10) and exact.alpha == alpha

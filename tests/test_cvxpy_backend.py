@@ -15,6 +15,7 @@ import pytest
 from scipy.optimize import minimize
 
 from bregmod.activations import Arctan, DCPTerm, ReLU, SoftThreshold, Tanh
+from bregmod.certificate import smallest_alpha
 from bregmod.errors import NoDCPFormError, NotCertifiedError
 from bregmod.network import Dense, Residual, Sequential
 from bregmod.problem import Inversion, SolverWarning
@@ -145,6 +146,48 @@ def test_residual_net_matches_a_brute_force_minimisation():
     assert energy(y)[0] == pytest.approx(result.objective, rel=1e-10)
 
 
+def test_feed_forward_net_certified_only_by_alpha_matches_l_bfgs():
+    # H₀ has 0 on u₀ for a feed-forward net: only J's α/2‖u₀‖² certifies it, and the backend
+    # must count that α once (in the certified quadratic part, not again in J)
+    rng = np.random.default_rng(41)
+    n0, n1, n2 = 4, 6, 5
+    W1, b1 = rng.standard_normal((n1, n0)), 0.1 * rng.standard_normal(n1)
+    W2, b2 = 0.3 * rng.standard_normal((n2, n1)), 0.1 * rng.standard_normal(n2)
+    net = Sequential(Dense(W1, b1, ReLU()), Dense(W2, b2, ReLU()))
+    lam = 1.0
+    threshold = smallest_alpha(net.lift(), lam).value
+    alpha = 1.1 * threshold
+    f = net(3 * rng.standard_normal(n0)) + 0.05 * rng.standard_normal(n2)
+    problem = Inversion(net, f, alpha * SquaredL2(), lam=lam)
+    assert problem.certify().certified and problem.certify().alpha == alpha
+    assert not Inversion(net, f, TotalVariation((2, 2)), lam=lam).certify().certified
+    result = problem.solve("cvxpy", tol=1e-10)
+    assert result.status == "optimal" and result.global_optimum_claimed
+
+    def energy(y):  # E(u₀, z₁, z₂) with u_j = z_j, written out here
+        u0, z1, z2 = y[:n0], y[n0 : n0 + n1], y[n0 + n1 :]
+        x1, x2 = W1 @ u0 + b1, W2 @ z1 + b2
+        value = 0.5 * lam * np.sum((z2 - f) ** 2) + 0.5 * alpha * u0 @ u0
+        value += sum(0.5 * z @ z + 0.5 * np.sum(np.maximum(x, 0) ** 2) - z @ x
+                     for z, x in ((z1, x1), (z2, x2)))
+        g_u0 = W1.T @ (np.maximum(x1, 0) - z1) + alpha * u0
+        g_z1 = z1 - x1 + W2.T @ (np.maximum(x2, 0) - z2)
+        g_z2 = z2 - x2 + lam * (z2 - f)
+        return value, np.concatenate([g_u0, g_z1, g_z2])
+
+    bounds = [(None, None)] * n0 + [(0, None)] * (n1 + n2)
+    runs = []
+    for _ in range(3):
+        start = rng.standard_normal(len(bounds))
+        start[n0:] = np.abs(start[n0:])
+        runs.append(minimize(energy, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                             options=dict(ftol=1e-15, gtol=1e-11, maxiter=20000)))
+    best = min(runs, key=lambda run: run.fun)
+    assert result.objective == pytest.approx(best.fun, rel=1e-9)
+    np.testing.assert_allclose(result.u0, best.x[:n0], atol=1e-6)
+    assert np.abs(result.u0).max() > 0.01  # the solution is not trivially zero
+
+
 @pytest.mark.parametrize("readout", [False, True])
 def test_exact_data_and_tiny_alpha_recover_the_input(readout):
     net, weights = residual_net(seed=23, depth=2 if readout else 3)
@@ -210,7 +253,7 @@ def test_uncertified_problem_is_refused_with_the_explanation():
             call()
         text = str(info.value)
         assert "not certified convex at λ = 10, so the exact (convex) CVXPY backend refuses" in text
-        assert "Checked H₀ = [[λKᵀK, −Wᵀ], [−W, I]] ⪰ 0 on {M u = V z}" in text
+        assert "Checked H₀ = [[λKᵀK + αE₀, −Wᵀ], [−W, I]] ⪰ 0 on {M u = V z}" in text
         assert "To certify: no λ helps" in text and "change the architecture" in text
         assert "or solve with a first-order solver (solver='pdhg')" in text
 
@@ -236,8 +279,12 @@ def test_phi_only_split_is_checked_and_psi_forms_are_used_when_offered():
     result = Inversion(psi_net, f, 1e-3 * SquaredL2(), lam=0.6).solve("cvxpy", tol=1e-10)
     assert result.status == "optimal"
     assert result.stats["dcp_split"] == {"z1": "Ψ", "z2": "Ψ", "z3": "Ψ"}
-    assert Inversion(net, f, 1e-3 * SquaredL2(), lam=2.0).solve("cvxpy").stats["dcp_split"] == {
-        "z1": "Φ", "z2": "Φ", "z3": "Φ"}
+    phi = Inversion(net, f, 0.5 * SquaredL2(), lam=2.0).solve("cvxpy", tol=1e-10)
+    assert phi.stats["dcp_split"] == {"z1": "Φ", "z2": "Φ", "z3": "Φ"}
+    # the same model through either split (J's α = 0.5 in the quadratic part both times)
+    psi = Inversion(psi_net, f, 0.5 * SquaredL2(), lam=2.0).solve("cvxpy", tol=1e-10)
+    assert phi.objective == pytest.approx(psi.objective, rel=1e-8)
+    np.testing.assert_allclose(phi.u0, psi.u0, atol=1e-6)
 
 
 def test_activation_without_dcp_form_is_named():

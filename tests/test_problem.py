@@ -275,6 +275,23 @@ def test_certify_is_cached_and_method_specific(residual):
     assert not Inversion(net, np.zeros(N_IN), lam=0.1).certify().certified
 
 
+def test_certify_counts_j_and_uses_the_chain_above_the_dense_limit():
+    # a feed-forward net: H₀ is 0 on u₀, so only J's α certifies; 40 + 2·(600 + 500) = 2240
+    # unknowns > DENSE_LIMIT, so the default check is the factorised one along the chain
+    rng = np.random.default_rng(5)
+    W1 = rng.standard_normal((600, 40)) / np.sqrt(40)
+    W2 = 0.3 * rng.standard_normal((500, 600)) / np.sqrt(600)
+    net = Sequential(Dense(W1, None, ReLU()), Dense(W2, None, ReLU()))
+    data = np.ones(500)
+    plain = Inversion(net, data, TotalVariation((5, 8)), lam=1.0).certify()
+    assert plain.factorised and not plain.certified and plain.alpha == 0.0
+    alpha = 1.01 * plain.smallest_alpha
+    certified = Inversion(net, data, alpha * SquaredL2() + TotalVariation((5, 8)), lam=1.0)
+    assert certified.certify().alpha == pytest.approx(alpha) and certified.certify().certified
+    below = Inversion(net, data, 0.99 * plain.smallest_alpha * SquaredL2(), lam=1.0).certify()
+    assert not below.certified and below.method == "exact"
+
+
 def test_bregman_fidelity_is_convex_by_structure(perceptron):
     net, _, _ = perceptron
     certificate = Inversion(net, np.ones(6), fidelity="bregman").certify()

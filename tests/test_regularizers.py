@@ -246,6 +246,11 @@ def test_l21norm_prox_and_projection_match_cvxpy_and_moreau():
         )
         # weighted: w · prox_conj(y / w) is the projection onto the ball of radius w
         assert g._norms(g._groups(0.25 * g.prox_conj(y / 0.25, 1.0), "y")[0]).max() <= 0.25 + 1e-12
+        # groups with ‖y_i‖ ≤ t are set exactly to 0 (TV's flat regions), the others shrunk
+        norms = g._norms(g._groups(y, "y")[0])[0]
+        shrunk = g._norms(g._groups(g.prox(y, 0.6), "y")[0])[0]
+        assert np.all(shrunk[norms <= 0.6] == 0.0) and (norms <= 0.6).any()
+        np.testing.assert_allclose(shrunk[norms > 0.6], norms[norms > 0.6] - 0.6, atol=1e-12)
 
 
 # --- subgradients ---------------------------------------------------------------------------

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import numpy as np
 import pytest
 
+from bregmod.activations import ReLU
+from bregmod.certificate import certify, certify_deep
 from bregmod.metrics import psnr
+from bregmod.network import Dense, Sequential
+from bregmod.problem import Inversion
+from bregmod.regularizers import SquaredL2
 from bregmod.report import (
     build_report,
     context,
@@ -148,3 +154,26 @@ def test_convergence_figure_uses_log_scales_separates_parameters_and_keeps_legen
     for ax in (residual_ax, parameter_ax):
         legend = ax.get_legend().get_window_extent(renderer)
         assert not legend.overlaps(ax.get_window_extent(renderer))  # below the axes
+
+
+def test_factorised_certificates_are_reported_as_a_margin_not_an_eigenvalue(solved):
+    # above dense_limit the verdict is a block LDLᵀ (λ_min > −tol verified); the summary and
+    # report.json never present an estimate, or nothing, as "the smallest eigenvalue"
+    spec, result = solved
+    rng = np.random.default_rng(0)
+    net = Sequential(Dense(rng.standard_normal((5, 3)), activation=ReLU()),
+                     Dense(0.3 * rng.standard_normal((4, 5)), activation=ReLU()))
+    lifted = certify(net.lift(), 1.0, 1.0, alpha=1e3, dense_limit=0)
+    deep = certify_deep(Inversion(net, np.ones(4), 1e3 * SquaredL2(), fidelity="bregman").deep,
+                        1e3 * SquaredL2(), dense_limit=0)
+    assert lifted.certified and deep.certified
+    for certificate, shown in ((lifted, "eigenvalue not computed"),
+                               (deep, f"eigenvalue estimate {deep.min_eig:.3g}, an upper bound")):
+        report = build_report(spec, dataclasses.replace(result, certificate=certificate))
+        entry = report["certificate"]
+        assert entry["factorised"] and "min_eig" not in entry
+        assert entry["min_eig_estimate"] == certificate.min_eig
+        text = format_summary(report)
+        assert f"block LDLᵀ: smallest eigenvalue > −{certificate.tolerance:.2g}; {shown}" in text
+    report = build_report(spec, result)
+    assert not report["certificate"]["factorised"]

@@ -2,10 +2,16 @@
 docs/math/error-estimate.md).
 
 ``fidelity="quadratic"``. With x = (u, z), the quadratic terms of the lifted model are
-½ xᵀHx with H = [[λKᵀK, −Wᵀ], [−W, D]] (D = I: the ½‖z‖² inside Φ = ½‖·‖² + Ψ), and on the
+½ xᵀHx with H = [[λKᵀK + αE₀, −Wᵀ], [−W, D]] (D = I: the ½‖z‖² inside Φ = ½‖·‖² + Ψ;
+α = J's strong-convexity modulus, E₀ the identity on u₀: the α/2‖u₀‖² of J), and on the
 constraint set A x = 0, A = [M, −V] (where the ρ-penalty vanishes) the model is
 
-    ½ xᵀHx + λ⟨K u, c − f⟩ + λ/2 ‖c − f‖² − ⟨b, z⟩ + Σ_k Ψ_k(z_k) + Σ_k Φ_k*((W u + b)_k) + J(u₀).
+    ½ xᵀHx + λ⟨K u, c − f⟩ + λ/2 ‖c − f‖² − ⟨b, z⟩ + Σ_k Ψ_k(z_k) + Σ_k Φ_k*((W u + b)_k)
+    + (J − α/2‖·‖²)(u₀).
+
+The certificate (``Inversion.certify("exact")``) counts the same α in H₀, so H is the form it
+certifies, and J enters only through its remainder ``Regularizer.cvx_remainder``: α is counted
+once (a problem certified only thanks to α is solved as the convex problem it is).
 
 The exact certificate says H ⪰ 0 on ker A. With N an orthonormal basis of ker A and
 NᵀHN = QΘQᵀ (Θ clipped at 0), the quadratic is written ½‖L x‖², L = Θ^{1/2} Qᵀ Nᵀ, which
@@ -181,7 +187,8 @@ def supports(problem) -> str | None:
 def _quadratic_factor(
     problem: Inversion, certificate: Certificate, dense: dict[str, np.ndarray], half: np.ndarray
 ) -> np.ndarray:
-    """L with ½‖L x‖² = ½ xᵀHx on ker A, H = [[λKᵀK, −Wᵀ], [−W, diag(half)]], A = [M, −V].
+    """L with ½‖L x‖² = ½ xᵀHx on ker A, H = [[λKᵀK + αE₀, −Wᵀ], [−W, diag(half)]],
+    A = [M, −V], α = ``certificate.alpha`` on the input block u₀.
 
     Reuses the certificate's orthonormal basis N of ker A and, when H = H₀ (every block keeps
     ½‖z_k‖², ``half`` all ones), its eigen-decomposition of Nᵀ H₀ N. ``dense`` holds K and W as
@@ -195,6 +202,8 @@ def _quadratic_factor(
     else:
         K, W = dense["K"], dense["W"]
         H = np.block([[problem.lam * K.T @ K, -W.T], [-W, np.diag(half)]])
+        n_0 = lifted.u_blocks[0].size
+        H[:n_0, :n_0] += certificate.alpha * np.eye(n_0)
         theta, Q = sla.eigh(N.T @ H @ N)
     tolerance = certificate.tolerance
     if theta.size and theta[0] < -tolerance:
@@ -207,7 +216,7 @@ def _quadratic_factor(
             "the lifted model is certified convex, but the DCP form needs more: "
             f"{', '.join(names)} offer(s) a DCP form of Φ = ½‖·‖² + Ψ only, not of Ψ alone, "
             "so the ½‖z‖² of those blocks must leave the quadratic part, and the rest "
-            "[[λKᵀK, −Wᵀ], [−W, D]] is not PSD on {M u = V z} (smallest eigenvalue "
+            "[[λKᵀK + αE₀, −Wᵀ], [−W, D]] is not PSD on {M u = V z} (smallest eigenvalue "
             f"{theta[0]:.4g} < −{tolerance:.3g}). Increase λ, or solve with a "
             "first-order solver (solver='pdhg')."
         )
@@ -237,8 +246,8 @@ def _build_quadratic(problem: Inversion) -> _Model:
         split[_short(blk.name)] = "Ψ" if psi_alone else "Φ"
         what = f"Φ* of z block {blk.name} ({act.name})"
         terms += [term, _dcp(act.cvx_phi_conj, pre[blk.slice], what)]
-    if problem.reg is not None:
-        terms.append(problem.reg.cvx(u_vars[0]))
+    if problem.reg is not None:  # J − α/2‖u₀‖²: the certificate's H₀ holds the α/2‖u₀‖²
+        terms.append(problem.reg.cvx_remainder(u_vars[0]))
     L = _quadratic_factor(problem, certificate, dense, half)
     data = cp.Parameter(lifted.n_out, name="data")
     constant = cp.Parameter(name="constant")

@@ -173,7 +173,7 @@ class OneLayerEnergy:
 
         The magnitude bounds the rounding error of h (about eps · magnitude).
         """
-        conj = self.activation.phi_conj(x)
+        conj = self.activation._phi_conj(np.asarray(x, dtype=np.float64))
         linear = _batch_dot(self.data, x)
         batch = x.shape[0]
         value = _row_sums(conj, batch) - linear + self.data_constant
@@ -194,9 +194,14 @@ class OneLayerEnergy:
 
     # ------------------------------------------------------------------ prox-friendly parts
     def prox_data(self, w: np.ndarray, t: float) -> np.ndarray:
-        """prox_{t h}(w) = prox_{tΦ*}(w + t f) for h(y) = B_Ψ(f, y) (rows of y)."""
-        out = self.activation.prox_phi_conj(w + t * self.data, t)
-        return np.asarray(out, dtype=w.dtype)
+        """prox_{t h}(w) = prox_{tΦ*}(w + t f) for h(y) = B_Ψ(f, y) (rows of y), t > 0.
+
+        Like every method of the model, it takes a solver's rows as they are (finite, checked
+        once at the solver's entry): the activation's unchecked kernel
+        :meth:`~bregmod.activations.Activation._prox_phi_conj` runs, in float64.
+        """
+        out = self.activation._prox_phi_conj(np.asarray(w + t * self.data, dtype=np.float64), t)
+        return out.astype(w.dtype, copy=False)
 
     def prox_data_conj(self, v: np.ndarray, s: float) -> np.ndarray:
         """prox_{s h₀*}(v) = prox_{sΦ}(v + sβ + f) − f for h₀(x) = B_Ψ(f, x + β).

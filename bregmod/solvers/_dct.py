@@ -1,7 +1,8 @@
 """The orthonormal 2-D DCT-II, which diagonalises the Neumann forward-difference Laplacian ∇ᵀ∇.
 
 Used by ``admm``'s u-step and by the duality gap (:mod:`bregmod.solvers.gap`) to apply
-(ρ_p ∇ᵀ∇ + ρ_v I)⁻¹ and the pseudo-inverse (∇ᵀ∇)⁺ in O(n log n).
+(ρ_p ∇ᵀ∇ + ρ_v I)⁻¹ and the pseudo-inverse (∇ᵀ∇)⁺: in O(n log n) by the FFT, or for small
+images by two small matrix products (:data:`MATRIX_PIXELS`).
 """
 
 from __future__ import annotations
@@ -9,22 +10,46 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
+#: Images of at most this many pixels are transformed by two small matrix products
+#: C_H X C_Wᵀ (C the orthonormal DCT-II matrix): at 32 × 32 about 7 µs against 16 µs for
+#: ``scipy.fft.dctn``, whose fixed Python overhead dominates small transforms; larger images
+#: use the O(n log n) FFT (at 128 × 128 the matrix form is slower).
+MATRIX_PIXELS = 64 * 64
+
 
 class CosineTransform:
     """The orthonormal 2-D DCT-II T on images of ``shape`` (identity when ``shape`` is None).
 
     ∇ᵀ∇ = Tᵀ diag(λ) T with λ_ij = 4 sin²(πi/2H) + 4 sin²(πj/2W) for the Neumann
     forward-difference gradient ∇ = :class:`~bregmod.operators.Gradient2D` on H × W images.
+    T X = C_H X C_Wᵀ with C_N the N × N orthonormal DCT-II matrix, computed so for images of
+    at most :data:`MATRIX_PIXELS` pixels and by ``scipy.fft`` otherwise.
     """
 
     def __init__(self, shape: tuple[int, int] | None) -> None:
         self.shape = shape
+        self._matrices: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _dct_matrices(self, dtype) -> tuple[np.ndarray, np.ndarray] | None:
+        """(C_H, C_W) in ``dtype`` for small images, None for the FFT."""
+        if self.shape[0] * self.shape[1] > MATRIX_PIXELS:
+            return None
+        dtype = np.dtype(dtype)
+        if dtype not in self._matrices:
+            self._matrices[dtype] = tuple(
+                scipy.fft.dct(np.eye(N), type=2, norm="ortho", axis=0).astype(dtype)
+                for N in self.shape
+            )
+        return self._matrices[dtype]
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """T applied to every row of X (B, n)."""
         if self.shape is None:
             return X
         images = X.reshape(X.shape[0], *self.shape)
+        matrices = self._dct_matrices(X.dtype)
+        if matrices is not None:
+            return np.matmul(np.matmul(matrices[0], images), matrices[1].T).reshape(X.shape)
         return scipy.fft.dctn(images, type=2, axes=(1, 2), norm="ortho").reshape(X.shape)
 
     def inverse(self, X: np.ndarray) -> np.ndarray:
@@ -32,6 +57,9 @@ class CosineTransform:
         if self.shape is None:
             return X
         images = X.reshape(X.shape[0], *self.shape)
+        matrices = self._dct_matrices(X.dtype)
+        if matrices is not None:
+            return np.matmul(np.matmul(matrices[0].T, images), matrices[1]).reshape(X.shape)
         return scipy.fft.idctn(images, type=2, axes=(1, 2), norm="ortho").reshape(X.shape)
 
     def laplacian_eigenvalues(self) -> np.ndarray:
