@@ -1025,7 +1025,27 @@ class SoftThreshold(Activation):
         return sp.Float(self.threshold) * sp.Abs(u), sp.S.Reals
 
 
-class Clip(Activation):
+class _ClipMaps:
+    """σ = clip to [lo, hi], Ψ = ι_[lo, hi]: the maps of :class:`Clip` (scalar bounds) and
+    :class:`ClipBox` (per-entry bounds), which set ``lo`` and ``hi``."""
+
+    lo: float | np.ndarray
+    hi: float | np.ndarray
+
+    def _prox(self, x):
+        return np.clip(x, self.lo, self.hi)
+
+    def sigma_inv(self, u):
+        return np.asarray(u, dtype=np.float64)
+
+    def _prox_scaled(self, v, t):
+        return np.clip(v, self.lo, self.hi)
+
+    def _psi(self, u):
+        return np.zeros(u.shape)
+
+
+class Clip(_ClipMaps, Activation):
     """σ(x) = min(max(x, lo), hi) (hard tanh for [−1, 1]): Ψ = ι_[lo, hi].
 
     Φ*(x) = x s − ½ s² with s = σ(x), i.e. ½x² − ½ dist(x, [lo, hi])²; Ψ*(v) = max(lo v, hi v).
@@ -1046,18 +1066,6 @@ class Clip(Activation):
             )
         self.name = f"Clip(lo={self.lo!r}, hi={self.hi!r})"
         self.domain = self.range = Interval(self.lo, self.hi)
-
-    def _prox(self, x):
-        return np.clip(x, self.lo, self.hi)
-
-    def sigma_inv(self, u):
-        return np.asarray(u, dtype=np.float64)
-
-    def _prox_scaled(self, v, t):
-        return np.clip(v, self.lo, self.hi)
-
-    def _psi(self, u):
-        return np.zeros(u.shape)
 
     def psi_conj(self, v):
         """Ψ*(v) = max(lo v, hi v), the support function of [lo, hi]."""
@@ -1083,7 +1091,7 @@ class Clip(Activation):
         return sp.Integer(0), sp.Interval(sp.Float(self.lo), sp.Float(self.hi))
 
 
-class ClipBox(Activation):
+class ClipBox(_ClipMaps, Activation):
     """σ(x) = min(max(x, lo), hi) entrywise with one bound pair per entry of the state: Ψ = ι_B,
     B = [lo_1, hi_1] × … × [lo_n, hi_n] (``Clip`` with per-entry bounds).
 
@@ -1138,18 +1146,6 @@ class ClipBox(Activation):
 
     def _safe_point(self, u: np.ndarray) -> np.ndarray:
         return np.broadcast_to(np.clip(0.0, self.lo, self.hi), u.shape).copy()
-
-    def _prox(self, x):
-        return np.clip(x, self.lo, self.hi)
-
-    def sigma_inv(self, u):
-        return np.asarray(u, dtype=np.float64)
-
-    def _prox_scaled(self, v, t):
-        return np.clip(v, self.lo, self.hi)
-
-    def _psi(self, u):
-        return np.zeros(u.shape)
 
 
 class Tanh(Activation):
