@@ -184,7 +184,7 @@ def test_theory_example_verifies_the_error_estimate(tmp_path, capsys, name):
 def test_every_example_script_is_run_by_this_file():
     tested = {"shallow_relu", "residual_cubic", "perceptron_tv", "autoencoder_digits",
               "sparse_autoencoder", "deep_dense_digits", "distributed_batch",
-              "conv_autoencoder_torch", *THEORY}
+              "conv_autoencoder_torch", "unfolded_pnn", *THEORY}
     assert {path.stem for path in EXAMPLES.glob("*.py")} == tested
 
 
