@@ -1291,6 +1291,15 @@ def _deep_schur(model, shift: float) -> tuple[int | None, np.ndarray]:
     return None, -P_0 if np.ndim(P_0) else np.zeros((n_0, n_0))
 
 
+def _check_unit_weights(model, what: str) -> None:
+    """Refuse a weighted energy Σ γ_l B_l: H₀ above is the quadratic part for γ_l = 1."""
+    if model.weighted:
+        raise ValueError(
+            f"{what}: the deep certificate covers unit layer weights; this model has weights "
+            f"{model.weights} (DeepBregman.with_weights), which change H₀"
+        )
+
+
 def _check_blocks(model) -> None:
     """Refuse a model whose Schur complements (states x_0 … x_{L−2}) exceed BLOCK_LIMIT."""
     large = [l for l, n in enumerate(model.sizes[: max(model.depth - 1, 1)]) if n > BLOCK_LIMIT]
@@ -1334,10 +1343,12 @@ def smallest_alpha(
     Raises
     ------
     ValueError
-        A deep state x_0 … x_{L−2} has more than :data:`BLOCK_LIMIT` entries; a LiftedNetwork
-        without λ, or without ρ for ``method="paper"``; what :func:`certify` refuses.
+        A deep state x_0 … x_{L−2} has more than :data:`BLOCK_LIMIT` entries, or a deep model
+        with layer weights other than 1; a LiftedNetwork without λ, or without ρ for
+        ``method="paper"``; what :func:`certify` refuses.
     """
     if not isinstance(model, LiftedNetwork):
+        _check_unit_weights(model, "smallest_alpha")
         _check_blocks(model)
         failed, P = _deep_schur(model, 0.0)
         if failed is not None:
@@ -1448,7 +1459,10 @@ def certify_deep(
     SolverError
         The eigenvalue estimate contradicts the block factorisation (never seen; a pass is
         never reported then).
+    ValueError
+        The model has layer weights other than 1 (not covered).
     """
+    _check_unit_weights(model, "certify_deep")
     dense_limit = _check_dense_limit(dense_limit)
     alpha = 0.0 if reg is None else float(reg.strong_convexity)
     dimension = int(sum(model.sizes[: model.depth]))

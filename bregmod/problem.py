@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,6 +218,12 @@ class Inversion:
 
         min_{u₀}  B_Ψ(f^δ, A u₀ + β) + J(u₀)
 
+    ``fidelity="bregman"`` with two or more ``Dense``/``Conv2d`` layers (the deep lifted model,
+    docs/math/deep.md; :attr:`deep`), with layer weights γ_l (``layer_weights``, default 1)::
+
+        min_{u₀, x_1..x_{L−1}}  Σ_{l=1}^{L} γ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) + J(u₀),
+        x_0 = u₀, x_L = f^δ
+
     Parameters
     ----------
     network : Network
@@ -251,6 +258,15 @@ class Inversion:
         the number of entries moved and the distance ‖P f^δ − f^δ‖; both are recorded in
         :attr:`data_projection_record` and in every result's ``stats["data_projection"]``.
         Scalar activations only.
+    layer_weights : float or sequence of float, optional
+        The deep model only (``fidelity="bregman"``, two or more layers): the weights γ_l > 0
+        of its terms. A number γ weights the hidden terms (γ_l = γ for l < L, γ_L = 1 on the
+        data term); a sequence gives γ_1, …, γ_L. None (default): all 1, the model of the
+        paper. Large γ pushes the hidden states onto the forward pass; γ → ∞ tends to the
+        reduced problem min_u B_{Ψ_L}(f^δ, W_L N_{L−1}(u) + b_L) + J(u) (docs/math/deep.md,
+        "Layer weights"). The deep certificate covers unit weights only: a weighted problem
+        is not certified (:meth:`certify` returns None), so its results are never
+        ``"optimal"``.
 
     Attributes
     ----------
@@ -269,7 +285,8 @@ class Inversion:
         ``network`` is not a Network, ``reg`` not a Regularizer.
     ValueError
         Unknown fidelity, bad λ or ρ, NaN/Inf in the data, λ or ρ given for the Bregman
-        fidelity.
+        fidelity, ``layer_weights`` on a problem without the deep model or with a weight
+        that is not a finite positive number.
     ShapeError
         Data or regulariser shape does not match the network.
     DomainError
@@ -286,6 +303,7 @@ class Inversion:
         fidelity: str = "quadratic",
         scale: str = "sum",
         data_projection: str | None = None,
+        layer_weights: float | Sequence[float] | None = None,
     ) -> None:
         if not isinstance(network, Network):
             raise TypeError(
@@ -311,6 +329,8 @@ class Inversion:
         self.data_projection_record: dict[str, float] | None = None
         if fidelity == "bregman":
             self._deep = self._deep_model(network)
+        if layer_weights is not None:
+            self._deep = self._weighted_deep(layer_weights)
         self._data, self._batch_size = self._check_data(data)
         self._certificates: dict[str, Certificate] = {}
 
@@ -371,6 +391,8 @@ class Inversion:
     def __repr__(self) -> str:
         batch = "" if self._batch_size is None else f", batch_size={self._batch_size}"
         weights = f"lam={self._lam:g}, rho={self._rho:g}" if self._rho is not None else ""
+        if self._deep is not None and self._deep.weighted:
+            weights = "layer_weights=" + repr(tuple(f"{g:g}" for g in self._deep.weights))
         return (
             f"Inversion({self._network!r}, reg={self._reg!r}, fidelity={self._fidelity!r}"
             f"{', ' + weights if weights else ''}{batch})"
@@ -384,6 +406,22 @@ class Inversion:
         """
         other = copy.copy(self)
         other._data, other._batch_size = other._check_data(data)
+        return other
+
+    def with_layer_weights(self, layer_weights: float | Sequence[float] | None) -> Inversion:
+        """The same deep problem with other layer weights γ (as ``layer_weights`` of the
+        constructor; None: all 1). Shares the compiled network, the regulariser and the data;
+        the certificates are recomputed (they depend on the weights). The stages of
+        :func:`bregmod.solvers.palm.continuation`.
+
+        Raises
+        ------
+        ValueError
+            The problem has no deep model, or a weight is not a finite positive number.
+        """
+        other = copy.copy(self)
+        other._deep = self._weighted_deep(1.0 if layer_weights is None else layer_weights)
+        other._certificates = {}
         return other
 
     # ------------------------------------------------------------------ validation
@@ -418,6 +456,21 @@ class Inversion:
                     f"layer {j} of {network!r} is {layer.kind}; use fidelity='quadratic' for it"
                 )
         return DeepBregman.from_network(network) if len(layers) > 1 else None
+
+    def _weighted_deep(self, layer_weights) -> DeepBregman:
+        """The deep model with the layer weights γ (a number: γ on the hidden terms, 1 on the
+        data term; else one weight per layer)."""
+        if self._deep is None:
+            raise ValueError(
+                "layer_weights weight the terms of the deep lifted Bregman model "
+                "(fidelity='bregman' with two or more Dense/Conv2d layers); this problem has "
+                + ("one layer" if self._fidelity == "bregman" else "fidelity='quadratic'")
+            )
+        L = self._deep.depth
+        if np.ndim(layer_weights) == 0:
+            gamma = positive_scalar(layer_weights, "layer_weights")
+            layer_weights = [gamma] * (L - 1) + [1.0]
+        return self._deep.with_weights(layer_weights)
 
     def _check_data(self, data) -> tuple[np.ndarray, int | None]:
         arr = finite_array(data, "data")
@@ -505,8 +558,11 @@ class Inversion:
             ``fidelity="bregman"`` with one layer always gets a :class:`StructuralCertificate`
             (the model is convex by structure; ``method`` is ignored); with two or more layers
             the deep model's exact check :func:`bregmod.certificate.certify_deep` (None when
-            the network is too large for it).
+            the network is too large for it, and None for ``layer_weights`` other than 1,
+            which that check does not cover: nothing is claimed).
         """
+        if self._deep is not None and self._deep.weighted:
+            return None
         if self._deep is not None:
             if "deep" not in self._certificates:
                 self._certificates["deep"] = certify_deep(self._deep, self._reg)
@@ -780,7 +836,13 @@ class Inversion:
 
     def _uncertified_note(self, certificate) -> str:
         """Why a converged run is only a stationary point, and what would certify it."""
-        if certificate is None:
+        if certificate is None and self._deep is not None and self._deep.weighted:
+            why = (
+                "no convexity certificate applies (the deep certificate covers unit layer "
+                "weights; this problem has layer_weights "
+                f"{tuple(f'{g:g}' for g in self._deep.weights)})"
+            )
+        elif certificate is None:
             why = (
                 "no convexity certificate applies (the network is too large for the exact check "
                 "and V ≠ Wᵀ rules out the paper check)"

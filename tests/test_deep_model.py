@@ -101,13 +101,24 @@ def numeric_gradient(f, x, h=1e-6):
     return g
 
 
+#: Layer weights γ_l of the weighted energy Σ γ_l B_l (None: all 1), for three layers.
+WEIGHTS = [None, (0.5, 3.0, 7.0)]
+
+
+@pytest.mark.parametrize("weights", WEIGHTS, ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("act", SMOOTH, ids=lambda a: a.name)
-def test_state_gradient_matches_finite_differences(act):
-    """For smooth Ψ the whole energy is differentiable; ∇_{x_k}E = state_gradient + ∇Φ_k."""
+def test_state_gradient_matches_finite_differences(act, weights):
+    """For smooth Ψ the whole energy is differentiable; ∇_{x_k}E_γ = state_gradient + γ_k∇Φ_k.
+    The weighted value is Σ γ_l times the unweighted terms."""
     rng = np.random.default_rng(3)
     net = dense_net(rng, [3, 6, 5, 4], [act, act, act])
-    model = DeepBregman.from_network(net)
+    model = DeepBregman.from_network(net).with_weights(weights or (1.0,) * 3)
     states = perturbed(model, model.forward(rng.normal(size=(1, 3))), rng)
+    gammas = np.array(weights or (1.0,) * 3)
+    unweighted = DeepBregman.from_network(net)
+    assert model.weighted is (weights is not None)
+    assert model.value(states)[0] == pytest.approx(unweighted.terms(states)[0] @ gammas,
+                                                   rel=1e-14)
     for k in range(model.depth):
         def energy(x, k=k):
             trial = list(states)
@@ -117,8 +128,8 @@ def test_state_gradient_matches_finite_differences(act):
         numeric = numeric_gradient(energy, states[k])
         grad = model.state_gradient(k, states)
         if k >= 1:
-            grad = grad + act.sigma_inv(states[k])  # ∇Φ = σ⁻¹
-        np.testing.assert_allclose(grad, numeric, atol=2e-6)
+            grad = grad + gammas[k - 1] * act.sigma_inv(states[k])  # ∇Φ = σ⁻¹
+        np.testing.assert_allclose(grad, numeric, atol=2e-6 * gammas.max())
 
 
 def test_input_gradient_of_conv_layer_matches_finite_differences():
@@ -136,12 +147,13 @@ def test_input_gradient_of_conv_layer_matches_finite_differences():
         )
 
 
-def test_state_step_is_the_block_minimiser_at_its_fixed_point():
-    """Iterating state_step converges to argmin_{x_l} E (E convex in x_l), checked by L-BFGS-B
-    on the block; ReLU's Φ has the constraint x ≥ 0."""
+@pytest.mark.parametrize("weights", [None, (4.0, 0.3)], ids=["unweighted", "weighted"])
+def test_state_step_is_the_block_minimiser_at_its_fixed_point(weights):
+    """Iterating state_step converges to argmin_{x_l} E_γ (E_γ convex in x_l), checked by
+    L-BFGS-B on the block; ReLU's Φ has the constraint x ≥ 0."""
     rng = np.random.default_rng(5)
     net = dense_net(rng, [4, 8, 6], [ReLU(), Tanh()])
-    model = DeepBregman.from_network(net)
+    model = DeepBregman.from_network(net).with_weights(weights or (1.0, 1.0))
     states = perturbed(model, model.forward(rng.normal(size=(1, 4))), rng, scale=0.5)
     mu = 1.0 / model.state_lipschitz(1)
     before = model.value(states)[0]
@@ -178,10 +190,11 @@ def test_prox_phi_closed_form_for_relu():
     np.testing.assert_allclose(model.prox_phi(1, v, 0.7), np.maximum(v, 0) / 1.7)
 
 
-def test_param_gradient_dense_and_conv_match_finite_differences():
+@pytest.mark.parametrize("weights", [None, (2.0, 0.5, 3.0)], ids=["unweighted", "weighted"])
+def test_param_gradient_dense_and_conv_match_finite_differences(weights):
     rng = np.random.default_rng(7)
     net = conv_net(rng)
-    model = DeepBregman.from_network(net)
+    model = DeepBregman.from_network(net).with_weights(weights or (1.0,) * 3)
     states = perturbed(model, model.forward(rng.normal(size=(3, 1, 6, 6))), rng)
     for l, layer in enumerate(net.layers, start=1):
         grad = model.param_gradient(l, states)
@@ -194,7 +207,7 @@ def test_param_gradient_dense_and_conv_match_finite_differences():
             else:
                 ops[l - 1] = MatrixOperator(weight)
             biases[l - 1] = bias
-            other = DeepBregman(ops, biases, model.activations, model.shapes)
+            other = DeepBregman(ops, biases, model.activations, model.shapes, model.weights)
             return other.value(states).mean()
 
         weight = layer.kernel if isinstance(layer, Conv2d) else layer.W
@@ -274,6 +287,11 @@ def test_bad_input_is_refused_with_clear_errors():
         model.state_step(1, states, 0.0)
     with pytest.raises(ValueError, match="layer index"):
         model.preactivation(0, states[0])
+    with pytest.raises(ValueError, match="one γ_l per layer"):
+        model.with_weights((1.0,))
+    for bad_weight in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="γ_2"):
+            model.with_weights((1.0, bad_weight))
 
 
 @pytest.mark.parametrize("act", [Tanh(), LeakyReLU(0.3)], ids=lambda a: a.name)
@@ -293,7 +311,8 @@ def test_prox_phi_minimises_the_scaled_phi(act):
         assert got[0, j] == pytest.approx(best.x, abs=1e-6)
 
 
-def test_state_lipschitz_bounds_the_gradient_and_is_attained():
+@pytest.mark.parametrize("weights", [None, (3.0, 0.25)], ids=["unweighted", "weighted"])
+def test_state_lipschitz_bounds_the_gradient_and_is_attained(weights):
     """Against the gradient itself, not the formula: every difference quotient
     ‖∇_k(x) − ∇_k(x')‖ / ‖x − x'‖ of :meth:`state_gradient` is ≤ the constant, and where every
     ReLU is active (large bias) the quotient along W_{k+1}'s top right singular vector (from
@@ -301,7 +320,7 @@ def test_state_lipschitz_bounds_the_gradient_and_is_attained():
     rng = np.random.default_rng(12)
     layers = [Dense(rng.normal(size=(m, n)) / np.sqrt(n), np.full(m, 50.0), ReLU())
               for n, m in ((3, 6), (6, 5))]
-    model = DeepBregman.from_network(Sequential(*layers))
+    model = DeepBregman.from_network(Sequential(*layers)).with_weights(weights or (1.0, 1.0))
     states = model.forward(rng.normal(size=(1, 3)))
     for k in range(model.depth + 1):
         lipschitz = model.state_lipschitz(k)

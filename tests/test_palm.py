@@ -29,8 +29,9 @@ from bregmod import (
     Tanh,
     TotalVariation,
 )
-from bregmod.certificate import DeepCertificate, smallest_alpha
+from bregmod.certificate import DeepCertificate, certify_deep, smallest_alpha
 from bregmod.errors import SolverWarning
+from bregmod.solvers.palm import continuation
 
 
 def gaussian_net(rng, sizes, activation=ReLU, bias=0.1, scale=1.0):
@@ -222,7 +223,8 @@ def cvxpy_deep_two_layers(problem, alpha):
     return u.value, x1.value
 
 
-def test_certified_deep_problem_agrees_with_cvxpy_and_claims_the_optimum():
+def certified_two_layer_problem():
+    """(problem, α): ReLU then identity, 4 → 6 → 5, J = α/2‖·‖² with α = 1.2‖W_1‖² (certified)."""
     rng = np.random.default_rng(7)
     net = Sequential(
         Dense(rng.normal(size=(6, 4)) / 2, 0.1 * rng.normal(size=6), ReLU()),
@@ -230,7 +232,11 @@ def test_certified_deep_problem_agrees_with_cvxpy_and_claims_the_optimum():
     )
     alpha = 1.2 * np.linalg.norm(net.layers[0].W, 2) ** 2
     f = net(rng.normal(size=4)) + 0.05 * rng.normal(size=5)
-    problem = Inversion(net, f, alpha * SquaredL2(), fidelity="bregman")
+    return Inversion(net, f, alpha * SquaredL2(), fidelity="bregman"), alpha
+
+
+def test_certified_deep_problem_agrees_with_cvxpy_and_claims_the_optimum():
+    problem, alpha = certified_two_layer_problem()
     certificate = problem.certify()
     assert isinstance(certificate, DeepCertificate) and certificate.certified
     result = problem.solve("palm", tol=1e-10)
@@ -322,3 +328,198 @@ def test_deep_problems_are_declared_and_refused_clearly():
     one_layer = Inversion(net.layers[0], np.abs(net.layers[0](np.ones(3))), fidelity="bregman")
     with pytest.raises(ValueError, match="palm solves the deep"):
         one_layer.solve("palm")
+
+
+# --- layer weights γ_l and the continuation γ → ∞ (docs/math/deep.md, "Layer weights") ---
+
+
+def test_unit_layer_weights_reproduce_the_unweighted_run_exactly():
+    rng = np.random.default_rng(13)
+    net = gaussian_net(rng, [3, 6, 9, 12], Tanh)
+    f = np.clip(net(rng.normal(size=3)) + 0.05 * rng.normal(size=12), -0.99, 0.99)
+    problems = [Inversion(net, f, 0.05 * SquaredL2(), fidelity="bregman", layer_weights=w)
+                for w in (None, 1.0, [1, 1, 1])]
+    assert all(p.deep.weights == (1.0, 1.0, 1.0) and not p.deep.weighted for p in problems)
+    plain, unit = (quiet_solve(p, solver="palm", tol=1e-5, max_iter=20) for p in problems[:2])
+    assert unit.iterations == plain.iterations
+    assert np.array_equal(unit.u, plain.u)
+    assert unit.history["objective"] == plain.history["objective"]
+
+
+def weighted_tanh_problem(gammas):
+    """Three tanh layers 4 → 8 → 12 → 16, noisy data, J = 0.05/2‖·‖², layer weights γ; also
+    the data, the weights W_l and biases b_l for numpy's own checks."""
+    rng = np.random.default_rng(14)
+    net = gaussian_net(rng, [4, 8, 12, 16], Tanh)
+    f = np.clip(net(rng.normal(size=4)) + 0.05 * rng.normal(size=16), -0.99, 0.99)
+    problem = Inversion(net, f, 0.05 * SquaredL2(), fidelity="bregman", layer_weights=gammas)
+    return problem, f, [layer.W for layer in net.layers], [layer.b for layer in net.layers]
+
+
+def test_weighted_stationary_point_satisfies_the_weighted_block_conditions():
+    """At PALM's stationary point of E_γ (three tanh layers, γ = (3, 10, 1), noisy data) every
+    block condition of the weighted energy holds, with numpy's own σ and σ⁻¹:
+    α u + γ_1 W_1ᵀ(σ(q_1) − x_1) = 0,
+    γ_l(σ⁻¹(x_l) − q_l) + γ_{l+1} W_{l+1}ᵀ(σ(q_{l+1}) − x_{l+1}) = 0, q_l = W_l x_{l−1} + b_l;
+    the energy decreases monotonically."""
+    alpha, gammas = 0.05, (3.0, 10.0, 1.0)
+    problem, f, W, b = weighted_tanh_problem(gammas)
+    result = quiet_solve(problem, solver="palm", tol=1e-9)
+    assert result.status == "stationary"
+    history = np.array(result.history["objective"])
+    assert np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1]))
+    x = [*result.states[:3], f]
+    q = [None] + [W[l - 1] @ x[l - 1] + b[l - 1] for l in (1, 2, 3)]
+    grad_u = alpha * x[0] + gammas[0] * W[0].T @ (np.tanh(q[1]) - x[1])
+    assert np.linalg.norm(grad_u) <= 1e-7 * gammas[0] * np.linalg.norm(W[0].T @ x[1])
+    for l in (1, 2):
+        grad = (gammas[l - 1] * (np.arctanh(x[l]) - q[l])
+                + gammas[l] * W[l].T @ (np.tanh(q[l + 1]) - x[l + 1]))
+        assert np.linalg.norm(grad) <= 1e-7 * gammas[l - 1] * np.linalg.norm(q[l])
+    # the objective is the weighted energy: Σ γ_l B_l + J, from the unweighted terms
+    assert result.objective == pytest.approx(
+        result.bregman_gaps @ np.array(gammas) + 0.5 * alpha * x[0] @ x[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("sweeps", [2, 5, 20])
+def test_weighted_stopping_measure_bounds_the_true_stationarity_residual(sweeps):
+    """After any number of sweeps the recorded residuals (the stopping rule's bounds on
+    ‖∇_{x_k}E_γ‖, relative to palm's scales γ_{k+1}‖W_{k+1}‖‖x_{k+1}‖ and γ_k‖W_k x_{k−1} + b_k‖)
+    are ≥ the true gradient norms of the weighted energy, computed with numpy's tanh."""
+    alpha, gammas = 0.05, (3.0, 100.0, 1.0)
+    problem, f, W, b = weighted_tanh_problem(gammas)
+    result = quiet_solve(problem, solver="palm", tol=1e-12, max_iter=sweeps)
+    x = [*result.states[:3], f]
+    norms = [problem.deep.operator(l).norm_bound() for l in (1, 2, 3)]
+    q = [None] + [W[l - 1] @ x[l - 1] + b[l - 1] for l in (1, 2, 3)]
+    grad_u = alpha * x[0] + gammas[0] * W[0].T @ (np.tanh(q[1]) - x[1])
+    true_u = np.linalg.norm(grad_u) / (gammas[0] * norms[0] * np.linalg.norm(x[1]))
+    assert true_u <= result.history["dual_residual"][-1] * (1 + 1e-9)
+    true_hidden = []
+    for l in (1, 2):
+        grad = (gammas[l - 1] * (np.arctanh(x[l]) - q[l])
+                + gammas[l] * W[l].T @ (np.tanh(q[l + 1]) - x[l + 1]))
+        scale = max(gammas[l] * norms[l] * np.linalg.norm(x[l + 1]),
+                    gammas[l - 1] * np.linalg.norm(q[l]))
+        true_hidden.append(np.linalg.norm(grad) / scale)
+    assert max(true_hidden) <= result.history["primal_residual"][-1] * (1 + 1e-9)
+
+
+def test_weighted_steps_keep_the_energy_monotone_where_the_lipschitz_bound_is_attained():
+    """Large biases keep every ReLU active (σ′ = 1, affine output layer), so the block
+    Lipschitz constants γ_{k+1}‖W_{k+1}‖² are attained: steps or descent tests that forget a
+    weight γ = 100 overshoot and raise the energy; the right ones never do."""
+    rng = np.random.default_rng(16)
+    sizes = [4, 8, 12, 16]
+    net = Sequential(*[
+        Dense(rng.normal(size=(m, n)) / np.sqrt(n), np.full(m, 20.0),
+              ReLU() if m < 16 else Identity())
+        for n, m in zip(sizes[:-1], sizes[1:], strict=True)
+    ])
+    f = net(rng.normal(size=4)) + 0.5 * rng.normal(size=16)
+    problem = Inversion(net, f, 0.05 * SquaredL2(), fidelity="bregman",
+                        layer_weights=(100.0, 100.0, 1.0))
+    result = quiet_solve(problem, solver="palm", tol=1e-9, max_iter=300)
+    history = np.array(result.history["objective"])
+    assert result.stats["energy_increases"] == 0
+    assert np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1]))
+
+
+def limit_problem():
+    """Three tanh layers 3 → 6 → 8 → 10, noisy data, J = 0.05/2‖·‖², and the minimiser of the
+    reduced problem g(u) = Σ log cosh(q_L) − ⟨f, q_L⟩ + α/2‖u‖² (B_tanh(f, q_L) up to a
+    constant, q_L = W_L N_2(u) + b_L), by the best of 20 scipy L-BFGS runs through the network
+    with numpy's own tanh and backpropagation."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(11)
+    net = gaussian_net(rng, [3, 6, 8, 10], Tanh)
+    f = np.clip(net(rng.normal(size=3)) + 0.1 * rng.normal(size=10), -0.95, 0.95)
+    alpha = 0.05
+    weights = [(layer.W, layer.b) for layer in net.layers]
+
+    def reduced(u):
+        states, x = [u], u
+        for W, b in weights:
+            q = W @ x + b
+            x = np.tanh(q)
+            states.append(x)
+        g = weights[-1][0].T @ (np.tanh(q) - f)
+        for l in range(len(weights) - 2, -1, -1):
+            g = weights[l][0].T @ (g * (1 - states[l + 1] ** 2))
+        return np.sum(np.log(np.cosh(q)) - f * q) + 0.5 * alpha * u @ u, g + alpha * u
+
+    runs = [minimize(reduced, rng.normal(size=3), jac=True, method="L-BFGS-B",
+                     options={"ftol": 1e-15, "gtol": 1e-12}) for _ in range(20)]
+    best = min(runs, key=lambda run: run.fun)
+    assert best.success
+    return Inversion(net, f, alpha * SquaredL2(), fidelity="bregman"), best.x
+
+
+def test_large_hidden_weights_approach_the_reduced_minimiser():
+    """γ = 1: the lifted stationary point is 0.137 away from the reduced problem's minimiser;
+    γ = 10 (one stage of the continuation) cuts that to 0.024 (≈ 1/γ)."""
+    problem, reduced_min = limit_problem()
+    unweighted = quiet_solve(problem, solver="palm", tol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SolverWarning)
+        weighted = continuation(problem, (10.0,), tol=1e-6)
+    distance = [np.linalg.norm(r.u0 - reduced_min) for r in (unweighted, weighted)]
+    assert distance[0] >= 0.1
+    assert distance[1] <= 0.2 * distance[0] and distance[1] <= 0.03
+    assert weighted.status == "stationary" and not weighted.global_optimum_claimed
+    assert weighted.stats["continuation"][0]["layer_weights"] == [10.0, 10.0, 1.0]
+
+
+@pytest.mark.slow
+def test_continuation_to_gamma_100_tends_to_the_reduced_minimiser():
+    """The path γ = 10 → 100: distance to the reduced minimiser 0.024 → 0.0026 (≈ 1/γ)."""
+    problem, reduced_min = limit_problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SolverWarning)
+        result = continuation(problem, (10.0, 100.0), tol=(1e-7, 1e-8))
+    stages = result.stats["continuation"]
+    assert [s["status"] for s in stages] == ["stationary", "stationary"]
+    assert np.linalg.norm(result.u0 - reduced_min) <= 3e-3
+
+
+def test_weighted_problems_are_not_certified_and_never_optimal():
+    """The problem of the CVXPY test is certified with unit weights; with layer weights the
+    certificate does not apply (it would need H₀ with γ_l I and −γ_l W_l), so the result is
+    "stationary" with one warning that says so, and certify_deep refuses the model."""
+    problem, _ = certified_two_layer_problem()
+    assert problem.certify().certified
+    weighted = problem.with_layer_weights(3.0)
+    assert weighted.certify() is None and problem.certify().certified
+    assert "layer_weights=('3', '1')" in repr(weighted)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = weighted.solve("palm", tol=1e-8)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SolverWarning)]
+    assert result.status == "stationary" and not result.global_optimum_claimed
+    assert len(messages) == 1 and "unit layer weights" in messages[0]
+    with pytest.raises(ValueError, match="unit layer weights"):
+        certify_deep(weighted.deep, weighted.reg)
+    with pytest.raises(ValueError, match="unit layer weights"):
+        smallest_alpha(weighted.deep)
+    assert weighted.with_layer_weights(None).certify().certified
+
+
+def test_layer_weights_are_refused_clearly():
+    rng = np.random.default_rng(15)
+    net = gaussian_net(rng, [3, 6, 9])
+    f = np.abs(net(rng.normal(size=3)))
+    with pytest.raises(ValueError, match="one layer"):
+        Inversion(Dense(np.eye(3), activation=ReLU()), np.ones(3), fidelity="bregman",
+                  layer_weights=2.0)
+    with pytest.raises(ValueError, match="fidelity='quadratic'"):
+        Inversion(net, f, layer_weights=2.0)
+    for bad in (0.0, -1.0, np.nan, "x"):
+        with pytest.raises(ValueError, match="layer_weights"):
+            Inversion(net, f, fidelity="bregman", layer_weights=bad)
+    with pytest.raises(ValueError, match="one γ_l per layer"):
+        Inversion(net, f, fidelity="bregman", layer_weights=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="at least one stage"):
+        continuation(Inversion(net, f, fidelity="bregman"), ())
+    with pytest.raises(ValueError, match="2 tolerances for 1 stages"):
+        continuation(Inversion(net, f, fidelity="bregman"), (10.0,), tol=(1e-5, 1e-6))

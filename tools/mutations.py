@@ -236,8 +236,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "deep-state-step-sign",
         "bregmod/model/deep.py",
-        "        return self.prox_phi(l, states[l] - mu * self.state_gradient(l, states), mu)",
-        "        return self.prox_phi(l, states[l] + mu * self.state_gradient(l, states), mu)",
+        "        return self.prox_phi(l, states[l] - mu * self.state_gradient(l, states),",
+        "        return self.prox_phi(l, states[l] + mu * self.state_gradient(l, states),",
         ("tests/test_deep_model.py",),
         "the deep model's state step ascending instead of descending",
     ),
@@ -256,6 +256,49 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        return self.prox_scaled(np.asarray(v) / (1 + t), t)",
         ("tests/test_deep_model.py",),
         "prox of μΦ = prox_{μ/(1+μ)Ψ}(·/(1+μ)) with the step μ instead of μ/(1+μ)",
+    ),
+    Mutation(
+        "deep-weighted-prox-step",
+        "bregmod/model/deep.py",
+        "                             self._weighted(l, mu))",
+        "                             mu)",
+        ("tests/test_deep_model.py",),
+        "the weighted state step with prox_{μΦ_l} instead of prox_{μγ_lΦ_l}",
+    ),
+    Mutation(
+        "palm-weighted-gradient",
+        "bregmod/solvers/palm.py",
+        "grad = gammas[k] * model.operator(k + 1).apply_adjoint(residual)",
+        "grad = model.operator(k + 1).apply_adjoint(residual)",
+        ("tests/test_palm.py::test_weighted_stationary_point_satisfies_the_weighted_block_conditions",),
+        "palm's block gradient without the weight γ_{k+1} of the term above",
+    ),
+    Mutation(
+        "palm-weighted-safe-step",
+        "bregmod/solvers/palm.py",
+        "safe = [1.0 / model.state_lipschitz(k) for k in range(L)]",
+        "safe = [1.0 / n**2 for n in norms]",
+        ("tests/test_palm.py::test_weighted_steps_keep_the_energy_monotone_where_the_lipschitz_"
+         "bound_is_attained",),
+        "palm's step floor 1/‖W‖² instead of 1/(γ‖W‖²) (the Lipschitz constant scales with γ)",
+    ),
+    Mutation(
+        "palm-weighted-descent-test",
+        "bregmod/solvers/palm.py",
+        "lhs = gammas[k] * (term_new",
+        "lhs = (term_new",
+        ("tests/test_palm.py::test_weighted_steps_keep_the_energy_monotone_where_the_lipschitz_"
+         "bound_is_attained",),
+        "palm's backtracking test on the unweighted term (accepts steps γ times too long)",
+    ),
+    Mutation(
+        "layer-weights-data-term",
+        "bregmod/problem.py",
+        "layer_weights = [gamma] * (L - 1) + [1.0]",
+        "layer_weights = [gamma] * L",
+        ("tests/test_palm.py::test_large_hidden_weights_approach_the_reduced_minimiser",),
+        "a scalar layer_weights γ weighting the data term too (the limit is then not the "
+        "reduced problem)",
     ),
     Mutation(
         "deep-param-gradient-mean",

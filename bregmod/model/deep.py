@@ -3,12 +3,14 @@ docs/math/training.md).
 
 For a network N = σ_L(W_L … σ_1(W_1 x₀ + b_1) … + b_L) of affine maps W_l (dense matrices or
 matrix-free convolutions), biases b_l and admissible activations σ_l = prox_{Ψ_l}, the lifted
-Bregman energy of the states x₀, x₁, …, x_L is
+Bregman energy of the states x₀, x₁, …, x_L with layer weights γ_l > 0 (default all 1) is
 
-    E(x₀, …, x_L) = Σ_{l=1}^{L} B_{Ψ_l}(x_l, W_l x_{l−1} + b_l),
+    E_γ(x₀, …, x_L) = Σ_{l=1}^{L} γ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l),
     B_Ψ(y, x) = Φ(y) + Φ*(x) − ⟨y, x⟩,   Φ = ½‖·‖² + Ψ.
 
-Every term is ≥ 0 and vanishes exactly on the forward pass x_l = σ_l(W_l x_{l−1} + b_l).
+Every term is ≥ 0 and vanishes exactly on the forward pass x_l = σ_l(W_l x_{l−1} + b_l). Large
+weights on the hidden terms (γ_l → ∞ for l < L, γ_L = 1) force the hidden states onto the
+forward pass: the penalty view of docs/math/deep.md, whose limit is the reduced problem.
 Inversion fixes x_L = f^δ and frees the input x₀ = u (plus J(u)) and the hidden states;
 training fixes x₀ and x_L per sample and frees the weights and the hidden states. Both read
 the energy, its block gradients and the block prox steps from :class:`DeepBregman`; the
@@ -17,11 +19,11 @@ formulas live here only.
 Block structure (no σ′ anywhere, docs/math/deep.md):
 
 * ∇_{x_{l−1}} B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) = W_lᵀ(σ_l(W_l x_{l−1} + b_l) − x_l);
-* x_l enters term l as Φ_l(x_l) − ⟨x_l, W_l x_{l−1} + b_l⟩ and term l + 1 as
-  Φ*_{l+1}(W_{l+1} x_l + b_{l+1}) − ⟨x_{l+1}, W_{l+1} x_l⟩: convex in x_l, with the smooth part
-  W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x_l + b_{l+1}) − x_{l+1}) − (W_l x_{l−1} + b_l), Lipschitz with
-  constant ‖W_{l+1}‖², and the prox part Φ_l, whose prox is
-  prox_{μΦ_l}(v) = prox_{μ/(1+μ) Ψ_l}(v/(1 + μ)).
+* x_l enters term l as γ_l(Φ_l(x_l) − ⟨x_l, W_l x_{l−1} + b_l⟩) and term l + 1 as
+  γ_{l+1}(Φ*_{l+1}(W_{l+1} x_l + b_{l+1}) − ⟨x_{l+1}, W_{l+1} x_l⟩): convex in x_l, with the
+  smooth part γ_{l+1} W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x_l + b_{l+1}) − x_{l+1}) − γ_l(W_l x_{l−1} + b_l),
+  Lipschitz with constant γ_{l+1}‖W_{l+1}‖², and the prox part γ_l Φ_l, whose prox is
+  prox_{μγ_lΦ_l}(v) = prox_{t Ψ_l}(v/(1 + μγ_l)), t = μγ_l/(1 + μγ_l).
 
 States are passed as a list ``[x₀, x₁, …, x_L]`` of 2-D arrays of rows, shape (B, n_l) (one
 flattened sample per row, float64 or float32); :attr:`DeepBregman.shapes` holds the state
@@ -69,7 +71,7 @@ def _as_like(values: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 class DeepBregman:
-    """The deep lifted Bregman energy E = Σ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) of a chain.
+    """The deep lifted Bregman energy E_γ = Σ_l γ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) of a chain.
 
     Parameters
     ----------
@@ -85,6 +87,9 @@ class DeepBregman:
     shapes : sequence of tuple, optional
         Shapes of the states x₀, …, x_L (default: the operators' ``in_shape``/``out_shape``
         where they have one, else flat vectors).
+    weights : sequence of float, optional
+        The layer weights γ_1, …, γ_L > 0 of the terms (default all 1, the energy of the
+        paper). :meth:`with_weights` gives the same chain with other weights.
 
     Attributes
     ----------
@@ -93,6 +98,10 @@ class DeepBregman:
     operators, biases, activations, shapes, sizes : tuple
         W_l, b_l (flat, shape (n_l,)), σ_l for l = 1…L (index l − 1), and the shapes and sizes
         n_0, …, n_L of the states.
+    weights : tuple of float
+        γ_1, …, γ_L.
+    weighted : bool
+        Whether some γ_l ≠ 1.
 
     Raises
     ------
@@ -101,7 +110,8 @@ class DeepBregman:
     TypeError
         A non-Operator or non-Activation entry.
     ValueError
-        Lists of different lengths, an empty chain, NaN/Inf in a bias.
+        Lists of different lengths, an empty chain, NaN/Inf in a bias, a weight that is not a
+        finite positive number.
     """
 
     def __init__(
@@ -110,6 +120,7 @@ class DeepBregman:
         biases: Sequence,
         activations: Sequence[Activation],
         shapes: Sequence[Shape] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> None:
         operators, biases, activations = list(operators), list(biases), list(activations)
         if not operators:
@@ -143,8 +154,27 @@ class DeepBregman:
         sizes = (operators[0].shape[1], *(op.shape[0] for op in operators))
         self._sizes = tuple(int(n) for n in sizes)
         self._shapes = self._state_shapes(shapes)
+        self._weights = self._layer_weights(weights)
 
     # ------------------------------------------------------------------ construction
+    def _layer_weights(self, weights) -> tuple[float, ...]:
+        if weights is None:
+            return (1.0,) * self.depth
+        weights = list(weights) if not np.isscalar(weights) else [weights]
+        if len(weights) != self.depth:
+            raise ValueError(
+                f"DeepBregman: weights must list one γ_l per layer ({self.depth}), got "
+                f"{len(weights)}"
+            )
+        return tuple(
+            positive_scalar(g, f"layer weight γ_{l}") for l, g in enumerate(weights, start=1)
+        )
+
+    def with_weights(self, weights: Sequence[float]) -> DeepBregman:
+        """The same chain with the layer weights γ_1, …, γ_L (shares the operators)."""
+        return DeepBregman(self._operators, self._biases, self._activations, self._shapes,
+                           weights)
+
     @staticmethod
     def _flat_bias(b, op: Operator, l: int) -> np.ndarray:
         m = op.shape[0]
@@ -260,6 +290,10 @@ class DeepBregman:
     activations = property(lambda self: self._activations, doc="(σ_1, …, σ_L).")
     shapes = property(lambda self: self._shapes, doc="Shapes of x_0, …, x_L.")
     sizes = property(lambda self: self._sizes, doc="Sizes n_0, …, n_L of x_0, …, x_L.")
+    weights = property(lambda self: self._weights, doc="The layer weights (γ_1, …, γ_L).")
+    weighted = property(
+        lambda self: any(g != 1.0 for g in self._weights), doc="Whether some γ_l ≠ 1."
+    )
 
     def _layer(self, l: int) -> int:
         if isinstance(l, bool) or not isinstance(l, (int, np.integer)) or not 1 <= l <= self.depth:
@@ -283,7 +317,8 @@ class DeepBregman:
             [str(self._sizes[0])]
             + [f"{n} ({a.name})" for n, a in zip(self._sizes[1:], self._activations, strict=True)]
         )
-        return f"DeepBregman({chain})"
+        weights = f", weights {tuple(f'{g:g}' for g in self._weights)}" if self.weighted else ""
+        return f"DeepBregman({chain}{weights})"
 
     # ------------------------------------------------------------------ validation
     def _rows(self, x, k: int, what: str) -> np.ndarray:
@@ -358,7 +393,8 @@ class DeepBregman:
         return terms.reshape(y.shape[0], -1).sum(axis=1)
 
     def terms(self, states) -> np.ndarray:
-        """B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) per sample and layer, shape (B, L) (float64).
+        """B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) per sample and layer, shape (B, L) (float64), without
+        the weights γ_l.
 
         Raises
         ------
@@ -373,8 +409,10 @@ class DeepBregman:
         return np.stack(columns, axis=1)
 
     def value(self, states) -> np.ndarray:
-        """E(x_0, …, x_L) = Σ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) per sample, shape (B,)."""
-        return self.terms(states).sum(axis=1)
+        """E_γ(x_0, …, x_L) = Σ_l γ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) per sample, shape (B,)."""
+        terms = self.terms(states)
+        return (terms * np.asarray(self._weights)).sum(axis=1) if self.weighted else terms.sum(
+            axis=1)
 
     def layer_residual(self, l: int, states) -> np.ndarray:
         """σ_l(W_l x_{l−1} + b_l) − x_l = ∇ of term l in its pre-activation, rows (B, n_l)."""
@@ -387,22 +425,28 @@ class DeepBregman:
         return self.operator(l).apply_adjoint(self.layer_residual(l, states))
 
     def state_gradient(self, k: int, states) -> np.ndarray:
-        """The gradient in x_k of the smooth part of E (all of E but Φ_k(x_k)), rows (B, n_k):
+        """The gradient in x_k of the smooth part of E_γ (all of E_γ but γ_k Φ_k(x_k)), rows
+        (B, n_k):
 
-            W_{k+1}ᵀ(σ_{k+1}(W_{k+1} x_k + b_{k+1}) − x_{k+1}) − (W_k x_{k−1} + b_k),
+            γ_{k+1} W_{k+1}ᵀ(σ_{k+1}(W_{k+1} x_k + b_{k+1}) − x_{k+1}) − γ_k (W_k x_{k−1} + b_k),
 
-        the first part for k < L, the second for k ≥ 1 (for k = 0 it is the gradient of E in
+        the first part for k < L, the second for k ≥ 1 (for k = 0 it is the gradient of E_γ in
         the input). Lipschitz in x_k with constant :meth:`state_lipschitz` (k).
         """
         k = self._state_index(k)
         states = self._states(states, max(k - 1, 0), min(k + 1, self.depth))
         grad = None
         if k < self.depth:
-            grad = self.input_gradient(k + 1, states)
+            grad = self._weighted(k + 1, self.input_gradient(k + 1, states))
         if k >= 1:
-            pre = self.preactivation(k, states[k - 1])
+            pre = self._weighted(k, self.preactivation(k, states[k - 1]))
             grad = -pre if grad is None else grad - pre
         return grad
+
+    def _weighted(self, l: int, values):
+        """γ_l · values (values itself when γ_l = 1, so the unweighted energy is unchanged)."""
+        gamma = self._weights[l - 1]
+        return values if gamma == 1.0 else gamma * values
 
     def _state_index(self, k: int) -> int:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= self.depth:
@@ -410,10 +454,11 @@ class DeepBregman:
         return int(k)
 
     def state_lipschitz(self, k: int) -> float:
-        """A Lipschitz constant of :meth:`state_gradient` (k) in x_k: ‖W_{k+1}‖² (σ is
+        """A Lipschitz constant of :meth:`state_gradient` (k) in x_k: γ_{k+1}‖W_{k+1}‖² (σ is
         1-Lipschitz and monotone), from the operator's ``norm_bound()``; 0 for k = L."""
         k = self._state_index(k)
-        return 0.0 if k == self.depth else self._operators[k].norm_bound() ** 2
+        return 0.0 if k == self.depth else self._weighted(
+            k + 1, self._operators[k].norm_bound() ** 2)
 
     def prox_phi(self, l: int, v, mu: float) -> np.ndarray:
         """prox_{μΦ_l}(v), Φ_l = ½‖·‖² + Ψ_l, rows (B, n_l): `Activation.prox_phi` of layer l."""
@@ -424,12 +469,12 @@ class DeepBregman:
     def state_step(self, l: int, states, mu: float) -> np.ndarray:
         """One proximal gradient step on the hidden state x_l (1 ≤ l < L), the others fixed:
 
-            x_l ← prox_{μΦ_l}(x_l − μ(W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x_l + b_{l+1}) − x_{l+1})
-                                      − (W_l x_{l−1} + b_l))).
+            x_l ← prox_{μγ_lΦ_l}(x_l − μ(γ_{l+1} W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x_l + b_{l+1}) − x_{l+1})
+                                          − γ_l (W_l x_{l−1} + b_l))).
 
-        It does not increase E when μ ≤ 1/‖W_{l+1}‖² (:meth:`state_lipschitz`); its fixed
-        points are the minimisers of E in x_l (E is convex in x_l). The update of PALM
-        inversion and of lifted training.
+        It does not increase E_γ when μ ≤ 1/(γ_{l+1}‖W_{l+1}‖²) (:meth:`state_lipschitz`); its
+        fixed points are the minimisers of E_γ in x_l (E_γ is convex in x_l). The update of
+        PALM inversion and of lifted training.
         """
         l = self._layer(l)
         if l == self.depth:
@@ -439,14 +484,15 @@ class DeepBregman:
             )
         mu = positive_scalar(mu, "prox step μ")
         states = self._states(states, l - 1, l + 1)
-        return self.prox_phi(l, states[l] - mu * self.state_gradient(l, states), mu)
+        return self.prox_phi(l, states[l] - mu * self.state_gradient(l, states),
+                             self._weighted(l, mu))
 
     # ------------------------------------------------------------------ training
     def param_gradient(self, l: int, states) -> ParameterGradient:
-        """Gradient of the mean energy (1/B) Σ_i E_i in the parameters of layer l:
+        """Gradient of the mean energy (1/B) Σ_i E_γ,i in the parameters of layer l:
 
-            ∂/∂W_l = (1/B) Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l)(x_i^{l−1})ᵀ,
-            ∂/∂b_l = (1/B) Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l),
+            ∂/∂W_l = (γ_l/B) Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l)(x_i^{l−1})ᵀ,
+            ∂/∂b_l = (γ_l/B) Σ_i (σ_l(W_l x_i^{l−1} + b_l) − x_i^l),
 
         no σ′ (docs/math/training.md). For a convolution the weight gradient is the kernel gradient
         (the adjoint of W ↦ W x contracted with the residual) and the bias gradient is summed
@@ -459,7 +505,7 @@ class DeepBregman:
         """
         l = self._layer(l)
         states = self._states(states, l - 1, l)
-        residual = self.layer_residual(l, states)
+        residual = self._weighted(l, self.layer_residual(l, states))
         x_prev = states[l - 1]
         batch = residual.shape[0]
         op = self._operators[l - 1]

@@ -2,27 +2,30 @@
 
 The problem (docs/math/deep.md) is, for a feed-forward chain of ``Dense``/``Conv2d`` layers,
 
-    min_{u, x_1, …, x_{L−1}}  Σ_{l=1}^{L} B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) + J(u),
+    min_{u, x_1, …, x_{L−1}}  Σ_{l=1}^{L} γ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) + J(u),
     x_0 = u,  x_L = f^δ,
 
-with the energy read from :class:`bregmod.model.deep.DeepBregman`. It is convex in each block
+with the energy and its layer weights γ_l (``Inversion(..., layer_weights=…)``, default all 1)
+read from :class:`bregmod.model.deep.DeepBregman`. It is convex in each block
 given the others but not jointly, so this is a local method (Bolte, Sabach & Teboulle 2014):
 one sweep updates the blocks x_0 = u, x_1, …, x_{L−1} in turn (Gauss–Seidel) by a proximal
 gradient step on the block's smooth part h_k (no σ′ needed),
 
     x_k ← prox_{μ_k p_k}(x_k − μ_k ∇h_k(x_k)),
-    ∇h_k(x_k) = W_{k+1}ᵀ(σ_{k+1}(W_{k+1} x_k + b_{k+1}) − x_{k+1}) − [k ≥ 1](W_k x_{k−1} + b_k),
+    ∇h_k(x_k) = γ_{k+1} W_{k+1}ᵀ(σ_{k+1}(W_{k+1} x_k + b_{k+1}) − x_{k+1})
+                − [k ≥ 1] γ_k (W_k x_{k−1} + b_k),
 
-with p_0 = J and p_k = Φ_k = ½‖·‖² + Ψ_k (prox_{μΦ}(v) = prox_{μ/(1+μ)Ψ}(v/(1+μ))).
+with p_0 = J and p_k = γ_k Φ_k, Φ_k = ½‖·‖² + Ψ_k (prox_{μγΦ}(v) = prox_{tΨ}(v/(1 + μγ)),
+t = μγ/(1 + μγ)).
 
-Steps. μ_k starts at 1/‖W_{k+1}‖² (the operators' ``norm_bound()``, a Lipschitz constant of
-∇h_k) and is adapted by backtracking on the descent inequality
+Steps. μ_k starts at 1/(γ_{k+1}‖W_{k+1}‖²) (the operators' ``norm_bound()``, a Lipschitz
+constant of ∇h_k) and is adapted by backtracking on the descent inequality
 h_k(x⁺) ≤ h_k(x) + ⟨∇h_k(x), x⁺ − x⟩ + ‖x⁺ − x‖²/(2μ_k), tested through the Bregman terms
-themselves (B(y, q⁺) − B(y, q) − ⟨σ(q) − y, q⁺ − q⟩ ≤ ‖x⁺ − x‖²/(2μ_k), q = W_{k+1} x + b);
-an accepted step is tried 1.5× larger next sweep, a rejected one halved but never below
-1/‖W_{k+1}‖², where the inequality holds by the Lipschitz bound (a failed test there is
-rounding, and the step is taken). Each accepted block step decreases E + J by at least
-‖x⁺ − x‖²/(2μ_k), so the energy is monotone (recorded every sweep).
+themselves (γ_{k+1}(B(y, q⁺) − B(y, q) − ⟨σ(q) − y, q⁺ − q⟩) ≤ ‖x⁺ − x‖²/(2μ_k),
+q = W_{k+1} x + b); an accepted step is tried 1.5× larger next sweep, a rejected one halved but
+never below 1/(γ_{k+1}‖W_{k+1}‖²), where the inequality holds by the Lipschitz bound (a failed
+test there is rounding, and the step is taken). Each accepted block step decreases E_γ + J by
+at least ‖x⁺ − x‖²/(2μ_k), so the energy is monotone (recorded every sweep).
 
 The input block and J. Where J has a closed-form prox (none, ½‖·‖², ℓ1, box, their weighted
 sums) it is used exactly. A J with composite terms (total variation: J = simple + Σ w g(L u),
@@ -33,32 +36,47 @@ of u, down to a tenth of tol relative to ‖v‖), so the outer method is an ine
 summable errors. The outer functions g must be norms (g* an indicator), as every bregmod
 composite is.
 
-Stopping rule: a bound on dist(0, ∂(E + J)) at the new point. From the prox optimality
-condition of each block step, A_k = (x_k − x_k⁺)/μ_k + W_{k+1}ᵀ(σ(q⁺) − σ(q) − (x_{k+1}⁺ − x_{k+1}))
-lies in ∂_{x_k}(E + J) at the end of the sweep, and
-‖A_k‖ ≤ ‖x_k − x_k⁺‖/μ_k + ‖W_{k+1}‖ ‖σ(q⁺) − σ(q) − (x_{k+1}⁺ − x_{k+1})‖ (+ the prox error of
-the input block over μ_0). The run stops when ‖A_k‖ relative to the size of the terms of block
-k's optimality condition (‖W_k x_{k−1} + b_k‖, ‖W_{k+1}ᵀ x_{k+1}‖) is ≤ tol for every block:
+Stopping rule: a bound on dist(0, ∂(E_γ + J)) at the new point. From the prox optimality
+condition of each block step,
+A_k = (x_k − x_k⁺)/μ_k + γ_{k+1} W_{k+1}ᵀ(σ(q⁺) − σ(q) − (x_{k+1}⁺ − x_{k+1}))
+lies in ∂_{x_k}(E_γ + J) at the end of the sweep, and
+‖A_k‖ ≤ ‖x_k − x_k⁺‖/μ_k + γ_{k+1}‖W_{k+1}‖ ‖σ(q⁺) − σ(q) − (x_{k+1}⁺ − x_{k+1})‖ (+ the prox
+error of the input block over μ_0). The run stops when ‖A_k‖ relative to the size of the terms
+of block k's optimality condition (γ_k‖W_k x_{k−1} + b_k‖, γ_{k+1}‖W_{k+1}‖ ‖x_{k+1}‖) is ≤ tol
+for every block:
 ``primal_residual`` is the worst hidden block, ``dual_residual`` the input block. On a problem
 that is not certified convex this is a stationary point, and ``Inversion.make_result``
 reports it as ``"stationary"``.
 
 Initialisation (``init=``): ``"layerwise"`` (default) solves the one-layer inversions from
 the data backwards, x_{L−1} ≈ argmin_x B_{Ψ_L}(f, W_L x + b_L) + εΦ_{L−1}(x), …, and
-u ≈ argmin_u B_{Ψ_1}(x_1, W_1 u + b_1) + J(u), each by accelerated proximal gradient steps
+u ≈ argmin_u γ_1 B_{Ψ_1}(x_1, W_1 u + b_1) + J(u), each by accelerated proximal gradient steps
 (at most :data:`LAYERWISE_STEPS`, fewer once a step moves the state by less than
 :data:`LAYERWISE_RTOL` relative); ``"forward"`` takes the forward pass of the warm start u₀
 (zero by default); a lifted warm start (a previous Result or ``(u, z)``) restarts from its
 states.
+
+Layer weights and continuation. With γ_l = 1 the hidden states can absorb noise and model
+error cheaply, and the minimiser of the lifted energy can be worse than the reduced problem's
+(docs/math/deep.md, "Layer weights"). :func:`continuation` solves E_γ for an increasing
+sequence of hidden weights γ (γ_l = γ for l < L, γ_L = 1), each stage warm-started from the
+previous one's states: a penalty continuation in the spirit of MAC (Carreira-Perpiñán & Wang
+2014), tending to the reduced problem min_u B_{Ψ_L}(f^δ, W_L N_{L−1}(u) + b_L) + J(u) as γ → ∞.
+Every block stays convex and needs no σ′; the price is conditioning: the input's step is
+1/(γ_1‖W_1‖²), so the sweeps needed grow with γ.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 import numpy as np
 
+from bregmod.errors import SolverWarning
 from bregmod.solvers._common import Monitor, batch_dot, batch_norm, finish, prepare
 
-__all__ = ["DEFAULT_MAX_ITER", "INITS", "NAME", "solve", "supports"]
+__all__ = ["DEFAULT_MAX_ITER", "INITS", "NAME", "continuation", "solve", "supports"]
 
 #: The solver's name in the registry.
 NAME = "palm"
@@ -220,8 +238,9 @@ class _Chain:
         return values.reshape(y.shape[0], -1).sum(axis=1)
 
     def energy(self) -> np.ndarray:
-        """E per row (without J)."""
-        return np.sum(self.terms[1:], axis=0)
+        """E_γ = Σ_l γ_l B_l per row (without J)."""
+        weighted = [g * t for g, t in zip(self.model.weights, self.terms[1:], strict=True)]
+        return np.sum(weighted, axis=0)
 
 
 def _initial_states(model, data: np.ndarray, u0: np.ndarray, init: str, input_prox,
@@ -239,7 +258,8 @@ def _initial_states(model, data: np.ndarray, u0: np.ndarray, init: str, input_pr
         op = model.operator(k + 1)
         activation = model.activation(k + 1)
         bias = model.bias(k + 1).astype(dtype)
-        step = 1.0 / op.norm_bound() ** 2
+        gamma = model.weights[k]
+        step = 1.0 / model.state_lipschitz(k)
         if k == 0:
             x = u0.astype(dtype, copy=True)
         else:
@@ -248,14 +268,14 @@ def _initial_states(model, data: np.ndarray, u0: np.ndarray, init: str, input_pr
         y, t = x, 1.0
         for _ in range(LAYERWISE_STEPS):
             pre = op.apply(y) + bias
-            grad = op.apply_adjoint(
+            grad = gamma * op.apply_adjoint(
                 np.asarray(activation.prox(pre), dtype=dtype) - states[k + 1]
             )
             if k == 0:
                 x_next, _ = input_prox(y - step * grad, step, np.full(y.shape[0], 1e-3 *
                                        max(1.0, float(np.abs(y).max()))))
             else:
-                x_next = model.prox_phi(k, y - step * grad, step * LAYERWISE_EPSILON)
+                x_next = model.prox_phi(k, y - step * grad, gamma * step * LAYERWISE_EPSILON)
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             y = x_next + ((t - 1.0) / t_next) * (x_next - x)
             if k > 0:  # the extrapolation may leave dom Ψ_k (e.g. x < 0 for ReLU)
@@ -335,8 +355,9 @@ def solve(
         init_used = init
     chain = _Chain(model, [np.array(s, dtype=dt) for s in states])
     L = model.depth
+    gammas = model.weights
     norms = [model.operator(l).norm_bound() for l in range(1, L + 1)]
-    safe = [1.0 / n**2 for n in norms]
+    safe = [1.0 / model.state_lipschitz(k) for k in range(L)]
     steps = list(safe)
     monitor = Monitor(setup, progress=progress)
     objective = chain.energy() + input_prox.values(chain.x[0])
@@ -355,9 +376,9 @@ def solve(
             activation = model.activation(k + 1)
             sigma_q = np.asarray(activation.prox(q), dtype=dt)
             residual = sigma_q - y
-            grad = model.operator(k + 1).apply_adjoint(residual)
+            grad = gammas[k] * model.operator(k + 1).apply_adjoint(residual)
             if k >= 1:
-                grad = grad - chain.pre[k]
+                grad = grad - gammas[k - 1] * chain.pre[k]
             while True:
                 mu = steps[k]
                 v = x - mu * grad
@@ -367,11 +388,11 @@ def solve(
                     )
                     x_new, prox_error = input_prox(v, mu, accuracy)
                 else:
-                    x_new = model.prox_phi(k, v, mu)
+                    x_new = model.prox_phi(k, v, gammas[k - 1] * mu)
                 move = x_new - x
                 q_new = model.preactivation(k + 1, x_new)
                 term_new = chain.term(k + 1, y, q_new)
-                lhs = term_new - chain.terms[k + 1] - batch_dot(residual, q_new - q)
+                lhs = gammas[k] * (term_new - chain.terms[k + 1] - batch_dot(residual, q_new - q))
                 rhs = batch_dot(move, move) / (2.0 * mu)
                 # Steps up to the Lipschitz step 1/‖W‖² descend by theory (a failed test there
                 # is rounding); larger ones must pass the test.
@@ -397,12 +418,12 @@ def solve(
             coupling = sigma_moves[k]
             if k + 1 < L:
                 coupling = coupling - (chain.x[k + 1] - previous[k + 1])
-            bounds.append(moves[k] + norms[k] * batch_norm(coupling))
+            bounds.append(moves[k] + gammas[k] * norms[k] * batch_norm(coupling))
         # scales: the terms of each block's optimality condition
         for k in range(L):
-            terms = [norms[k] * batch_norm(chain.x[k + 1])]
+            terms = [gammas[k] * norms[k] * batch_norm(chain.x[k + 1])]
             if k >= 1:
-                terms.append(batch_norm(chain.pre[k]))
+                terms.append(gammas[k - 1] * batch_norm(chain.pre[k]))
             scales.append(np.maximum.reduce(terms))
         relative = [b / np.maximum(s, 1e-12) for b, s in zip(bounds, scales, strict=True)]
         new_objective = chain.energy() + input_prox.values(chain.x[0])
@@ -430,3 +451,89 @@ def solve(
             "energy_increases": energy_increases,
         },
     )
+
+
+def continuation(
+    problem,
+    weights: Sequence[float],
+    tol: float | Sequence[float] = 1e-6,
+    max_iter: int | None = None,
+    warm_start=None,
+    progress: bool = False,
+    dtype=np.float64,
+    *,
+    init: str = "layerwise",
+):
+    """PALM along a path of layer weights: solve E_γ for γ = ``weights[0]``, ``weights[1]``, …
+    in turn, each stage warm-started from the previous stage's states.
+
+    E_γ = Σ_{l<L} γ B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) + B_{Ψ_L}(f^δ, W_L x_{L−1} + b_L) + J(u)
+    (``problem.with_layer_weights(γ)``); a number γ weights the hidden terms, a sequence gives
+    every γ_l. As γ → ∞ the hidden states are forced onto the forward pass and E_γ tends to
+    the reduced problem min_u B_{Ψ_L}(f^δ, W_L N_{L−1}(u) + b_L) + J(u) (module docstring).
+
+    Parameters
+    ----------
+    problem : Inversion
+        A deep lifted Bregman problem (its own ``layer_weights`` are replaced by each stage's).
+    weights : sequence of (float or sequence of float)
+        The stages' ``layer_weights``, at least one, typically increasing (e.g. (10, 100)).
+    tol : float or sequence of float
+        As for :func:`solve`: one tolerance for every stage, or one per stage. The stopping
+        rule is relative to the block terms, which grow with γ while the reduced problem's
+        gradient does not, so a later stage needs a smaller tol for the same accuracy in u
+        (e.g. tol ∝ 1/γ).
+    max_iter, progress, dtype, init
+        As for :func:`solve`, for every stage (``init`` for the first one only; later stages
+        start from the previous stage's states).
+    warm_start : None, array_like, (u, z) or Result
+        The first stage's start (as for :func:`solve`).
+
+    Returns
+    -------
+    Result
+        The last stage's result: a point of E_γ for the last γ (its ``objective``, status and
+        certificate are that problem's; a weighted problem is never certified, so the status
+        is at best ``"stationary"``). ``stats["continuation"]`` lists every stage: its
+        ``layer_weights``, tol, sweeps, status, objective (summed over a batch) and wall time.
+
+    Raises
+    ------
+    ValueError
+        An empty ``weights``, a weight that is not a finite positive number, a ``tol`` list of
+        another length, or a problem that is not a deep Bregman problem.
+    """
+    weights = list(weights)
+    if not weights:
+        raise ValueError("continuation needs at least one stage in weights, e.g. (10, 100)")
+    tols = [tol] * len(weights) if np.ndim(tol) == 0 else list(tol)
+    if len(tols) != len(weights):
+        raise ValueError(f"continuation: {len(tols)} tolerances for {len(weights)} stages; give "
+                         "one tol or one per stage")
+    reason = supports(problem)
+    if reason is not None:
+        raise ValueError(reason)
+    stages = [problem.with_layer_weights(gamma) for gamma in weights]
+    path = []
+    result = warm_start
+    for k, (stage, stage_tol) in enumerate(zip(stages, tols, strict=True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = solve(stage, tol=stage_tol, max_iter=max_iter, warm_start=result,
+                           progress=progress, dtype=dtype, init=init)
+        for warning in caught:
+            # an intermediate stationary stage is the path working; everything else is shown
+            if not (k + 1 < len(stages) and result.status == "stationary"
+                    and issubclass(warning.category, SolverWarning)):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
+        path.append({
+            "layer_weights": list(stage.deep.weights),
+            "tol": float(stage_tol),
+            "iterations": result.iterations,
+            "status": result.status,
+            "objective": float(np.sum(result.objective)),
+            "wall_time": result.wall_time,
+        })
+    result.stats["continuation"] = path
+    return result
