@@ -35,7 +35,8 @@ With T the orthonormal 2-D DCT-II (the identity without TV), ∇ᵀ∇ = Tᵀ di
 λ_ij = 4 sin²(πi/2H) + 4 sin²(πj/2W), so ρ_p Σ_k L_kᵀL_k + ρ_v I = Tᵀ diag(d) T, d = ρ_p d₀,
 d₀ = K λ + κ (K TV terms). With Â = A Tᵀ (the DCT of every row of A) and û = T u, Woodbury
 through the m × m matrix C = I/ρ_y + Â diag(1/d) Âᵀ (the Gram part G₀ = Â diag(1/d₀) Âᵀ
-formed once by SYRK, m²n flops; C⁻¹ from its Cholesky factor, m³ flops, when a penalty changes):
+formed once by SYRK, m²n flops, in float32 for large float64 runs at tol ≥ 1e-6, see
+``_GRAM32_FLOPS``; C⁻¹ from its Cholesky factor, m³ flops, when a penalty changes):
 
     s = ρ_y (y − μ_y − β),   t̂ = T(ρ_p Σ_k L_kᵀ(p_k − μ_k) + ρ_v (v − μ_v)) / d,
     e = C⁻¹(s/ρ_y − Â t̂),   û = Âᵀ e / d + t̂,   A u = (s − e)/ρ_y
