@@ -704,7 +704,8 @@ class _ExactChain:
         )
         self._last: tuple[tuple[float, float], tuple[int | None, np.ndarray]] | None = None
         self.solver = (
-            f"block LDLᵀ of the restricted H₀ + tol·I along the chain of {len(links)} links "
+            f"block LDLᵀ of the restricted H₀ + tol·I along the chain of {len(links)} "
+            f"link{'s' if len(links) != 1 else ''} "
             "(dense Cholesky of each pivot block; the restriction through the parametrisation "
             "u_j = a_j u_{j−1} + B_j z_j)"
         )
