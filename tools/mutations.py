@@ -320,6 +320,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "palm's relative prox error rule with c > ½ (no sufficient decrease is guaranteed)",
     ),
     Mutation(
+        "spec-layer-weights-dropped",
+        "bregmod/spec.py",
+        "    if layer_weights is not None:\n        try:",
+        "    if layer_weights is None:\n        try:",
+        ("tests/test_spec.py::test_layer_weights_weight_the_deep_model",),
+        "a spec's model.layer_weights read but not applied to the problem",
+    ),
+    Mutation(
         "palm-weighted-descent-test",
         "bregmod/solvers/palm.py",
         "lhs = gammas[k] * (term_new",
