@@ -167,8 +167,12 @@ def run_size(size: int, args) -> dict:
                 repeat,
                 setting,
             )
+            gram = result.stats.get("gram_dtype")
+            label = np.dtype(dtype).name
+            if gram not in (None, label):
+                label += f", {gram} Gram"
             row = dict(
-                solver=f"bregmod {solver} ({np.dtype(dtype).name})", tol=tol, threads=setting,
+                solver=f"bregmod {solver} ({label})", tol=tol, threads=setting,
                 seconds=seconds, iterations=result.iterations, status=result.status,
                 guarantee=result.stats.get("guarantee"), bound=result.stats.get("bound"),
                 accuracy=accuracy(result.objective, reference),

@@ -17,6 +17,7 @@ root finder, and Φ* defaults to Fenchel–Young with equality. Closed forms ove
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,9 @@ __all__ = [
     "Activation",
     "Arctan",
     "Asinh",
+    "Box",
     "Clip",
+    "ClipBox",
     "DCPTerm",
     "Identity",
     "Interval",
@@ -118,6 +121,29 @@ class Interval:
         left = "[" if self.lo_closed and np.isfinite(self.lo) else "("
         right = "]" if self.hi_closed and np.isfinite(self.hi) else ")"
         return f"{left}{self.lo:g}, {self.hi:g}{right}"
+
+
+class Box:
+    """An entrywise box B = [lo_1, hi_1] × … × [lo_n, hi_n] (±inf allowed) on the last axis:
+    dom Ψ and range of :class:`ClipBox`."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.lo, self.hi = lo, hi
+
+    def contains(self, x) -> np.ndarray:
+        """Entrywise membership lo_i ≤ x_i ≤ hi_i along the last axis, as a boolean array."""
+        x = np.asarray(x, dtype=np.float64)
+        return (x >= self.lo) & (x <= self.hi)
+
+    def project(self, x) -> np.ndarray:
+        """The nearest point of B (entrywise clip)."""
+        return np.clip(x, self.lo, self.hi)
+
+    def __str__(self) -> str:
+        return (
+            f"the box Π_i [lo_i, hi_i] of {self.lo.size} entries (lo from {self.lo.min():g} to "
+            f"{self.lo.max():g}, hi from {self.hi.min():g} to {self.hi.max():g})"
+        )
 
 
 @dataclass(frozen=True)
@@ -423,8 +449,8 @@ class Activation(ABC):
 
     name: str
     is_vector: bool = False
-    domain: Interval | Simplex
-    range: Interval
+    domain: Interval | Simplex | Box
+    range: Interval | Box
 
     # ------------------------------------------------------------------ construction
     # The derivation (bregmod.derivation: sympy) does not import this module; it is imported
@@ -999,7 +1025,27 @@ class SoftThreshold(Activation):
         return sp.Float(self.threshold) * sp.Abs(u), sp.S.Reals
 
 
-class Clip(Activation):
+class _ClipMaps:
+    """σ = clip to [lo, hi], Ψ = ι_[lo, hi]: the maps of :class:`Clip` (scalar bounds) and
+    :class:`ClipBox` (per-entry bounds), which set ``lo`` and ``hi``."""
+
+    lo: float | np.ndarray
+    hi: float | np.ndarray
+
+    def _prox(self, x):
+        return np.clip(x, self.lo, self.hi)
+
+    def sigma_inv(self, u):
+        return np.asarray(u, dtype=np.float64)
+
+    def _prox_scaled(self, v, t):
+        return np.clip(v, self.lo, self.hi)
+
+    def _psi(self, u):
+        return np.zeros(u.shape)
+
+
+class Clip(_ClipMaps, Activation):
     """σ(x) = min(max(x, lo), hi) (hard tanh for [−1, 1]): Ψ = ι_[lo, hi].
 
     Φ*(x) = x s − ½ s² with s = σ(x), i.e. ½x² − ½ dist(x, [lo, hi])²; Ψ*(v) = max(lo v, hi v).
@@ -1020,18 +1066,6 @@ class Clip(Activation):
             )
         self.name = f"Clip(lo={self.lo!r}, hi={self.hi!r})"
         self.domain = self.range = Interval(self.lo, self.hi)
-
-    def _prox(self, x):
-        return np.clip(x, self.lo, self.hi)
-
-    def sigma_inv(self, u):
-        return np.asarray(u, dtype=np.float64)
-
-    def _prox_scaled(self, v, t):
-        return np.clip(v, self.lo, self.hi)
-
-    def _psi(self, u):
-        return np.zeros(u.shape)
 
     def psi_conj(self, v):
         """Ψ*(v) = max(lo v, hi v), the support function of [lo, hi]."""
@@ -1055,6 +1089,63 @@ class Clip(Activation):
         import sympy as sp
 
         return sp.Integer(0), sp.Interval(sp.Float(self.lo), sp.Float(self.hi))
+
+
+class ClipBox(_ClipMaps, Activation):
+    """σ(x) = min(max(x, lo), hi) entrywise with one bound pair per entry of the state: Ψ = ι_B,
+    B = [lo_1, hi_1] × … × [lo_n, hi_n] (``Clip`` with per-entry bounds).
+
+    Infinite bounds are allowed (lo_i = −∞, hi_i = +∞ makes σ the identity on entry i, Ψ = 0
+    there), so one layer can clip part of its state and carry the rest unchanged — the
+    unrolled dual forward–backward layer (u, z) ↦ (clip_{[−λ, λ]}(A u + τ L z), z) of
+    `bregmod.unfolded`. Φ*(x) = ½‖x‖² − ½ dist(x, B)²; B_Ψ(y, x) = +∞ unless y ∈ B. The
+    activation acts on the last axis, whose length must be n.
+
+    Parameters
+    ----------
+    lo, hi : array_like, shape (n,)
+        The bounds, lo ≤ hi, lo_i < +∞ and hi_i > −∞ (no NaN).
+
+    Raises
+    ------
+    NotAdmissibleError
+        Bounds that leave an entry's interval empty (lo_i > hi_i, lo_i = +∞ or hi_i = −∞).
+    ShapeError
+        ``lo`` and ``hi`` are not 1-D of the same length.
+    """
+
+    def __init__(self, lo, hi) -> None:
+        lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
+        if lo.ndim != 1 or lo.shape != hi.shape or lo.size == 0:
+            raise ShapeError(
+                f"ClipBox: lo and hi must be 1-D arrays of the same length n ≥ 1, got shapes "
+                f"{lo.shape} and {hi.shape}"
+            )
+        if np.isnan(lo).any() or np.isnan(hi).any():
+            raise ValueError("ClipBox: the bounds contain NaN")
+        empty = (lo > hi) | (lo == np.inf) | (hi == -np.inf)
+        if empty.any():
+            raise NotAdmissibleError(
+                f"ClipBox: the interval of entry {int(np.flatnonzero(empty)[0])} is empty "
+                "(lo > hi or an infinite bound on the wrong side), so Ψ is not proper"
+            )
+        lo.flags.writeable = hi.flags.writeable = False
+        self.lo, self.hi = lo, hi
+        digest = hashlib.sha256(lo.tobytes() + hi.tobytes()).hexdigest()[:12]
+        self.name = f"ClipBox(n={lo.size}, bounds sha256 {digest})"
+        self.domain = self.range = Box(lo, hi)
+
+    def _array(self, x, what: str) -> np.ndarray:
+        x = super()._array(x, what)
+        if x.ndim == 0 or x.shape[-1] != self.lo.size:
+            raise ShapeError(
+                f"{self.name} acts on states of {self.lo.size} entries along the last axis; "
+                f"{what} has shape {x.shape}"
+            )
+        return x
+
+    def _safe_point(self, u: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.clip(0.0, self.lo, self.hi), u.shape).copy()
 
 
 class Tanh(Activation):

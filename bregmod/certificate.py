@@ -704,7 +704,8 @@ class _ExactChain:
         )
         self._last: tuple[tuple[float, float], tuple[int | None, np.ndarray]] | None = None
         self.solver = (
-            f"block LDLᵀ of the restricted H₀ + tol·I along the chain of {len(links)} links "
+            f"block LDLᵀ of the restricted H₀ + tol·I along the chain of {len(links)} "
+            f"link{'s' if len(links) != 1 else ''} "
             "(dense Cholesky of each pivot block; the restriction through the parametrisation "
             "u_j = a_j u_{j−1} + B_j z_j)"
         )
@@ -825,7 +826,6 @@ def _tolerance(form, lam: float, rho: float, alpha: float, tol: float | None) ->
 
 
 def _chain_certificate(
-    lifted: LiftedNetwork,
     form: _ExactChain,
     lam: float,
     rho: float,
@@ -884,7 +884,7 @@ def _certificate(
     tol: float | None,
 ) -> Certificate:
     if isinstance(form, _ExactChain):
-        return _chain_certificate(lifted, form, lam, rho, alpha, tol)
+        return _chain_certificate(form, lam, rho, alpha, tol)
     min_eig, vector = form.smallest(lam, rho, alpha)
     common = _tolerance(form, lam, rho, alpha, tol)
     certified = bool(min_eig >= -common["tolerance"])
@@ -1375,11 +1375,14 @@ def smallest_alpha(
         if at_zero.smallest_alpha is None:
             reason = f"no α certifies at λ = {lam:g}: {at_zero.finding}; {at_zero.advice}"
             return Threshold("alpha", method, None, reason, at_zero)
-        value = at_zero.smallest_alpha * (1.0 + rtol)
-        cert = certify_at(value)
+        for raise_by in (rtol, 10 * rtol, 100 * rtol):  # the Cholesky of α I + P₀ decides
+            value = at_zero.smallest_alpha * (1.0 + raise_by)
+            cert = certify_at(value)
+            if cert.certified:
+                break
         reason = (
             f"max(−λ_min(P₀), 0) = {at_zero.smallest_alpha:.10g} of the block elimination at "
-            f"λ = {lam:g}, s = tol, raised by the relative {rtol:g}"
+            f"λ = {lam:g}, s = tol, raised by the relative {raise_by:g}"
         )
         return Threshold("alpha", method, value if cert.certified else None, reason, cert)
     cert, found = _search(certify_at, lambda c: c.alpha, rtol)

@@ -823,6 +823,20 @@ class Training:
         )
         return W - gW / lipschitz, b - gb / lipschitz
 
+    #: Whether :meth:`_update_weights` needs the batch's states after every sweep (a step that
+    #: backtracks on the batch energy, `bregmod.unfolded`); the exact-Lipschitz steps do not.
+    _weight_update_needs_states = False
+
+    def _update_weights(self, model: DeepBregman, weights, parts: list[list[_WeightPart]],
+                        anchor, tau: float, states: list[np.ndarray] | None):
+        """Θ after the weight part of a sweep: a gradient step on every (W_l, b_l), the layers
+        being independent given the states (:meth:`_weight_step`). ``weights`` are the current
+        parameters (those of ``model``), ``anchor`` Θ^k of the implicit step, ``parts`` the
+        shards' shares per layer and ``states`` the batch's states when
+        ``_weight_update_needs_states``."""
+        return [self._weight_step(model, l, parts[l - 1], anchor, tau)
+                for l in range(1, model.depth + 1)]
+
     def _batch_step(self, run: _Run, index: np.ndarray, tau: float, inner: int,
                     state_init: str, executor) -> None:
         """The implicit SGD step on the batch ``index``, committed to ``run`` at the end.
@@ -842,15 +856,19 @@ class Training:
         ]
         mus = [1.0 / max(_norm_estimate_sq(W), 1e-12) for W in model.operators[1:]]
         halvings = 0
+        weights = run.weights
         batch = _Batch(executor, model, run.weights, rows)
         try:
             for sweep in range(inner):
                 for l in range(1, L):
                     mus[l - 1], count = self._state_step(batch, l, mus[l - 1])
                     halvings += count
-                parts = batch.weight_parts(last=sweep + 1 == inner)
-                weights = [self._weight_step(model, l, parts[l - 1], run.weights, tau)
-                           for l in range(1, L + 1)]
+                needs_states = self._weight_update_needs_states
+                parts = batch.weight_parts(last=needs_states or sweep + 1 == inner)
+                X = None
+                if needs_states:
+                    X = _full_states(batch.states, self._inputs[index], self._targets[index])
+                weights = self._update_weights(model, weights, parts, run.weights, tau, X)
                 model = self._model(weights)
                 batch.set_model(model, weights)
             states = batch.states

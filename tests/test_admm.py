@@ -17,6 +17,7 @@ from bregmod.problem import Inversion, SolverWarning
 from bregmod.regularizers import L1, L21Norm, NonNegative, SquaredL2, TotalVariation
 from bregmod.solvers import _dct, admm
 from bregmod.solvers._dct import CosineTransform
+from bregmod.solvers.gap import DualityGap
 
 SHAPE = (6, 6)
 N_IN = SHAPE[0] * SHAPE[1]
@@ -339,3 +340,48 @@ def test_non_finite_state_ends_with_status_diverged(monkeypatch):
     assert result.status == "diverged" and result.iterations == 5
     assert "non-finite ADMM state" in result.stats["message"]
     assert np.isfinite(result.u0).all() and np.isfinite(result.objective)
+
+
+def test_float32_gram_in_a_float64_u_step():
+    """G₀ by a float32 SYRK: the u-step is exact to G₀'s rounding (not to float64), the further
+    rows (the gap's A u, Aᵀλ) are exact products."""
+    rng = np.random.default_rng(1)
+    transform = CosineTransform((4, 5))
+    A = rng.standard_normal((7, 20))
+    d0 = transform.laplacian_eigenvalues() + 0.1
+    system = admm._WoodburySystem(A, transform, d0, np.float64, np.float32)
+    assert system.approximate and system.G0.dtype == np.float64
+    system.set_penalties(0.7, 3.0)
+    s, t_hat, forward = rng.standard_normal((1, 7)), *rng.standard_normal((2, 1, 20))
+    u_hat, Au, _, A_forward = system.solve(s, t_hat, s[:0], forward)
+    A_hat = transform.forward(A)
+    d = 3.0 * d0
+    expected = np.linalg.solve(0.7 * A_hat.T @ A_hat + np.diag(d), (s @ A_hat + d * t_hat).T).T
+    error = np.abs(u_hat - expected).max() / np.abs(expected).max()
+    assert 1e-12 < error < 1e-5
+    np.testing.assert_allclose(A_forward, forward @ A_hat.T, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reg_name", ["TV", "L1"])
+def test_float32_gram_keeps_the_certificate(reg_name, monkeypatch):
+    """A float64 run with the float32 Gram (forced here) reaches tol, and its duality-gap bound,
+    evaluated at A u from a product with Â, bounds the objective error against CVXPY."""
+    monkeypatch.setattr(admm, "_GRAM32_FLOPS", 0.0)
+    evaluate, points = DualityGap.evaluate, []
+
+    def recorded(self, u, x, *args):
+        points.append((u, x))
+        return evaluate(self, u, x, *args)
+
+    monkeypatch.setattr(DualityGap, "evaluate", recorded)
+    problem = _problem(ReLU(), REGULARIZERS[reg_name]())
+    reference = float(_exact(problem).objective)
+    result = problem.solve(solver="admm", tol=1e-6)
+    assert result.stats["gram_dtype"] == "float32" and result.status == "optimal"
+    error = (float(result.objective) - reference) / abs(reference)
+    assert -1e-9 <= error <= result.stats["bound"] <= 1e-6
+    # the bound returned was evaluated at x = A u + β itself (the u-step's A u is off by G₀'s
+    # rounding)
+    u, x = points[-1]
+    np.testing.assert_allclose(u[0], result.u0.ravel(), rtol=1e-15)
+    np.testing.assert_allclose(x, u @ problem.network.W.T + problem.network.b, rtol=1e-12)

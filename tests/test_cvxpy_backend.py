@@ -186,6 +186,10 @@ def test_feed_forward_net_certified_only_by_alpha_matches_l_bfgs():
     assert result.objective == pytest.approx(best.fun, rel=1e-9)
     np.testing.assert_allclose(result.u0, best.x[:n0], atol=1e-6)
     assert np.abs(result.u0).max() > 0.01  # the solution is not trivially zero
+    for solver in ("pdhg", "fista"):  # first-order solvers claim the same global optimum
+        other = problem.solve(solver, tol=1e-8)
+        assert other.status == "optimal" and other.global_optimum_claimed
+        assert other.objective == pytest.approx(best.fun, rel=1e-8)
 
 
 @pytest.mark.parametrize("readout", [False, True])

@@ -7,6 +7,8 @@ images by two small matrix products (:data:`MATRIX_PIXELS`).
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import scipy.fft
 
@@ -69,9 +71,14 @@ class CosineTransform:
         cols = 4.0 * np.sin(np.pi * np.arange(W) / (2 * W)) ** 2
         return (rows[:, None] + cols[None, :]).ravel()
 
-    def laplacian_pinv(self, R: np.ndarray) -> np.ndarray:
-        """(∇ᵀ∇)⁺ R for rows R (B, n): Tᵀ diag(1/λ) T R with the constant mode (λ₀₀ = 0) dropped."""
+    @cached_property
+    def _pinv_eigenvalues(self) -> np.ndarray:
+        """1/λ with the constant mode's 1/λ₀₀ replaced by 0."""
         eigenvalues = self.laplacian_eigenvalues()
         inverse = np.zeros_like(eigenvalues)
         inverse[1:] = 1.0 / eigenvalues[1:]
-        return self.inverse(self.forward(R) * inverse)
+        return inverse
+
+    def laplacian_pinv(self, R: np.ndarray) -> np.ndarray:
+        """(∇ᵀ∇)⁺ R for rows R (B, n): Tᵀ diag(1/λ) T R with the constant mode (λ₀₀ = 0) dropped."""
+        return self.inverse(self.forward(R) * self._pinv_eigenvalues)

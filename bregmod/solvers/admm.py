@@ -163,6 +163,14 @@ _GAP_EVERY, _GAP_NEAR = 5, 10.0
 _SAFEGUARD_D, _SAFEGUARD_EPS, _AA_REGULARIZATION = 1e6, 1e-6, 1e-10
 #: Columns of Â processed per SYRK call when forming G₀ (bounds the temporary memory).
 _SYRK_COLUMNS = 4096
+#: A float64 run forms G₀ by a float32 SYRK (half the time; 1.1 s against 2.4 s for m = 2048,
+#: n = 16384 on one core) when that SYRK has at least _GRAM32_FLOPS = m²n flops and tol ≥
+#: _GRAM32_TOL. The u-step then solves a system perturbed by G₀'s rounding (relative 1e-7 to
+#: 1e-5), which moves ADMM's fixed point by about as much: measured on the perceptron + TV
+#: benchmark, tol 1e-6 was certified after 416 iterations (64 × 64, 415 with the float64 Gram)
+#: and 470 (128 × 128). The certificate stays exact: a duality gap ≤ tol (one the run may stop
+#: on) is evaluated again at A u from a product with Â, not from the u-step's Woodbury identity.
+_GRAM32_FLOPS, _GRAM32_TOL = 1e10, 1e-6
 #: Products of fewer rows than this with Â or Âᵀ run one matrix–vector product per row:
 #: OpenBLAS's matrix–matrix product of 2–3 rows took 2–4× the time of as many matrix–vector
 #: products (512 × 4096, one thread), from 4 rows on it is as fast or faster.
@@ -254,30 +262,34 @@ class _WoodburySystem:
         e = C⁻¹(s/ρ_y − Â t̂),   û = Âᵀ e / d + t̂,   Â û = (s − e)/ρ_y
 
     (the last from C e = s/ρ_y − Â t̂, so G e = (s − e)/ρ_y − Â t̂). Holds Â = A Tᵀ (iterate
-    dtype), d₀, the upper triangle of G₀ (float64, formed once by SYRK in the iterate dtype,
-    m²n flops) and, per change of the penalties, C⁻¹ (float64 Cholesky factorisation and
-    inversion, m³ flops, stored in the iterate dtype): applying it is one matrix–vector product
-    per problem, which OpenBLAS runs 3–7× faster than the two triangular solves with the
-    Cholesky factor (one thread: 0.03 against 0.13 ms at m = 512; at m = 2048 0.9 ms, or
-    0.36 ms in float32, against 2.6 ms), so the inversion (0.27 s at m = 2048) pays for itself
-    within about 150 iterations, and runs in practice once to three times.
+    dtype), d₀, the upper triangle of G₀ (float64, formed once by SYRK in ``gram_dtype``, m²n
+    flops; ``approximate`` when that is float32 in a float64 run: then the returned A u differs
+    from Â û by G₀'s rounding times e) and, per change of the penalties, C⁻¹ (float64 Cholesky
+    factorisation and inversion, m³ flops, stored in the iterate dtype): applying it is one
+    matrix–vector product per problem, which OpenBLAS runs 3–7× faster than the two triangular
+    solves with the Cholesky factor (one thread: 0.03 against 0.13 ms at m = 512; at m = 2048
+    0.9 ms, or 0.36 ms in float32, against 2.6 ms), so the inversion (0.27 s at m = 2048) pays
+    for itself within about 150 iterations, and runs in practice once to three times.
     """
 
-    def __init__(self, A: np.ndarray, transform: CosineTransform, d0: np.ndarray, dtype) -> None:
+    def __init__(
+        self, A: np.ndarray, transform: CosineTransform, d0: np.ndarray, dtype, gram_dtype=None
+    ) -> None:
         m, n = A.shape
         self.A_hat = np.ascontiguousarray(transform.forward(A.astype(dtype, copy=False)))
         self.d0 = d0.astype(dtype)
         self.frobenius_sq = float(np.einsum("ij,ij->", self.A_hat, self.A_hat, dtype=np.float64))
-        syrk = blas.ssyrk if np.dtype(dtype) == np.float32 else blas.dsyrk
-        scale = (1.0 / np.sqrt(d0)).astype(dtype)
-        G0 = np.zeros((m, m), dtype=dtype, order="F")
+        self.gram_dtype = np.dtype(dtype if gram_dtype is None else gram_dtype)
+        syrk = blas.ssyrk if self.gram_dtype == np.float32 else blas.dsyrk
+        scale = (1.0 / np.sqrt(d0)).astype(self.gram_dtype)
+        G0 = np.zeros((m, m), dtype=self.gram_dtype, order="F")
         for start in range(0, n, _SYRK_COLUMNS):
             columns = slice(start, start + _SYRK_COLUMNS)
-            G0 = syrk(
-                1.0, self.A_hat[:, columns] * scale[columns], beta=1.0, c=G0, overwrite_c=True
-            )
+            scaled = self.A_hat[:, columns].astype(self.gram_dtype, copy=False) * scale[columns]
+            G0 = syrk(1.0, scaled, beta=1.0, c=G0, overwrite_c=True)
         self.G0 = G0.astype(np.float64, order="F")  # upper triangle (SYRK's, and potrf's)
         self.dtype = np.dtype(dtype)
+        self.approximate = self.gram_dtype != self.dtype
         self.factorizations = 0
 
     def set_penalties(self, rho_y: float, rho_p: float) -> None:
@@ -498,20 +510,21 @@ class _Splitting:
             e.A, e.beta, e.activation, e.data[keep], e.reg, e.input_shape, e.dtype
         )
 
-    def gap(self, duality, u, Eu, z, mu, q, At_lambda, Av) -> np.ndarray:
+    def gap(self, duality, u, Eu, z, mu, q, At_lambda, A_point) -> np.ndarray:
         """Relative duality-gap bound per problem at the point the run would return: u (no
-        simple part; A u + β and ∇u are E u + c) or v = z_v ∈ dom s (A v from the u-step's
-        product), with λ_y = σ(z_y) − f (q = σ(z_y), Aᵀλ_y from the u-step) and the TV
-        multipliers Σ_k ρ_p μ_k."""
+        simple part; ∇u from E u + c, and A u + β too unless ``A_point`` gives A u from a
+        product with Â) or v = z_v ∈ dom s (``A_point`` = A v from the u-step's product), with
+        λ_y = σ(z_y) − f (q = σ(z_y), Aᵀλ_y from the u-step) and the TV multipliers
+        Σ_k ρ_p μ_k."""
         tv_dual = tv_image = None
         if self.composites:
             tv_dual = self.rho_p * sum(mu[:, block] for block in self.blocks[1:-1])
         if self.simple is None:
-            point, x = u, Eu[:, self.y]
+            point, x = u, Eu[:, self.y] if A_point is None else A_point + self.beta
             if self.composites:
                 tv_image = Eu[:, self.blocks[1]]
         else:
-            point, x = z[:, self.v], Av + self.beta
+            point, x = z[:, self.v], A_point + self.beta
             if self.composites:
                 tv_image = self.composites[0][1].apply(point)
         return duality.evaluate(point, x, q, At_lambda, tv_dual, tv_image)[2]
@@ -707,7 +720,8 @@ def solve(
     # BLAS threads suited to each phase (bregmod.solvers._threads): the SYRK of G₀ (m²n
     # flops) may use idle cores; the iteration's products (2mn per problem) mostly one.
     with blas_threads(float(m) * m * n) as setup_threads:
-        system = _WoodburySystem(A, transform, d0, dt)
+        gram32 = float(m) * m * n >= _GRAM32_FLOPS and setup.tol >= _GRAM32_TOL
+        system = _WoodburySystem(A, transform, d0, dt, np.float32 if gram32 else dt)
         split = _Splitting(setup.energy(), simple, composites, kappa, dt)
         split.rho_y = rho_data if rho_data is not None else _RHO_DATA
         split.rho_p = (
@@ -717,7 +731,8 @@ def solve(
 
     with blas_threads(2.0 * m * n * batch) as threads:
         u = setup.u0.astype(dt, copy=False)
-        Eu = split.images(u, transform.forward(u) @ system.A_hat.T)
+        u_hat = transform.forward(u)
+        Eu = split.images(u, u_hat @ system.A_hat.T)
         zeta = Eu.copy()
         anderson = _Anderson(memory, batch, split.size, split.weights()) if memory else None
         policy = _PenaltyPolicy(adaptive, setup.tol)
@@ -777,7 +792,7 @@ def solve(
                 rows.append(z[:, split.v])
             transformed = transform.forward(np.concatenate(rows))
             t_hat = transformed[:batch] / system.d
-            u_hat, Au, products, Av = system.solve(
+            u_hat_next, Au, products, Av = system.solve(
                 s,
                 t_hat,
                 np.concatenate(extra) if extra else s[:0],
@@ -804,8 +819,17 @@ def solve(
                 )
             if gap_due:
                 # products are in the DCT domain: Âᵀλ_y = T Aᵀλ_y
-                bound = split.gap(duality, u, Eu, z, mu, q, transform.inverse(At_lambda), Av)
-                evaluated_at = k
+                At_lambda = transform.inverse(At_lambda)
+                bound = split.gap(duality, u, Eu, z, mu, q, At_lambda, Av if gap_at_v else None)
+                # With the float32 Gram the u-step's A u carries G₀'s rounding: a bound the run
+                # may stop on or return is evaluated again at A u = Â û itself (one more product).
+                exact = simple is not None or not system.approximate
+                if not exact and ((bound <= setup.tol).any() or k == setup.max_iter):
+                    Au_exact = _rows_times(u_hat, system.A_hat.T)
+                    bound = split.gap(duality, u, Eu, z, mu, q, At_lambda, Au_exact)
+                    exact = True
+                if exact:
+                    evaluated_at = k
             if monitor.record(
                 k,
                 primal_residual=primal,
@@ -825,14 +849,14 @@ def solve(
                 duality = duality.restrict(keep, split.energy)
                 if anderson is not None:
                     anderson.restrict(keep)
-                u_hat, Au, z, mu, zeta, dual, bound = (
-                    a[keep] for a in (u_hat, Au, z, mu, zeta, dual, bound)
+                u_hat_next, Au, z, mu, zeta, dual, bound = (
+                    a[keep] for a in (u_hat_next, Au, z, mu, zeta, dual, bound)
                 )
-            u_next = transform.inverse(u_hat)
+            u_next = transform.inverse(u_hat_next)
             if not all_finite(u_next, Au):
                 monitor.non_finite(k, "u-step solution")
                 break
-            u = u_next
+            u, u_hat = u_next, u_hat_next
             Eu = split.images(u, Au)
             plain = Eu + mu  # θ(E u + c) + (1 − θ) z + μ
             if relaxation != 1.0:
@@ -855,6 +879,7 @@ def solve(
             "memory": memory,
             "penalty_updates": policy.updates,
             "factorizations": system.factorizations,
+            "gram_dtype": system.gram_dtype.name,
             "anderson_rejections": anderson.rejections if anderson is not None else 0,
             "blas_threads": {"setup": setup_threads, "iterations": threads},
         },
