@@ -32,15 +32,15 @@ The input block and J. Where J has a closed-form prox (none, ½‖·‖², ℓ1,
 sums) it is used exactly. A J with composite terms (total variation: J = simple + Σ w g(L u),
 ``reg.split()``) gets prox_{μJ} from a dual FISTA on the composite terms, warm-started from
 the previous call's dual variables (rescaled by μ⁺/μ when the step changes, since the dual
-feasible set is μ·w·(unit ball of g*)) and stopped by its duality gap G, which certifies
-e = √(2G) ≥ ‖u⁺ − u*‖, u* = prox_{μJ}(v). The stopping rule is a relative error rule
+feasible set is μ·w·(unit ball of the dual norm of g)) and stopped by its duality gap G, which
+certifies e = √(2G) ≥ ‖u⁺ − û‖, û = prox_{μJ}(v). The stopping rule is a relative error rule
 (Attouch, Bolte & Svaiter 2013): e ≤ c‖u⁺ − u‖ with c = :data:`RELATIVE_PROX_ERROR` = ¼, or
 e ≤ a tenth of tol relative to ‖v‖ (the floor, reached near stationarity). Since
 ½‖u⁺ − v‖² + μJ(u⁺) exceeds its minimum by at most G and the minimum is at most
-½‖u − v‖² + μJ(u) − ½‖u − u*‖² (strong convexity), the input step decreases E_γ + J by at least
-(‖u − u*‖² − e²)/(2μ_0) ≥ ‖u⁺ − u‖²/(4μ_0) under the relative rule (‖u − u*‖ ≥ ¾‖u⁺ − u‖); at
-the floor the energy can rise by at most e²/(2μ_0). The outer functions g
-must be norms (g* an indicator), as every bregmod composite is.
+½‖u − v‖² + μJ(u) − ½‖u − û‖² (strong convexity), the input step decreases E_γ + J by at least
+(‖u − û‖² − e²)/(2μ_0) ≥ ‖u⁺ − u‖²/(4μ_0) under the relative rule (‖u − û‖ ≥ ¾‖u⁺ − u‖); at
+the floor the energy can rise by at most e²/(2μ_0). The outer functions g must be norms (g* an
+indicator), as every bregmod composite is.
 
 Stopping rule: a bound on dist(0, ∂(E_γ + J)) at the new point. From the prox optimality
 condition of each block step,
@@ -48,7 +48,7 @@ A_k = (x_k − x_k⁺)/μ_k + γ_{k+1} W_{k+1}ᵀ(σ(q⁺) − σ(q) − (x_{k+1
 lies in ∂_{x_k}(E_γ + J) at the end of the sweep, and
 ‖A_k‖ ≤ ‖x_k − x_k⁺‖/μ_k + γ_{k+1}‖W_{k+1}‖ ‖σ(q⁺) − σ(q) − (x_{k+1}⁺ − x_{k+1})‖ (+ e/μ_0
 on the input block: with the inexact prox, (v − u⁺)/μ_0 is a G/μ_0-subgradient of J at u⁺,
-the dual iterate being feasible, and e/μ_0 bounds its distance to (v − u*)/μ_0 ∈ ∂J(u*)).
+the dual iterate being feasible, and e/μ_0 bounds its distance to (v − û)/μ_0 ∈ ∂J(û)).
 The run stops when ‖A_k‖ relative to the size of the terms
 of block k's optimality condition (γ_k‖W_k x_{k−1} + b_k‖, γ_{k+1}‖W_{k+1}‖ ‖x_{k+1}‖) is ≤ tol
 for every block:
