@@ -24,7 +24,13 @@ from bregmod.activations import (
     Sparsemax,
     Tanh,
 )
-from bregmod.certificate import Certificate, certify, smallest_lambda, smallest_rho
+from bregmod.certificate import (
+    Certificate,
+    certify,
+    smallest_alpha,
+    smallest_lambda,
+    smallest_rho,
+)
 from bregmod.errors import (
     BregmodError,
     ConversionError,
@@ -96,6 +102,7 @@ __all__ = [
     "certify",
     "from_torch",
     "lift",
+    "smallest_alpha",
     "smallest_lambda",
     "smallest_rho",
     "to_torch",

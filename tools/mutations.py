@@ -465,6 +465,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_gap.py",),
         "the simple part's Fenchel–Young gap s(u) + s*(v) − ⟨v, u⟩ with the wrong sign",
     ),
+    Mutation(
+        "admm-gram32-woodbury-au",
+        "bregmod/solvers/admm.py",
+        "if not exact and ((bound <= setup.tol).any() or k == setup.max_iter):",
+        "if False:",
+        ("tests/test_admm.py::test_float32_gram_keeps_the_certificate",),
+        "admm with the float32 Gram certifying at the u-step's approximate A u, not at Â û",
+    ),
+    Mutation(
+        "admm-gemv-rows",
+        "bregmod/solvers/admm.py",
+        "np.matmul(x, M, out=row)",
+        "np.matmul(X[0], M, out=row)",
+        ("tests/test_admm.py::test_woodbury_u_step_solves_the_system",),
+        "the per-row matrix–vector products of the u-step using the first row for every row",
+    ),
+    Mutation(
+        "dct-matrix-transpose",
+        "bregmod/solvers/_dct.py",
+        "np.matmul(np.matmul(matrices[0], images), matrices[1].T)",
+        "np.matmul(np.matmul(matrices[0], images), matrices[1])",
+        ("tests/test_admm.py::test_dct_diagonalises_the_neumann_laplacian",),
+        "the matrix form of the 2-D DCT applying C_W instead of C_Wᵀ along the rows",
+    ),
 )
 
 
