@@ -31,7 +31,7 @@ from bregmod import (
     Tanh,
     TotalVariation,
 )
-from bregmod.certificate import DeepCertificate, certify_deep, smallest_alpha
+from bregmod.certificate import DeepCertificate, smallest_alpha
 from bregmod.errors import SolverWarning
 from bregmod.solvers.palm import continuation
 
@@ -198,16 +198,18 @@ def test_smooth_activations_agree_with_multistart_lbfgs_on_the_reduced_problem(a
     assert np.linalg.norm(result.u0 - best.x) <= 1e-4 * scale
 
 
-def cvxpy_deep_two_layers(problem, alpha):
+def cvxpy_deep_two_layers(problem, alpha, gammas=(1.0, 1.0)):
     """Independent DCP model of the certified two-layer ReLU/identity energy
-    B_ReLU(x_1, W_1 u + b_1) + B_Id(f, W_2 x_1 + b_2) + α/2‖u‖², with the bilinear −⟨x_1, W_1 u⟩
-    written through a factorisation of the PSD quadratic part."""
+    γ_1 B_ReLU(x_1, W_1 u + b_1) + γ_2 B_Id(f, W_2 x_1 + b_2) + α/2‖u‖², with the bilinear
+    −γ_1⟨x_1, W_1 u⟩ written through a factorisation of the PSD quadratic part
+    [[α I, −γ_1 W_1ᵀ], [−γ_1 W_1, γ_1 I]]."""
     import cvxpy as cp
 
     (W1, b1), (W2, b2) = [(layer.W, layer.b) for layer in problem.network.layers]
     f = problem.data
     n0, n1 = W1.shape[1], W1.shape[0]
-    H = np.block([[alpha * np.eye(n0), -W1.T], [-W1, np.eye(n1)]])
+    g1, g2 = gammas
+    H = np.block([[alpha * np.eye(n0), -g1 * W1.T], [-g1 * W1, g1 * np.eye(n1)]])
     vals, vecs = np.linalg.eigh(H)
     factor = (vecs * np.sqrt(np.maximum(vals, 0))).T
     u, x1 = cp.Variable(n0), cp.Variable(n1)
@@ -215,9 +217,9 @@ def cvxpy_deep_two_layers(problem, alpha):
     pre1 = W1 @ u + b1
     objective = (
         0.5 * cp.sum_squares(factor @ xi)
-        - b1 @ x1
-        + 0.5 * cp.sum_squares(cp.pos(pre1))  # Φ*_ReLU
-        + 0.5 * cp.sum_squares(f - W2 @ x1 - b2)  # B_Identity
+        - g1 * (b1 @ x1)
+        + 0.5 * g1 * cp.sum_squares(cp.pos(pre1))  # Φ*_ReLU
+        + 0.5 * g2 * cp.sum_squares(f - W2 @ x1 - b2)  # B_Identity
     )
     cp.Problem(cp.Minimize(objective), [x1 >= 0]).solve(
         solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12
@@ -485,26 +487,34 @@ def test_continuation_to_gamma_100_tends_to_the_reduced_minimiser():
     assert np.linalg.norm(result.u0 - reduced_min) <= 3e-3
 
 
-def test_weighted_problems_are_not_certified_and_never_optimal():
-    """The problem of the CVXPY test is certified with unit weights; with layer weights the
-    certificate does not apply (it would need H₀ with γ_l I and −γ_l W_l), so the result is
-    "stationary" with one warning that says so, and certify_deep refuses the model."""
-    problem, _ = certified_two_layer_problem()
-    assert problem.certify().certified
-    weighted = problem.with_layer_weights(3.0)
-    assert weighted.certify() is None and problem.certify().certified
-    assert "layer_weights=('3', '1')" in repr(weighted)
+def test_weighted_problems_are_certified_by_the_rescaled_form():
+    """The problem of the CVXPY test has α = 1.2‖W_1‖². With weights γ = (γ_1, γ_2) its
+    H_γ = [[α I, −γ_1W_1ᵀ], [−γ_1W_1, γ_1 I]] is PSD iff α ≥ γ_1‖W_1‖² (γ_2 weights the data
+    term, which is not in H_γ): γ = (1.1, 2.5) is certified, and palm's "optimal" point is the
+    global minimiser of the weighted energy that CVXPY finds; γ_1 = 3 is not certified, and the
+    result is "stationary" with one warning that says what would certify it."""
+    problem, alpha = certified_two_layer_problem()
+    gammas = (1.1, 2.5)
+    weighted = problem.with_layer_weights(gammas)
+    certificate = weighted.certify()
+    assert isinstance(certificate, DeepCertificate) and certificate.certified
+    assert certificate.weights == gammas
+    norm = np.linalg.norm(problem.network.layers[0].W, 2)
+    assert certificate.smallest_alpha == pytest.approx(1.1 * norm**2, rel=1e-9)
+    result = weighted.solve("palm", tol=1e-10)
+    assert result.status == "optimal" and result.global_optimum_claimed
+    u, x1 = cvxpy_deep_two_layers(problem, alpha, gammas)
+    np.testing.assert_allclose(result.u0, u, atol=1e-6)
+    np.testing.assert_allclose(result.states[1], x1, atol=1e-6)
+    uncertified = problem.with_layer_weights(3.0)
+    assert "layer_weights=('3', '1')" in repr(uncertified)
+    assert not uncertified.certify().certified and problem.certify().certified
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = weighted.solve("palm", tol=1e-8)
+        result = uncertified.solve("palm", tol=1e-8)
     messages = [str(w.message) for w in caught if issubclass(w.category, SolverWarning)]
     assert result.status == "stationary" and not result.global_optimum_claimed
-    assert len(messages) == 1 and "unit layer weights" in messages[0]
-    with pytest.raises(ValueError, match="unit layer weights"):
-        certify_deep(weighted.deep, weighted.reg)
-    with pytest.raises(ValueError, match="unit layer weights"):
-        smallest_alpha(weighted.deep)
-    assert weighted.with_layer_weights(None).certify().certified
+    assert len(messages) == 1 and f"α ≥ {3 * norm**2:.6g}" in messages[0]
 
 
 def test_layer_weights_are_refused_clearly():

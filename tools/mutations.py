@@ -127,6 +127,33 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the chain elimination forgetting the carried state of a residual link (a² P_j)",
     ),
     Mutation(
+        "tolerance-alpha-scale",
+        "bregmod/certificate.py",
+        'certified = bool(min_eig >= -common["tolerance"])',
+        'certified = bool(min_eig >= -common["tolerance"] * max(alpha, 1.0))',
+        ("tests/test_certificate.py",),
+        "the dense check's tolerance growing with J's α again, so a huge α certifies a form "
+        "that is indefinite where u₀ = 0 (α has no effect there)",
+    ),
+    Mutation(
+        "deep-tolerance-alpha-scale",
+        "bregmod/certificate.py",
+        "    scale = 1.0 + 2 * max(norms, default=0.0)",
+        "    scale = max(alpha, 1.0) + 2 * max(norms, default=0.0)",
+        ("tests/test_deep_certificate.py",),
+        "the deep certificate's tolerance scaled with J's α, so a huge α passes an indefinite "
+        "hidden block",
+    ),
+    Mutation(
+        "deep-weights-no-sqrt",
+        "bregmod/certificate.py",
+        "math.sqrt(gammas[l] / gammas[l - 1])",
+        "gammas[l] / gammas[l - 1]",
+        ("tests/test_deep_certificate.py",),
+        "the congruence of a weighted deep energy rescaling W_l by γ_l/γ_{l−1} instead of its "
+        "square root",
+    ),
+    Mutation(
         "cvxpy-alpha-twice",
         "bregmod/backends/cvxpy_backend.py",
         "        terms.append(problem.reg.cvx_remainder(u_vars[0]))",

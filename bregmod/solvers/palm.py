@@ -519,9 +519,10 @@ def continuation(
     -------
     Result
         The last stage's result: a point of E_γ for the last γ (its ``objective``, status and
-        certificate are that problem's; a weighted problem is never certified, so the status
-        is at best ``"stationary"``). ``stats["continuation"]`` lists every stage: its
-        ``layer_weights``, tol, sweeps, status, objective (summed over a batch) and wall time.
+        certificate are that problem's: ``"optimal"`` only when the weighted energy is
+        certified convex, which large γ usually prevents, else at best ``"stationary"``).
+        ``stats["continuation"]`` lists every stage: its ``layer_weights``, tol, sweeps,
+        status, objective (summed over a batch) and wall time.
 
     Raises
     ------
