@@ -33,9 +33,17 @@ implies the exact one.
 
 Tolerance policy: a form is certified when its smallest eigenvalue is ≥ −tol with
 tol = c · n · eps · scale, c = :data:`TOL_FACTOR`, n the dimension of the form and ``scale``
-an upper bound of its norm (λ‖K‖² + α + ρ⁻¹ + 2‖M‖ for Q, max(λ‖K‖², α, 1) + ‖W‖ for H₀), so
-rounding noise on a PSD form (an eigenvalue of −1e−16) passes while a genuinely indefinite
-form (smallest eigenvalue ≪ −tol) never does. An explicit ``tol`` replaces it.
+an upper bound of the norm of its α-free part (λ‖K‖² + ρ⁻¹ + 2‖M‖ for Q,
+max(λ‖K‖², 1) + ‖W‖ for H₀), so rounding noise on a PSD form (an eigenvalue of −1e−16)
+passes while a genuinely indefinite form (smallest eigenvalue ≪ −tol) never does. An
+explicit ``tol`` replaces it. α is left out of the scale on purpose: α acts on u₀ only, and a
+scale that grew with α would let a large enough α certify a form that is indefinite on the
+directions with u₀ = 0, which α does not touch (the tolerance, not α, would pass it). For the
+same reason the dense checks take the smaller of the computed smallest eigenvalue of the form
+and that of the form on {u₀ = 0} (α-free, computed without α-sized entries): the true
+λ_min is at most the latter, and a large α cannot hide its sign in the rounding of the full
+form. The price is conservative: for α far above the scale, the rounding of the full form
+(≈ eps·α) may exceed tol and reject a form that is PSD only to within that rounding.
 
 Depth dependence of the talk's residual example u_j = u_{j−1} + W_jᵀ prox(W_j u_{j−1} + b_j)
 (N(u₀) = u_L, so K = [0 … 0 I]): Q = T ⊗ I with T = tridiag(−1, 2, −1) − ρ⁻¹I of size L + 1
@@ -114,7 +122,7 @@ _FORMULAS = {
     "paper": "Q = λKᵀK + αE₀ − ρ⁻¹I − M − Mᵀ ⪰ 0",
     "exact": "H₀ = [[λKᵀK + αE₀, −Wᵀ], [−W, I]] ⪰ 0 on {M u = V z}",
 }
-_SCALES = {"paper": "λ‖K‖² + α + ρ⁻¹ + 2‖M‖", "exact": "max(λ‖K‖², α, 1) + ‖W‖"}
+_SCALES = {"paper": "λ‖K‖² + ρ⁻¹ + 2‖M‖", "exact": "max(λ‖K‖², 1) + ‖W‖"}
 
 
 @dataclass(frozen=True)
@@ -133,13 +141,14 @@ class Certificate:
         λ, ρ, α.
     min_eig : float or None
         The smallest eigenvalue of the checked form (of Q, or of Nᵀ H₀ N with N orthonormal,
-        i.e. the minimum of xᵀH₀x / ‖x‖² over the feasible subspace); None when
+        i.e. the minimum of xᵀH₀x / ‖x‖² over the feasible subspace): the smaller of the
+        computed one and that of the form on {u₀ = 0} (see the module docstring); None when
         ``factorised`` (not computed).
     tolerance : float
         The absolute tolerance used.
     scale : float
-        Upper bound of the norm of the form (λ‖K‖² + α + ρ⁻¹ + 2‖M‖ for Q,
-        max(λ‖K‖², α, 1) + ‖W‖ for H₀).
+        Upper bound of the norm of the form's α-free part (λ‖K‖² + ρ⁻¹ + 2‖M‖ for Q,
+        max(λ‖K‖², 1) + ‖W‖ for H₀): α never widens the tolerance.
     tol_policy : str
         ``"relative"`` (tolerance = tol_factor · dimension · eps · scale) or ``"absolute"``
         (given by the caller).
@@ -499,8 +508,14 @@ class _Form(ABC):
         """Smallest eigenvalue and a unit eigenvector (in the stacked u or (u, z) space)."""
 
     @abstractmethod
-    def scale(self, lam: float, rho: float, alpha: float) -> float:
-        """Upper bound of the norm of the form at (λ, ρ, α)."""
+    def scale(self, lam: float, rho: float) -> float:
+        """Upper bound of the norm of the form's α-free part at (λ, ρ) (the tolerance's
+        scale; α is left out, see the module docstring)."""
+
+    def input_free(self, lam: float, rho: float) -> tuple[float, np.ndarray] | None:
+        """Smallest eigenvalue and a unit vector of the form on the directions with u₀ = 0,
+        where α has no effect (None when not available, or when there are none)."""
+        return None
 
     def kernel_min(self, rho: float, alpha: float) -> float | None:
         """Smallest eigenvalue of the form on ker K (where λ has no effect; +inf if ker K = 0).
@@ -509,6 +524,11 @@ class _Form(ABC):
         None when not available (matrix-free forms).
         """
         return None
+
+
+def _exact_scale(form, lam: float) -> float:
+    """max(λ‖K‖², 1) + ‖W‖: the tolerance's scale for H₀, α left out (module docstring)."""
+    return max(lam * form.norm_K**2, 1.0) + form.norm_W
 
 
 def _min_on(basis: np.ndarray, form: np.ndarray) -> float:
@@ -529,8 +549,8 @@ class _PaperForm(_Form):
         self.norm_K = lifted.K.norm_bound()
         self.norm_M = lifted.M.norm_bound()
 
-    def scale(self, lam: float, rho: float, alpha: float) -> float:
-        return lam * self.norm_K**2 + alpha + 1.0 / rho + 2.0 * self.norm_M
+    def scale(self, lam: float, rho: float) -> float:
+        return lam * self.norm_K**2 + 1.0 / rho + 2.0 * self.norm_M
 
 
 class _PaperMatrix(_PaperForm):
@@ -557,11 +577,21 @@ class _PaperMatrix(_PaperForm):
         )
 
     def smallest(self, lam, rho, alpha):
-        T = lam * self.KtK + np.diag(alpha * self.E_0) - self.sym_M - np.eye(self.E_0.size) / rho
-        theta, t = sla.eigh(T, subset_by_index=[0, 0])
+        return self._smallest(lam * self.KtK + np.diag(alpha * self.E_0), rho, self.E_0 >= 0)
+
+    def input_free(self, lam, rho):
+        free = self.E_0 == 0
+        return self._smallest(lam * self.KtK, rho, free) if free.any() else None
+
+    def _smallest(self, T_data: np.ndarray, rho: float, rows: np.ndarray):
+        """λ_min and unit vector of T = T_data − Mₛ − Mₛᵀ − ρ⁻¹I on the entries ``rows``."""
+        T = T_data - self.sym_M - np.eye(self.E_0.size) / rho
+        theta, vec = sla.eigh(T[np.ix_(rows, rows)], subset_by_index=[0, 0])
+        t = np.zeros(self.E_0.size)
+        t[rows] = vec[:, 0]
         if self.n == 1:
-            return float(theta[0]), t[:, 0]
-        return float(theta[0]), np.kron(t[:, 0], np.full(self.n, 1.0 / math.sqrt(self.n)))
+            return float(theta[0]), t
+        return float(theta[0]), np.kron(t, np.full(self.n, 1.0 / math.sqrt(self.n)))
 
     def kernel_min(self, rho, alpha):
         return _min_on(self.ker_K, np.diag(alpha * self.E_0) - self.sym_M) - 1.0 / rho
@@ -632,9 +662,18 @@ class _ExactDense(_Form):
         self.R_alpha = self.N[:n_0].T @ self.N[:n_0]
         self.R_c = self.N.T @ self.H_c @ self.N
         self.ker_KN = sla.null_space(KN)
+        # feasible directions with u₀ = 0 (N Y): α has no effect there
+        self.Y = sla.null_space(self.N[:n_0])
+        self.Y_lam, self.Y_c = self.Y.T @ self.R_lam @ self.Y, self.Y.T @ self.R_c @ self.Y
 
-    def scale(self, lam, rho, alpha):
-        return max(lam * self.norm_K**2, alpha, 1.0) + self.norm_W
+    def scale(self, lam, rho):
+        return _exact_scale(self, lam)
+
+    def input_free(self, lam, rho):
+        if self.Y.shape[1] == 0:
+            return None
+        theta, vec = sla.eigh(lam * self.Y_lam + self.Y_c, subset_by_index=[0, 0])
+        return float(theta[0]), self.N @ (self.Y @ vec[:, 0])
 
     def smallest(self, lam, rho, alpha):
         theta, vec = sla.eigh(self._restricted(lam, alpha), subset_by_index=[0, 0])
@@ -710,8 +749,8 @@ class _ExactChain:
             "u_j = a_j u_{j−1} + B_j z_j)"
         )
 
-    def scale(self, lam: float, rho: float, alpha: float) -> float:
-        return max(lam * self.norm_K**2, alpha, 1.0) + self.norm_W
+    def scale(self, lam: float, rho: float) -> float:
+        return _exact_scale(self, lam)
 
     def reduce(self, lam: float, shift: float) -> tuple[int | None, np.ndarray]:
         """(failed link, P₀) of the chain at λ and s = ``shift`` (the last result is cached)."""
@@ -816,9 +855,10 @@ def _advice(lifted: LiftedNetwork, method: str, kernel_indefinite: bool) -> str:
     return text
 
 
-def _tolerance(form, lam: float, rho: float, alpha: float, tol: float | None) -> dict:
-    """The tolerance fields of a Certificate: relative policy unless ``tol`` is given."""
-    scale = form.scale(lam, rho, alpha)
+def _tolerance(form, lam: float, rho: float, tol: float | None) -> dict:
+    """The tolerance fields of a Certificate: relative policy unless ``tol`` is given (its
+    scale leaves α out, see the module docstring)."""
+    scale = form.scale(lam, rho)
     if tol is None:
         tolerance = TOL_FACTOR * form.dimension * _EPS * scale
         return dict(tolerance=tolerance, scale=scale, tol_policy="relative", tol_factor=TOL_FACTOR)
@@ -834,7 +874,7 @@ def _chain_certificate(
 ) -> Certificate:
     """The verdict of the block LDLᵀ at s = tol: every G_j ≻ 0 and α I + P₀ ≻ 0 (Cholesky);
     the threshold α* = max(−λ_min(P₀), 0) from the same P₀."""
-    common = _tolerance(form, lam, rho, alpha, tol)
+    common = _tolerance(form, lam, rho, tol)
     failed, P_0 = form.reduce(lam, common["tolerance"])
     threshold = None
     certified = False
@@ -886,7 +926,10 @@ def _certificate(
     if isinstance(form, _ExactChain):
         return _chain_certificate(form, lam, rho, alpha, tol)
     min_eig, vector = form.smallest(lam, rho, alpha)
-    common = _tolerance(form, lam, rho, alpha, tol)
+    free = form.input_free(lam, rho)
+    if free is not None and free[0] < min_eig:  # λ_min ≤ the form's minimum on {u₀ = 0}
+        min_eig, vector = free
+    common = _tolerance(form, lam, rho, tol)
     certified = bool(min_eig >= -common["tolerance"])
     common.update(
         method=form.method,
@@ -1155,11 +1198,13 @@ class DeepCertificate:
     ----------
     certified : bool
         True iff ``min_eig ≥ −tolerance`` (same relative tolerance policy as :func:`certify`,
-        with scale = max(α, 1) + 2 max_l ‖W_l‖).
+        with scale = 1 + 2 max_{l<L} ‖W_l‖, which leaves α out: α never widens it).
     min_eig : float
-        The smallest eigenvalue of H₀ (above ``dense_limit``: the Rayleigh quotient of a
-        LOBPCG vector, an upper bound of it, not part of the verdict; ``solver`` says whether
-        it converged).
+        The smallest eigenvalue of H₀ (dense path: the smaller of the computed one and that of
+        its hidden block x_1 … x_{L−1}, where α has no effect; above ``dense_limit``: the
+        Rayleigh quotient of a LOBPCG vector, an upper bound of it, not part of the verdict;
+        ``solver`` says whether it converged). With layer weights: of the congruent
+        unit-weight form H̃₀ = D⁻¹ H_γ D⁻¹ (see ``weights``).
     tolerance : float
         The absolute tolerance used.
     alpha : float
@@ -1179,6 +1224,13 @@ class DeepCertificate:
         True when the verdict comes from the block LDLᵀ of H₀ + tol·I (above ``dense_limit``):
         certified iff every pivot block is positive definite, and ``min_eig`` is only an
         estimate (an upper bound) beside it.
+    weights : tuple of float or None
+        The layer weights γ_1, …, γ_L of a weighted energy E_γ (None for unit weights). Its
+        quadratic part H_γ (γ_l I on x_l, −γ_l W_l off the diagonal) is checked through the
+        congruent H̃₀ = D⁻¹ H_γ D⁻¹, D = diag(I, √γ_1 I, …, √γ_{L−1} I): the unit-weight form
+        with W_l ← √(γ_l/γ_{l−1}) W_l (γ_0 = 1; γ_L does not enter). Same inertia, so the
+        verdict and ``smallest_alpha`` are H_γ's; ``min_eig``, ``tolerance`` and the margin
+        are H̃₀'s.
     """
 
     certified: bool
@@ -1191,6 +1243,7 @@ class DeepCertificate:
     method: str = "deep"
     advice: str = ""
     factorised: bool = False
+    weights: tuple[float, ...] | None = None
 
     @property
     def finding(self) -> str:
@@ -1219,6 +1272,15 @@ class DeepCertificate:
             f"{self.dimension}, by {self.solver}.",
             f"Result: {verdict}: {self.finding}.",
         ]
+        if self.weights is not None:
+            lines.insert(
+                1,
+                "Layer weights γ = ("
+                + ", ".join(f"{g:g}" for g in self.weights)
+                + "): checked through the congruent unit-weight form D⁻¹H_γD⁻¹ (W_l ← "
+                "√(γ_l/γ_{l−1}) W_l, D = diag(I, √γ_1 I, …)): same inertia, so the verdict and "
+                "α* are H_γ's; eigenvalues and tolerance are those of the rescaled form.",
+            )
         if self.factorised:
             lines.append(
                 f"Smallest-eigenvalue estimate (an upper bound, not part of the verdict): "
@@ -1291,13 +1353,76 @@ def _deep_schur(model, shift: float) -> tuple[int | None, np.ndarray]:
     return None, -P_0 if np.ndim(P_0) else np.zeros((n_0, n_0))
 
 
-def _check_unit_weights(model, what: str) -> None:
-    """Refuse a weighted energy Σ γ_l B_l: H₀ above is the quadratic part for γ_l = 1."""
-    if model.weighted:
-        raise ValueError(
-            f"{what}: the deep certificate covers unit layer weights; this model has weights "
-            f"{model.weights} (DeepBregman.with_weights), which change H₀"
-        )
+class _ScaledOperator(Operator):
+    """c · W for a constant c > 0: a link of the congruent chain of :func:`_unit_weight_chain`."""
+
+    def __init__(self, op: Operator, c: float) -> None:
+        super().__init__(op.shape, matrix_free=op.matrix_free)
+        self.op, self.c = op, c
+
+    def _apply(self, X: np.ndarray) -> np.ndarray:
+        return self.c * self.op.apply(X)
+
+    def _apply_adjoint(self, Y: np.ndarray) -> np.ndarray:
+        return self.c * self.op.apply_adjoint(Y)
+
+    def _norm_bound(self) -> float:
+        return self.c * self.op.norm_bound()
+
+    def to_dense(self) -> np.ndarray:
+        return self.c * self.op.to_dense()
+
+
+class _UnitWeightChain(NamedTuple):
+    """The depth, state sizes and links W̃_l of the unit-weight chain of :func:`_unit_weight_chain`
+    (the part of the DeepBregman interface that the certificate reads)."""
+
+    depth: int
+    sizes: tuple[int, ...]
+    operators: tuple[Operator, ...]
+
+    def operator(self, l: int) -> Operator:
+        """W̃_l (layers are numbered 1…L)."""
+        return self.operators[l - 1]
+
+
+def _unit_weight_chain(model):
+    """The unit-weight chain whose H₀ is congruent to the weighted model's (docs/math/deep.md).
+
+    With layer weights γ_l the quadratic part of E_γ is H_γ: α I on x_0, γ_l I on x_l and
+    −γ_l W_l at block (l, l−1), for l = 1 … L−1 (γ_L multiplies the data term, which is
+    convex plus linear in x_{L−1} since x_L = f is fixed, so it does not enter H_γ). With
+    D = diag(I, √γ_1 I, …, √γ_{L−1} I),
+
+        D⁻¹ H_γ D⁻¹ = H̃₀:  α I on x_0, I on x_l, −√(γ_l/γ_{l−1}) W_l at (l, l−1)   (γ_0 = 1),
+
+    the unit-weight H₀ of the links W̃_l = √(γ_l/γ_{l−1}) W_l. A congruence preserves inertia
+    (Sylvester), so H_γ ⪰ 0 ⟺ H̃₀ ⪰ 0, and α enters both unchanged (D is I on x_0): the verdict
+    and α* of H̃₀ are those of H_γ; its eigenvalues (and the tolerance) are H̃₀'s. The model
+    itself is returned when every γ_l = 1; W_L (not in H₀) is kept.
+    """
+    if not model.weighted:
+        return model
+    gammas = (1.0, *model.weights)
+    operators = tuple(
+        model.operator(l)
+        if l == model.depth or gammas[l] == gammas[l - 1]
+        else _ScaledOperator(model.operator(l), math.sqrt(gammas[l] / gammas[l - 1]))
+        for l in range(1, model.depth + 1)
+    )
+    return _UnitWeightChain(model.depth, tuple(model.sizes), operators)
+
+
+def _deep_threshold(chain) -> float | None:
+    """α* = λ_max(W_1ᵀ S_1⁻¹ W_1) of a unit-weight chain (None: a hidden S_l is not ≻ 0); see
+    :func:`smallest_alpha`."""
+    _check_blocks(chain)
+    failed, P = _deep_schur(chain, 0.0)
+    if failed is not None:
+        return None
+    if chain.depth == 1:
+        return 0.0
+    return float(sla.eigh(P, eigvals_only=True, subset_by_index=[P.shape[0] - 1] * 2)[0])
 
 
 def _check_blocks(model) -> None:
@@ -1330,11 +1455,15 @@ def smallest_alpha(
     that float, or None when a hidden Schur complement is not positive definite (no α
     certifies; singular is treated as such, conservatively). Its states x_0 … x_{L−2} must
     have at most :data:`BLOCK_LIMIT` entries each (the last free state x_{L−1} may be larger).
+    With layer weights γ this is computed on the congruent unit-weight chain of
+    :func:`_unit_weight_chain` (W_l ← √(γ_l/γ_{l−1}) W_l), which has the same α*.
 
     **Quadratic lifted model** (``model`` a LiftedNetwork, with λ and, for the paper check,
     ρ): a :class:`Threshold` like :func:`smallest_lambda`, for :func:`certify`'s ``alpha``.
     The checked forms are nondecreasing in α (α multiplies the PSD term E₀), so α = 0 is
-    tried first, then a bracket by factors of 10 up to 1e12 is bisected geometrically to
+    tried first; on the dense paths, when the form is indefinite (below −tol) on the
+    directions with u₀ = 0, where α has no effect, no α certifies (None, without a search);
+    else a bracket by factors of 10 up to 1e12 is bisected geometrically to
     relative accuracy ``rtol``; on the factorised path (a chain above ``dense_limit``) the
     threshold max(−λ_min(P₀), 0) comes from one elimination (:func:`_chain_elimination`) and
     is returned raised by the relative ``rtol`` (the certificate at the threshold itself is
@@ -1343,19 +1472,11 @@ def smallest_alpha(
     Raises
     ------
     ValueError
-        A deep state x_0 … x_{L−2} has more than :data:`BLOCK_LIMIT` entries, or a deep model
-        with layer weights other than 1; a LiftedNetwork without λ, or without ρ for
-        ``method="paper"``; what :func:`certify` refuses.
+        A deep state x_0 … x_{L−2} has more than :data:`BLOCK_LIMIT` entries; a LiftedNetwork
+        without λ, or without ρ for ``method="paper"``; what :func:`certify` refuses.
     """
     if not isinstance(model, LiftedNetwork):
-        _check_unit_weights(model, "smallest_alpha")
-        _check_blocks(model)
-        failed, P = _deep_schur(model, 0.0)
-        if failed is not None:
-            return None
-        if model.depth == 1:
-            return 0.0
-        return float(sla.eigh(P, eigvals_only=True, subset_by_index=[P.shape[0] - 1] * 2)[0])
+        return _deep_threshold(_unit_weight_chain(model))
     if lam is None:
         raise ValueError("smallest_alpha of a LiftedNetwork needs lam (the data weight λ)")
     method = _check_method(method)
@@ -1371,6 +1492,14 @@ def smallest_alpha(
     at_zero = certify_at(0.0)
     if at_zero.certified:
         return Threshold("alpha", method, 0.0, "certified already at α = 0", at_zero)
+    free = None if isinstance(form, _ExactChain) else form.input_free(lam, rho)
+    if free is not None and free[0] < -at_zero.tolerance:
+        reason = (
+            f"no α certifies at λ = {lam:g}{f', ρ = {rho:g}' if method == 'paper' else ''}: on "
+            f"the directions with u₀ = 0, where α has no effect, the form's smallest eigenvalue "
+            f"is {free[0]:.3g} < −{at_zero.tolerance:.3g}; {at_zero.advice}"
+        )
+        return Threshold("alpha", method, None, reason, at_zero)
     if isinstance(form, _ExactChain):
         if at_zero.smallest_alpha is None:
             reason = f"no α certifies at λ = {lam:g}: {at_zero.finding}; {at_zero.advice}"
@@ -1462,23 +1591,26 @@ def certify_deep(
     SolverError
         The eigenvalue estimate contradicts the block factorisation (never seen; a pass is
         never reported then).
-    ValueError
-        The model has layer weights other than 1 (not covered).
     """
-    _check_unit_weights(model, "certify_deep")
     dense_limit = _check_dense_limit(dense_limit)
+    weights = model.weights if model.weighted else None
+    model = _unit_weight_chain(model)
     alpha = 0.0 if reg is None else float(reg.strong_convexity)
     dimension = int(sum(model.sizes[: model.depth]))
-    norms = [model.operator(l).norm_bound() for l in range(1, model.depth + 1)]
-    scale = max(alpha, 1.0) + 2 * max(norms)
+    norms = [model.operator(l).norm_bound() for l in range(1, model.depth)]
+    scale = 1.0 + 2 * max(norms, default=0.0)
     tolerance = _check_tol(tol)
     if tolerance is None:
         tolerance = TOL_FACTOR * dimension * _EPS * scale
     if dimension <= dense_limit:
-        min_eig = float(np.linalg.eigvalsh(_deep_form(model, alpha))[0])
+        H = _deep_form(model, alpha)
+        min_eig = float(np.linalg.eigvalsh(H)[0])
+        n_0 = model.sizes[0]
+        if model.depth > 1:  # λ_min ≤ that of the hidden block, where α has no effect
+            min_eig = min(min_eig, float(np.linalg.eigvalsh(H[n_0:, n_0:])[0]))
         certified = min_eig >= -tolerance
         blocks = model.sizes[: max(model.depth - 1, 1)]
-        threshold = smallest_alpha(model) if max(blocks) <= BLOCK_LIMIT else None
+        threshold = _deep_threshold(model) if max(blocks) <= BLOCK_LIMIT else None
         solver = "numpy.linalg.eigvalsh (dense)"
     else:
         if max(model.sizes[: max(model.depth - 1, 1)]) > BLOCK_LIMIT:
@@ -1509,8 +1641,9 @@ def certify_deep(
     elif threshold is None:
         advice = (
             "no strong convexity of J on x_0 suffices: the hidden layers' couplings are too "
-            "strong (for three layers ‖W_2‖ < 1 is needed); the block solver palm finds "
-            "stationary points"
+            "strong (for three layers ‖W_2‖ < 1 is needed"
+            + (", with W_l ← √(γ_l/γ_{l−1}) W_l under the layer weights" if weights else "")
+            + "); the block solver palm finds stationary points"
         )
     else:
         advice = (
@@ -1527,4 +1660,5 @@ def certify_deep(
         solver=solver,
         advice=advice,
         factorised=dimension > dense_limit,
+        weights=weights,
     )

@@ -264,9 +264,11 @@ class Inversion:
         data term); a sequence gives γ_1, …, γ_L. None (default): all 1, the model of the
         paper. Large γ pushes the hidden states onto the forward pass; γ → ∞ tends to the
         reduced problem min_u B_{Ψ_L}(f^δ, W_L N_{L−1}(u) + b_L) + J(u) (docs/math/deep.md,
-        "Layer weights"). The deep certificate covers unit weights only: a weighted problem
-        is not certified (:meth:`certify` returns None), so its results are never
-        ``"optimal"``.
+        "Layer weights"). The deep certificate counts the weights (through a congruence
+        that rescales W_l, :func:`bregmod.certificate.certify_deep`), so a weighted problem
+        is certified when its H_γ ⪰ 0; since α* grows with γ (for two layers
+        α* = γ_1‖W_1‖²), large weights usually leave it uncertified and its results
+        ``"stationary"``.
 
     Attributes
     ----------
@@ -557,12 +559,10 @@ class Inversion:
         Certificate, StructuralCertificate or None
             ``fidelity="bregman"`` with one layer always gets a :class:`StructuralCertificate`
             (the model is convex by structure; ``method`` is ignored); with two or more layers
-            the deep model's exact check :func:`bregmod.certificate.certify_deep` (None when
-            the network is too large for it, and None for ``layer_weights`` other than 1,
-            which that check does not cover: nothing is claimed).
+            the deep model's exact check :func:`bregmod.certificate.certify_deep`, layer
+            weights included (None when the network is too large for it: nothing is
+            claimed).
         """
-        if self._deep is not None and self._deep.weighted:
-            return None
         if self._deep is not None:
             if "deep" not in self._certificates:
                 self._certificates["deep"] = certify_deep(self._deep, self._reg)
@@ -836,11 +836,10 @@ class Inversion:
 
     def _uncertified_note(self, certificate) -> str:
         """Why a converged run is only a stationary point, and what would certify it."""
-        if certificate is None and self._deep is not None and self._deep.weighted:
+        if certificate is None and self._deep is not None:
             why = (
-                "no convexity certificate applies (the deep certificate covers unit layer "
-                "weights; this problem has layer_weights "
-                f"{tuple(f'{g:g}' for g in self._deep.weights)})"
+                "no convexity certificate applies (a state of the deep model exceeds "
+                "certificate.BLOCK_LIMIT entries, too large for its exact check)"
             )
         elif certificate is None:
             why = (

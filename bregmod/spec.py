@@ -100,6 +100,8 @@ Tables and keys
     ``fidelity`` (``quadratic``, the lifted model, default; or ``bregman``, one layer),
     ``lam`` (λ, default 1) and ``rho`` (ρ; default chosen by
     :class:`~bregmod.problem.Inversion`); the Bregman fidelity takes neither.
+    ``layer_weights`` (``bregman`` with two or more Dense/Conv2d layers only): a number γ for
+    the hidden terms or one γ_l per layer (``Inversion(..., layer_weights=…)``).
 ``[solver]``
     ``name`` (``auto``, ``cvxpy``, ``pdhg``, ``fista``, ``cd``, ``admm``), ``tol``,
     ``max_iter``, ``dtype`` (``float64``/``float32``) and ``options`` (a table of the named
@@ -203,7 +205,7 @@ _TRUTH = {"image": (str,), "file": (str,), "key": (str,), "values": (list,)}
 _NOISE = {"kind": (str,), "level": _NUMBER, "relative": (bool,), "where": (str,),
           "project": (bool,), "seed": (int,), "copies": (int,)}
 _REG = {"expr": (str,), "scale": (str,)}
-_MODEL = {"fidelity": (str,), "lam": _NUMBER, "rho": _NUMBER}
+_MODEL = {"fidelity": (str,), "lam": _NUMBER, "rho": _NUMBER, "layer_weights": (*_NUMBER, list)}
 _SOLVER = {"name": (str,), "tol": _NUMBER, "max_iter": (int,), "dtype": (str,),
            "options": (dict,)}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -1007,9 +1009,11 @@ def _solver(ctx: _Context, raw: dict) -> SolverSettings:
     return SolverSettings(name, tol, max_iter, dtype, dict(options))
 
 
-def _model(ctx: _Context, raw: dict) -> tuple[str, float, float | None]:
-    """(fidelity, λ, ρ) of ``[model]``, checked by the rule of :func:`bregmod.problem.model_weights`
-    (ρ stays None when not given: :class:`~bregmod.problem.Inversion` chooses it)."""
+def _model(ctx: _Context, raw: dict) -> tuple[str, float, float | None, Any]:
+    """(fidelity, λ, ρ, layer weights) of ``[model]``, λ and ρ checked by the rule of
+    :func:`bregmod.problem.model_weights` (ρ stays None when not given:
+    :class:`~bregmod.problem.Inversion` chooses it); the layer weights are a number, a list of
+    numbers or None (their values are checked by ``Inversion.with_layer_weights``)."""
     from bregmod.problem import model_weights
 
     table = _table(ctx, raw, "model", _MODEL, "model")
@@ -1018,7 +1022,13 @@ def _model(ctx: _Context, raw: dict) -> tuple[str, float, float | None]:
         lam, rho = model_weights(fidelity, table.get("lam"), table.get("rho"))
     except ParameterError as exc:
         raise ctx.error(f"model.{exc.parameter}", str(exc)) from None
-    return fidelity, lam, None if table.get("rho") is None else rho
+    layer_weights = table.get("layer_weights")
+    if isinstance(layer_weights, list) and not all(
+        isinstance(w, _NUMBER) and not isinstance(w, bool) for w in layer_weights
+    ):
+        raise ctx.error("model.layer_weights", "expected a number or a list of numbers (one "
+                                               f"γ_l per layer), got {layer_weights!r}")
+    return fidelity, lam, None if table.get("rho") is None else rho, layer_weights
 
 
 # --- the spec -------------------------------------------------------------------------------
@@ -1171,7 +1181,7 @@ def parse_spec(
     if check_memory:
         _check_memory(ctx, raw)
     network = _network(ctx, _require(ctx, raw, "layers", ""), input_shape)
-    fidelity, lam, rho = _model(ctx, raw)
+    fidelity, lam, rho, layer_weights = _model(ctx, raw)
     data, truth, clean, noise = _data(ctx, raw, network, fidelity)
     reg, reg_text = _regularizer(ctx, raw, input_shape, int(np.prod(network.out_shape)))
     solver = _solver(ctx, raw)
@@ -1185,6 +1195,11 @@ def parse_spec(
                                 "'pre_activation' or noise.project = true") from None
     except (ValueError, TypeError) as exc:
         raise ctx.error("model", str(exc)) from None
+    if layer_weights is not None:
+        try:
+            problem = problem.with_layer_weights(layer_weights)
+        except ValueError as exc:
+            raise ctx.error("model.layer_weights", str(exc)) from None
     return Spec(
         name=raw.get("name", Path(source).stem),
         description=raw.get("description", ""),

@@ -16,6 +16,7 @@ import scipy.linalg as sla
 
 from bregmod.activations import Identity, ReLU, Tanh
 from bregmod.certificate import (
+    DENSE_LIMIT,
     TOL_FACTOR,
     Certificate,
     certify,
@@ -617,3 +618,64 @@ def test_paper_and_exact_count_alpha_on_the_input_block(seed):
     exact = certify(lifted, lam, rho, alpha=alpha)
     expected = np.linalg.eigvalsh(truth.basis.T @ H @ truth.basis)[0]
     assert exact.min_eig == pytest.approx(expected, abs=1e-10) and exact.alpha == alpha
+
+
+# --- α acts on u₀ only: it never certifies a form that is indefinite where u₀ = 0 --------------
+
+
+def input_free_truth(truth, lam):
+    """λ_min of H₀ on the feasible directions with u₀ = 0 (hand-built basis, α-free)."""
+    B = truth.basis @ sla.null_space(truth.basis[: truth.n])
+    return np.linalg.eigvalsh(B.T @ truth.H0(lam) @ B)[0]
+
+
+@pytest.mark.parametrize("dense_limit", [0, DENSE_LIMIT])
+def test_no_alpha_certifies_a_form_indefinite_where_alpha_does_not_act(dense_limit):
+    """Residual net (V = Wᵀ, depth 2) at λ = 0.3: H₀ is indefinite on {M u = V z, u₀ = 0}
+    (−0.0229), where α has no effect. A tolerance scaled with α (10·n·eps·α = 0.029 at
+    α = 1e12, n = 13) used to pass it there, and smallest_alpha reported α* ≈ 7.9e11 on the
+    dense path; both paths must say that no α certifies."""
+    lifted, truth = residual_chain(np.random.default_rng(32), depth=2, weight=0.8)
+    lam = 0.3
+    free = input_free_truth(truth, lam)
+    assert -0.03 < free < -0.02
+    found = smallest_alpha(lifted, lam, dense_limit=dense_limit)
+    assert found.value is None and not found.certificate.certified
+    for alpha in (1e6, 1e12):
+        cert = certify(lifted, lam, 1.0, alpha=alpha, dense_limit=dense_limit)
+        assert not cert.certified and cert.tolerance < 1e-12
+        if not cert.factorised:  # the reported eigenvalue is at most the α-free one
+            assert cert.min_eig <= free + 1e-12
+    if dense_limit:
+        assert "u₀ = 0, where α has no effect" in found.reason
+        assert found.reason.count(f"{free:.3g}") == 1
+
+
+def test_alpha_free_check_of_the_paper_form():
+    """Q restricted to u₁, u₂ (u₀ = 0) is indefinite at λ = 0.3, ρ = 1: no α certifies."""
+    lifted, truth = residual_chain(np.random.default_rng(32), depth=2, weight=0.8)
+    Q = truth.Q(0.3, 1.0)
+    free = np.linalg.eigvalsh(Q[truth.n :, truth.n :])[0]
+    assert free < -0.1
+    found = smallest_alpha(lifted, 0.3, 1.0, method="paper")
+    assert found.value is None and f"{free:.3g}" in found.reason
+    assert certify(lifted, 0.3, 1.0, method="paper", alpha=1e12).min_eig <= free + 1e-12
+
+
+def test_where_alpha_certifies_both_paths_agree_with_the_dense_truth():
+    """Same net with larger weights and λ = 0.5: H₀ ≻ 0 on {u₀ = 0} (+0.0121), so a finite α*
+    exists; the dense bisection and the chain elimination find the one of the hand-built
+    restricted H₀."""
+    lifted, truth = residual_chain(np.random.default_rng(32), depth=2, weight=3.0)
+    lam = 0.5
+    assert input_free_truth(truth, lam) > 0.01
+    E = np.zeros((truth.n_u + truth.n_z,) * 2)
+    E[: truth.n, : truth.n] = np.eye(truth.n)
+    B = truth.basis
+    threshold = alpha_where(lambda a: np.linalg.eigvalsh(B.T @ (truth.H0(lam) + a * E) @ B)[0], 0)
+    assert threshold == pytest.approx(15.905, rel=1e-4)
+    dense = smallest_alpha(lifted, lam)
+    chain = smallest_alpha(lifted, lam, dense_limit=0)
+    assert dense.value == pytest.approx(threshold, rel=2e-6)
+    assert chain.value == pytest.approx(threshold, rel=2e-6)
+    assert dense.certificate.certified and chain.certificate.certified

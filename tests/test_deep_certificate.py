@@ -139,3 +139,84 @@ def test_wide_deep_chain_is_certified_with_block_path():
     assert above.dimension > certificate.DENSE_LIMIT and "block LDLᵀ" in above.solver
     assert above.certified and not below.certified
     assert below.min_eig < -below.tolerance < 0 < above.min_eig
+
+
+# --- layer weights: the congruence D⁻¹H_γD⁻¹ (docs/math/deep.md, "Layer weights") -----------
+
+
+def weighted_hessian(model, alpha, gammas):
+    """H_γ written out with numpy: α on x_0, γ_l I on x_l, −γ_l W_l at (l, l−1), l < L (the
+    quadratic part of Σ γ_l B_{Ψ_l}(x_l, W_l x_{l−1} + b_l) + α/2‖x_0‖², x_L fixed)."""
+    sizes = model.sizes[: model.depth]
+    offsets = np.cumsum([0, *sizes])
+    H = np.zeros((offsets[-1],) * 2)
+    H[: sizes[0], : sizes[0]] = alpha * np.eye(sizes[0])
+    for l in range(1, model.depth):
+        rows, cols = slice(offsets[l], offsets[l + 1]), slice(offsets[l - 1], offsets[l])
+        H[rows, rows] = gammas[l - 1] * np.eye(sizes[l])
+        W = gammas[l - 1] * model.operator(l).to_dense()
+        H[rows, cols], H[cols, rows] = -W, -W.T
+    return H
+
+
+def schur_threshold(H, n_0):
+    """α* = λ_max(Bᵀ T⁻¹ B) of H = [[0, Bᵀ], [B, T]] + α E₀ (T ≻ 0), or None (T not ≻ 0)."""
+    T, B = H[n_0:, n_0:], H[n_0:, :n_0]
+    if np.linalg.eigvalsh(T)[0] <= 0:
+        return None
+    return np.linalg.eigvalsh(B.T @ np.linalg.solve(T, B))[-1]
+
+
+# (seed, sizes, scale, γ): with unit weights the first is certifiable (α* = 0.14) and the third
+# is not (a hidden Schur complement is indefinite); the weights reverse both
+WEIGHTED = [(0, [6, 5, 3, 4, 2], 0.3, (2.0, 0.5, 3.0, 7.0)),
+            (4, [8, 3, 5, 6, 8], 0.3, (5.0, 5.0, 0.2, 0.1)),
+            (4, [8, 3, 5, 6, 8], 0.5, (5.0, 5.0, 0.2, 0.1)),
+            (1, [4, 6, 2], 0.8, (3.0, 9.0))]
+
+
+@pytest.mark.parametrize(("seed", "sizes", "scale", "gammas"), WEIGHTED)
+@pytest.mark.parametrize("dense_limit", [0, certificate.DENSE_LIMIT])
+def test_weighted_verdict_and_threshold_are_those_of_the_weighted_hessian(
+    seed, sizes, scale, gammas, dense_limit
+):
+    model = dense_model(np.random.default_rng(seed), sizes, scale).with_weights(gammas)
+    n_0 = model.sizes[0]
+    expected = schur_threshold(weighted_hessian(model, 0.0, gammas), n_0)
+    threshold = smallest_alpha(model)
+    if expected is None:
+        assert threshold is None
+        cert = certify_deep(model, 1e6 * SquaredL2(), dense_limit=dense_limit)
+        assert not cert.certified and cert.smallest_alpha is None
+        return
+    assert threshold == pytest.approx(expected, rel=1e-9)
+    for factor in (1 + 1e-6, 1 - 1e-6):
+        alpha = factor * expected
+        truth = np.linalg.eigvalsh(weighted_hessian(model, alpha, gammas))[0]
+        cert = certify_deep(model, alpha * SquaredL2(), dense_limit=dense_limit)
+        assert cert.certified is bool(truth > 0) is (factor > 1)
+        assert cert.weights == gammas and "congruent unit-weight form" in cert.explain()
+    # γ_L weights the data term, which H_γ does not contain
+    assert smallest_alpha(model.with_weights((*gammas[:-1], 50.0))) == pytest.approx(threshold)
+
+
+def test_weighted_two_layer_threshold_is_gamma_1_times_the_squared_norm():
+    model = dense_model(np.random.default_rng(5), [4, 7, 3], scale=1.0)
+    norm = np.linalg.norm(model.operator(1).to_dense(), 2)
+    assert smallest_alpha(model.with_weights((2.5, 4.0))) == pytest.approx(2.5 * norm**2)
+
+
+@pytest.mark.parametrize("dense_limit", [0, certificate.DENSE_LIMIT])
+def test_a_huge_alpha_does_not_certify_an_indefinite_hidden_part(dense_limit):
+    """‖W_2‖ = 1.01: the hidden block [[I, −W_2ᵀ], [−W_2, I]] has λ_min = −0.01, which α does
+    not touch. The tolerance leaves α out (one that grew with α, 10·n·eps·α ≈ 0.03 at
+    α = 1e12, would pass it)."""
+    model = dense_model(np.random.default_rng(4), [4, 6, 5, 3])
+    W2 = model.operator(2).to_dense()
+    model = DeepBregman([model.operator(1), MatrixOperator(1.01 * W2 / np.linalg.norm(W2, 2)),
+                         model.operator(3)], [None] * 3, [ReLU()] * 3)
+    assert np.linalg.eigvalsh(hessian(model, 0.0)[4:, 4:])[0] == pytest.approx(-0.01)
+    assert smallest_alpha(model) is None
+    cert = certify_deep(model, 1e12 * SquaredL2(), dense_limit=dense_limit)
+    assert not cert.certified and cert.tolerance < 1e-12
+    assert cert.min_eig <= -0.01 + 1e-9

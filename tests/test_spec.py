@@ -256,6 +256,13 @@ def test_unknown_key_inside_an_inline_table_of_the_second_layer():
          "has no λ or ρ"),
         ('[model]\nfidelity = "bregman"', '[model]\nfidelity = "quadratic"\nrho = -1.0',
          "model.rho", "rho (the penalty ρ) must be a finite positive number, got -1.0"),
+        ('[model]\nfidelity = "bregman"', '[model]\nfidelity = "bregman"\nlayer_weights = 10',
+         "model.layer_weights", "this problem has one layer"),
+        ('[model]\nfidelity = "bregman"', '[model]\nfidelity = "bregman"\nlayer_weights = true',
+         "model.layer_weights", "expected number or array, got bool"),
+        ('[model]\nfidelity = "bregman"',
+         '[model]\nfidelity = "bregman"\nlayer_weights = [1, "2"]', "model.layer_weights",
+         "expected a number or a list of numbers"),
     ],
 )
 def test_wrong_values_name_key_and_line(old, new, key, fragment):
@@ -263,6 +270,33 @@ def test_wrong_values_name_key_and_line(old, new, key, fragment):
     message = error(text)
     assert fragment in message
     assert f"line {line_of(text, new.splitlines()[-1])}: {key}" in message
+
+
+TWO_LAYERS = BASE.replace("[data]", '''[[layers]]
+type = "dense"
+out = 32
+activation = "relu"
+weights = { distribution = "normal", std = 0.3, seed = 3 }
+bias = { distribution = "constant", value = 1.0 }
+
+[data]''', 1).replace('where = "pre_activation"', 'where = "output"')
+
+
+@pytest.mark.parametrize(("value", "weights"), [("10", (10.0, 1.0)), ("[2, 3.5]", (2.0, 3.5))])
+def test_layer_weights_weight_the_deep_model(value, weights):
+    plain = parse(TWO_LAYERS)
+    assert plain.problem.deep.weights == (1.0, 1.0)
+    text = TWO_LAYERS.replace('[model]\nfidelity = "bregman"',
+                              f'[model]\nfidelity = "bregman"\nlayer_weights = {value}')
+    assert parse(text).problem.deep.weights == weights
+    overridden = parse(TWO_LAYERS, overrides={"model.layer_weights": 10})
+    assert overridden.problem.deep.weights == (10.0, 1.0)
+    for bad, fragment in (("-1.0", "layer_weights"), ("[1, 2, 3]", "one γ_l per layer")):
+        text = TWO_LAYERS.replace('[model]\nfidelity = "bregman"',
+                                  f'[model]\nfidelity = "bregman"\nlayer_weights = {bad}')
+        message = error(text)
+        assert fragment in message
+        assert f"line {line_of(text, 'layer_weights')}: model.layer_weights" in message
 
 
 def test_missing_sections_and_keys():

@@ -127,6 +127,33 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the chain elimination forgetting the carried state of a residual link (a² P_j)",
     ),
     Mutation(
+        "tolerance-alpha-scale",
+        "bregmod/certificate.py",
+        'certified = bool(min_eig >= -common["tolerance"])',
+        'certified = bool(min_eig >= -common["tolerance"] * max(alpha, 1.0))',
+        ("tests/test_certificate.py",),
+        "the dense check's tolerance growing with J's α again, so a huge α certifies a form "
+        "that is indefinite where u₀ = 0 (α has no effect there)",
+    ),
+    Mutation(
+        "deep-tolerance-alpha-scale",
+        "bregmod/certificate.py",
+        "    scale = 1.0 + 2 * max(norms, default=0.0)",
+        "    scale = max(alpha, 1.0) + 2 * max(norms, default=0.0)",
+        ("tests/test_deep_certificate.py",),
+        "the deep certificate's tolerance scaled with J's α, so a huge α passes an indefinite "
+        "hidden block",
+    ),
+    Mutation(
+        "deep-weights-no-sqrt",
+        "bregmod/certificate.py",
+        "math.sqrt(gammas[l] / gammas[l - 1])",
+        "gammas[l] / gammas[l - 1]",
+        ("tests/test_deep_certificate.py",),
+        "the congruence of a weighted deep energy rescaling W_l by γ_l/γ_{l−1} instead of its "
+        "square root",
+    ),
+    Mutation(
         "cvxpy-alpha-twice",
         "bregmod/backends/cvxpy_backend.py",
         "        terms.append(problem.reg.cvx_remainder(u_vars[0]))",
@@ -281,6 +308,51 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_palm.py::test_weighted_steps_keep_the_energy_monotone_where_the_lipschitz_"
          "bound_is_attained",),
         "palm's step floor 1/‖W‖² instead of 1/(γ‖W‖²) (the Lipschitz constant scales with γ)",
+    ),
+    Mutation(
+        "palm-prox-warm-unscaled",
+        "bregmod/solvers/palm.py",
+        "self.duals = [None if q is None else q * (tau / self.tau) for q in self.duals]",
+        "self.duals = [None if q is None else q for q in self.duals]",
+        ("tests/test_palm.py::test_warm_started_input_prox_matches_cvxpy_in_fewer_inner_"
+         "iterations",),
+        "palm's input prox warm-started with the dual of the previous step, not rescaled by "
+        "μ⁺/μ (the dual feasible set scales with the step)",
+    ),
+    Mutation(
+        "palm-prox-relative-anchor",
+        "bregmod/solvers/palm.py",
+        "input_prox(v, mu, floor, anchor=x)",
+        "input_prox(v, mu, floor, anchor=v)",
+        ("tests/test_palm.py::test_inexact_input_prox_keeps_the_energy_monotone_and_the_"
+         "stationarity_bound",),
+        "palm's relative prox error measured from the prox argument v instead of the block's "
+        "point u (the error then never shrinks)",
+    ),
+    Mutation(
+        "palm-prox-affine-extrapolation",
+        "bregmod/solvers/palm.py",
+        "LU_Y = [ln + beta * (ln - lq) for ln, lq in zip(LU_next, LU, strict=True)]",
+        "LU_Y = LU_next",
+        ("tests/test_palm.py::test_affine_dual_fista_reproduces_the_general_iteration",),
+        "palm's dual FISTA without a simple part: L u at the extrapolated point not extrapolated",
+    ),
+    Mutation(
+        "palm-prox-relative-constant",
+        "bregmod/solvers/palm.py",
+        "RELATIVE_PROX_ERROR = 0.25",
+        "RELATIVE_PROX_ERROR = 2.0",
+        ("tests/test_palm.py::test_inexact_input_prox_keeps_the_energy_monotone_and_the_"
+         "stationarity_bound",),
+        "palm's relative prox error rule with c > ½ (no sufficient decrease is guaranteed)",
+    ),
+    Mutation(
+        "spec-layer-weights-dropped",
+        "bregmod/spec.py",
+        "    if layer_weights is not None:\n        try:",
+        "    if layer_weights is None:\n        try:",
+        ("tests/test_spec.py::test_layer_weights_weight_the_deep_model",),
+        "a spec's model.layer_weights read but not applied to the problem",
     ),
     Mutation(
         "palm-weighted-descent-test",

@@ -24,24 +24,32 @@ h_k(x⁺) ≤ h_k(x) + ⟨∇h_k(x), x⁺ − x⟩ + ‖x⁺ − x‖²/(2μ_k),
 themselves (γ_{k+1}(B(y, q⁺) − B(y, q) − ⟨σ(q) − y, q⁺ − q⟩) ≤ ‖x⁺ − x‖²/(2μ_k),
 q = W_{k+1} x + b); an accepted step is tried 1.5× larger next sweep, a rejected one halved but
 never below 1/(γ_{k+1}‖W_{k+1}‖²), where the inequality holds by the Lipschitz bound (a failed
-test there is rounding, and the step is taken). Each accepted block step decreases E_γ + J by
-at least ‖x⁺ − x‖²/(2μ_k), so the energy is monotone (recorded every sweep).
+test there is rounding, and the step is taken). Each accepted block step with an exact prox
+decreases E_γ + J by at least ‖x⁺ − x‖²/(2μ_k), so the energy is monotone (recorded every
+sweep; ``stats["energy_increases"]`` counts the sweeps where it was not).
 
 The input block and J. Where J has a closed-form prox (none, ½‖·‖², ℓ1, box, their weighted
 sums) it is used exactly. A J with composite terms (total variation: J = simple + Σ w g(L u),
 ``reg.split()``) gets prox_{μJ} from a dual FISTA on the composite terms, warm-started from
-the previous sweep's dual variables and stopped by its duality gap G, which certifies
-‖u⁺ − prox_{μJ}(v)‖ ≤ √(2G); the accuracy follows the iteration (a tenth of the last step
-of u, down to a tenth of tol relative to ‖v‖), so the outer method is an inexact PALM with
-summable errors. The outer functions g must be norms (g* an indicator), as every bregmod
-composite is.
+the previous call's dual variables (rescaled by μ⁺/μ when the step changes, since the dual
+feasible set is μ·w·(unit ball of the dual norm of g)) and stopped by its duality gap G, which
+certifies e = √(2G) ≥ ‖u⁺ − û‖, û = prox_{μJ}(v). The stopping rule is a relative error rule
+(Attouch, Bolte & Svaiter 2013): e ≤ c‖u⁺ − u‖ with c = :data:`RELATIVE_PROX_ERROR` = ¼, or
+e ≤ a tenth of tol relative to ‖v‖ (the floor, reached near stationarity). Since
+½‖u⁺ − v‖² + μJ(u⁺) exceeds its minimum by at most G and the minimum is at most
+½‖u − v‖² + μJ(u) − ½‖u − û‖² (strong convexity), the input step decreases E_γ + J by at least
+(‖u − û‖² − e²)/(2μ_0) ≥ ‖u⁺ − u‖²/(4μ_0) under the relative rule (‖u − û‖ ≥ ¾‖u⁺ − u‖); at
+the floor the energy can rise by at most e²/(2μ_0). The outer functions g must be norms (g* an
+indicator), as every bregmod composite is.
 
 Stopping rule: a bound on dist(0, ∂(E_γ + J)) at the new point. From the prox optimality
 condition of each block step,
 A_k = (x_k − x_k⁺)/μ_k + γ_{k+1} W_{k+1}ᵀ(σ(q⁺) − σ(q) − (x_{k+1}⁺ − x_{k+1}))
 lies in ∂_{x_k}(E_γ + J) at the end of the sweep, and
-‖A_k‖ ≤ ‖x_k − x_k⁺‖/μ_k + γ_{k+1}‖W_{k+1}‖ ‖σ(q⁺) − σ(q) − (x_{k+1}⁺ − x_{k+1})‖ (+ the prox
-error of the input block over μ_0). The run stops when ‖A_k‖ relative to the size of the terms
+‖A_k‖ ≤ ‖x_k − x_k⁺‖/μ_k + γ_{k+1}‖W_{k+1}‖ ‖σ(q⁺) − σ(q) − (x_{k+1}⁺ − x_{k+1})‖ (+ e/μ_0
+on the input block: with the inexact prox, (v − u⁺)/μ_0 is a G/μ_0-subgradient of J at u⁺,
+the dual iterate being feasible, and e/μ_0 bounds its distance to (v − û)/μ_0 ∈ ∂J(û)).
+The run stops when ‖A_k‖ relative to the size of the terms
 of block k's optimality condition (γ_k‖W_k x_{k−1} + b_k‖, γ_{k+1}‖W_{k+1}‖ ‖x_{k+1}‖) is ≤ tol
 for every block:
 ``primal_residual`` is the worst hidden block, ``dual_residual`` the input block. On a problem
@@ -96,6 +104,9 @@ LAYERWISE_EPSILON = 1e-6
 STEP_GROWTH, STEP_SHRINK = 1.5, 0.5
 #: Inner dual iterations per prox of a composite J, at most.
 INNER_MAX_ITER = 5_000
+#: Relative error rule of the inexact input prox: ‖u⁺ − prox‖ ≤ c‖u⁺ − u‖ with this c (< ½;
+#: ¼ keeps a decrease of ‖u⁺ − u‖²/(4μ) per input step, module docstring).
+RELATIVE_PROX_ERROR = 0.25
 
 
 def supports(problem) -> str | None:
@@ -160,17 +171,25 @@ class InputProx:
             return V
         return np.asarray(self.simple.prox(V, tau), dtype=self.dtype)
 
-    def __call__(self, V: np.ndarray, tau: float, accuracy: np.ndarray) -> tuple[np.ndarray, float]:
-        """(U, e): U ≈ prox_{τJ}(V) row-wise with ‖U_i − prox_{τJ}(V_i)‖ ≤ e_i ≤ accuracy_i
-        (e = 0 for the closed forms); ``accuracy`` has one entry per row."""
+    def __call__(self, V: np.ndarray, tau: float, accuracy: np.ndarray,
+                 anchor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(U, e): U ≈ prox_{τJ}(V) row-wise with ‖U_i − prox_{τJ}(V_i)‖ ≤ e_i (e = 0 for the
+        closed forms).
+
+        e_i ≤ accuracy_i (one entry per row), or, given the block's current point ``anchor``,
+        e_i ≤ max(accuracy_i, :data:`RELATIVE_PROX_ERROR`·‖U_i − anchor_i‖): the relative
+        error rule that keeps the PALM step a descent step (module docstring).
+        """
         if self.exact:
             return self._simple_prox(V, tau), np.zeros(V.shape[0])
-        return self._dual_fista(V, tau, accuracy)
+        return self._dual_fista(V, tau, accuracy, anchor)
 
-    def _dual_fista(self, V, tau, accuracy):
+    def _dual_fista(self, V, tau, accuracy, anchor):
         # Dual of min_u ½‖u − v‖² + τ s(u) + Σ_k τ w_k g_k(L_k u):
         # u(q) = prox_{τs}(v − Σ L_kᵀ q_k), q_k ∈ τ w_k · (unit ball of g_k*); gradient ascent
         # in q with step 1/Σ‖L_k‖²; gap G = Σ τ w_k g_k(L_k u) − ⟨q_k, L_k u⟩ ≥ ½‖u − u*‖².
+        # Without s, u(q) is affine in q, so L_k u at the extrapolated point is the same
+        # combination of the L_k u(q) as the point of the q: one L and one Lᵀ per iteration.
         radii = [tau * w for w, _, _ in self.composites]
         if self.tau is not None and self.tau != tau:
             # the dual feasible sets scale with τ: keep the warm start feasible
@@ -180,37 +199,48 @@ class InputProx:
             np.zeros((V.shape[0], L.shape[0]), dtype=self.dtype) if q is None else q
             for q, (_, L, _) in zip(self.duals, self.composites, strict=True)
         ]
+        affine = self.simple is None
 
         def primal(duals):
             shift = sum(L.apply_adjoint(q) for q, (_, L, _) in zip(duals, self.composites,
                                                                     strict=True))
             return self._simple_prox(V - shift, tau)
 
-        target = 0.5 * np.asarray(accuracy, dtype=np.float64) ** 2
+        def images(U):
+            return [L.apply(U) for _, L, _ in self.composites]
+
+        floor = 0.5 * np.asarray(accuracy, dtype=np.float64) ** 2
         U = primal(Q)
-        Y, momentum = Q, 1.0
+        LU = images(U)
+        Y, LU_Y, momentum = Q, LU, 1.0
         gap = np.full(V.shape[0], np.inf)
         for _ in range(INNER_MAX_ITER):
-            U_Y = U if Y is Q else primal(Y)
+            if not affine and Y is not Q:
+                LU_Y = images(primal(Y))
             Q_next = []
-            for y, r, (_, L, g) in zip(Y, radii, self.composites, strict=True):
-                ascent = (y + self.dual_step * L.apply(U_Y)) / r
-                Q_next.append(r * g.prox_conj(ascent, self.dual_step / r))
+            for y, ly, r, (_, _, g) in zip(Y, LU_Y, radii, self.composites, strict=True):
+                Q_next.append(r * g.prox_conj((y + self.dual_step * ly) / r, self.dual_step / r))
             U_next = primal(Q_next)
+            LU_next = images(U_next)
             gap = np.zeros(V.shape[0])
-            for q, r, (_, L, g) in zip(Q_next, radii, self.composites, strict=True):
-                LU = L.apply(U_next)
-                gap += r * np.atleast_1d(g(LU)) - batch_dot(q, LU)
+            for q, lu, r, (_, _, g) in zip(Q_next, LU_next, radii, self.composites, strict=True):
+                gap += r * np.atleast_1d(g(lu)) - batch_dot(q, lu)
             self.inner_iterations += 1
             momentum_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * momentum**2))
             restart = sum(
                 float(np.sum((y - qn) * (qn - q))) for y, qn, q in zip(Y, Q_next, Q, strict=True)
             ) > 0
             beta = 0.0 if restart else (momentum - 1.0) / momentum_next
-            Y = [qn + beta * (qn - q) for qn, q in zip(Q_next, Q, strict=True)]
-            Q, U, momentum = Q_next, U_next, 1.0 if restart else momentum_next
             if beta == 0.0:
-                Y = Q
+                Y, LU_Y = Q_next, LU_next
+            else:
+                Y = [qn + beta * (qn - q) for qn, q in zip(Q_next, Q, strict=True)]
+                LU_Y = [ln + beta * (ln - lq) for ln, lq in zip(LU_next, LU, strict=True)]
+            Q, U, LU, momentum = Q_next, U_next, LU_next, 1.0 if restart else momentum_next
+            target = floor
+            if anchor is not None:
+                target = np.maximum(floor, 0.5 * (RELATIVE_PROX_ERROR
+                                                  * batch_norm(U - anchor)) ** 2)
             if (gap <= target).all():
                 break
         self.duals = Q
@@ -361,7 +391,6 @@ def solve(
     steps = list(safe)
     monitor = Monitor(setup, progress=progress)
     objective = chain.energy() + input_prox.values(chain.x[0])
-    last_u_step = np.full(setup.batch, np.inf)
     backtracks = 0
     energy_increases = 0
     while True:
@@ -383,10 +412,8 @@ def solve(
                 mu = steps[k]
                 v = x - mu * grad
                 if k == 0:
-                    accuracy = 0.1 * np.maximum(
-                        np.minimum(last_u_step, batch_norm(v)), setup.tol * batch_norm(v)
-                    )
-                    x_new, prox_error = input_prox(v, mu, accuracy)
+                    floor = 0.1 * setup.tol * batch_norm(v)
+                    x_new, prox_error = input_prox(v, mu, floor, anchor=x)
                 else:
                     x_new = model.prox_phi(k, v, gammas[k - 1] * mu)
                 move = x_new - x
@@ -408,7 +435,6 @@ def solve(
             moves.append(batch_norm(move) / mu)
             sigma_moves.append(np.asarray(activation.prox(q_new), dtype=dt) - sigma_q)
             if k == 0:
-                last_u_step = batch_norm(move)
                 moves[0] = moves[0] + prox_error / mu
             steps[k] = mu * STEP_GROWTH
         # stationarity bound per block (the module docstring)
@@ -493,9 +519,10 @@ def continuation(
     -------
     Result
         The last stage's result: a point of E_γ for the last γ (its ``objective``, status and
-        certificate are that problem's; a weighted problem is never certified, so the status
-        is at best ``"stationary"``). ``stats["continuation"]`` lists every stage: its
-        ``layer_weights``, tol, sweeps, status, objective (summed over a batch) and wall time.
+        certificate are that problem's: ``"optimal"`` only when the weighted energy is
+        certified convex, which large γ usually prevents, else at best ``"stationary"``).
+        ``stats["continuation"]`` lists every stage: its ``layer_weights``, tol, sweeps,
+        status, objective (summed over a batch) and wall time.
 
     Raises
     ------
