@@ -32,7 +32,8 @@ solved inexactly by a few sweeps of proximal gradient descent:
   `Conv2dOperator.kernel_gradient`, and X̃ = [P, 1] with P the im2col matrix of the batch,
   `Conv2dOperator.patches`: k_l ∗ x + b_l is X̃ (vec k_l[o], b_l[o]) in each output channel o,
   so the same bound holds);
-* a proximal gradient step in each hidden state (the samples are independent given Θ),
+* a proximal gradient step in each hidden state, x^{L−1} first and x^1 last (the samples are
+  independent given Θ),
 
       x^l ← prox_{μ(Φ_l + α_l‖·‖₁)}(x^l − μ(W_{l+1}ᵀ(σ_{l+1}(W_{l+1} x^l + b_{l+1}) − x^{l+1})
                                          − (W_l x^{l−1} + b_l))),
@@ -844,8 +845,13 @@ class Training:
         The batch is cut into ``executor.shards`` contiguous shards (one in-process). Their
         hidden states start from the forward pass of the current weights
         (``state_init="warm"``: from their values at the sample's previous visit); the final
-        states are stored in ``run`` either way. Each sweep updates x^1, …, x^{L−1} in turn,
-        then all (W_l, b_l) (independent given the states).
+        states are stored in ``run`` either way. Each sweep updates x^{L−1}, …, x^1 in turn
+        (top-down Gauss–Seidel), then all (W_l, b_l) (independent given the states).
+
+        Top-down, because from the forward pass only x^{L−1} sees a nonzero residual (the
+        target's): each state step passes it on to the layer below, so one sweep reaches every
+        layer; bottom-up (or Jacobi) sweeps move it one layer per sweep, and with fewer sweeps
+        than hidden layers the first layers' weights would get no gradient.
         """
         model = self._model(run.weights)
         L = model.depth
@@ -860,7 +866,7 @@ class Training:
         batch = _Batch(executor, model, run.weights, rows)
         try:
             for sweep in range(inner):
-                for l in range(1, L):
+                for l in range(L - 1, 0, -1):
                     mus[l - 1], count = self._state_step(batch, l, mus[l - 1])
                     halvings += count
                 needs_states = self._weight_update_needs_states
@@ -961,7 +967,8 @@ class Training:
         schedule : {"constant", "sqrt", "inverse"}
             τ_e = τ, τ/√(e + 1) or τ/(e + 1) in epoch e = 0, 1, ….
         inner_iterations : int
-            Proximal-gradient sweeps (all hidden states, then all weights) per batch.
+            Proximal-gradient sweeps (the hidden states x^{L−1}, …, x^1 in this order, then all
+            weights) per batch.
         state_init : {"forward", "warm"}
             Where a batch's hidden states start: the forward pass of the current weights
             (default; measured better on the teacher–student problem of the tests), or the

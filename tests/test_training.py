@@ -579,3 +579,23 @@ def test_conv_bad_inputs_are_rejected():
     relu_out = bm.Conv2d(np.ones((1, 1, 3, 3)), activation=bm.ReLU(), in_shape=(1, S, S))
     with pytest.raises(DomainError, match="targets"):
         bm.Training(relu_out, X, -np.ones((10, 1, 4, 4)))
+
+
+@pytest.mark.parametrize("sweeps", [1, 2])
+def test_one_sweep_reaches_every_layer(sweeps):
+    """From the forward pass only x^{L−1} has a nonzero residual (the target's); the states are
+    swept top-down, so within one sweep every layer's weights get a gradient (a bottom-up sweep
+    moves the residual one layer per sweep and leaves W_1 … W_{L−1−sweeps} exactly unchanged)."""
+    rng = np.random.default_rng(3)
+    width, samples = 12, 40
+    layers = [bm.Dense(rng.standard_normal((width, width)) / np.sqrt(width),
+                       0.1 * rng.standard_normal(width), bm.ReLU()) for _ in range(4)]
+    layers.append(bm.Dense(rng.standard_normal((width, width)) / np.sqrt(width)))
+    net = bm.Sequential(*layers)
+    X = rng.standard_normal((samples, width))
+    Y = rng.standard_normal((samples, width))
+    result = bm.Training(net, X, Y).solve(epochs=1, batch_size=20, inner_iterations=sweeps,
+                                          state_init="forward", seed=0)
+    changes = [float(np.max(np.abs(after.W - before.W)))
+               for before, after in zip(net.layers, result.network.layers, strict=True)]
+    assert min(changes) > 1e-4, changes

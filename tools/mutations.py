@@ -389,6 +389,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the implicit step's proximal term 1/(2τ)‖W − W^k‖² with the wrong sign in its gradient",
     ),
     Mutation(
+        "training-state-order-bottom-up",
+        "bregmod/training.py",
+        "                for l in range(L - 1, 0, -1):",
+        "                for l in range(1, L):",
+        ("tests/test_training.py::test_one_sweep_reaches_every_layer",),
+        "hidden states swept bottom-up: from the forward pass the first layers never train",
+    ),
+    Mutation(
         "training-weight-decay-sign",
         "bregmod/training.py",
         "return weight + self._weight_decay * _parameters(model, l)[0], bias",
