@@ -115,7 +115,7 @@ from bregmod.solvers._common import (
     relative_residual,
 )
 from bregmod.solvers._dct import CosineTransform
-from bregmod.solvers._threads import blas_threads
+from bregmod.solvers._threads import LoopThreads, blas_threads
 from bregmod.solvers.gap import DualityGap, guarantee
 
 __all__ = [
@@ -685,7 +685,8 @@ def solve(
     Result
         ``stats`` holds ``guarantee`` and ``bound`` (what the stop certifies, and the value
         reached), the final penalties, the number of penalty updates and Cholesky
-        factorisations, the Anderson rejections, κ, θ and the memory.
+        factorisations, the Anderson rejections, κ, θ, the memory and ``blas_threads`` (the
+        setup's and the iterations' thread counts, and how often the products were timed).
 
     Raises
     ------
@@ -719,7 +720,7 @@ def solve(
     kappa = 1.0 if simple is not None or not composites else float(np.min(laplacian[1:]))
     d0 = laplacian + kappa
     # BLAS threads suited to each phase (bregmod.solvers._threads): the SYRK of G₀ (m²n
-    # flops) may use idle cores; the iteration's products (2mn per problem) mostly one.
+    # flops) may use idle cores; the iteration's products (2mn per problem) below.
     with blas_threads(float(m) * m * n) as setup_threads:
         gram32 = float(m) * m * n >= _GRAM32_FLOPS and setup.tol >= _GRAM32_TOL
         system = _WoodburySystem(A, transform, d0, dt, np.float32 if gram32 else dt)
@@ -730,7 +731,12 @@ def solve(
         )
         system.set_penalties(split.rho_y, split.rho_p)
 
-    with blas_threads(2.0 * m * n * batch) as threads:
+    # The iteration's products (2mn flops per problem): threads chosen by timing them.
+    rows_in, rows_out = np.ones((batch, n), dt), np.ones((batch, m), dt)
+    with LoopThreads(
+        lambda: (_rows_times(rows_in, system.A_hat.T), _rows_times(rows_out, system.A_hat)),
+        2.0 * m * n * batch,
+    ) as threads:
         u = setup.u0.astype(dt, copy=False)
         u_hat = transform.forward(u)
         Eu = split.images(u, u_hat @ system.A_hat.T)
@@ -744,6 +750,7 @@ def solve(
         bound, evaluated_at = np.full(batch, np.inf), 0
         frozen, row_iterations = _Frozen(batch), 0
         for k in range(1, setup.max_iter + 1):
+            threads.tick()
             if not all_finite(zeta):
                 monitor.non_finite(k, "ADMM state ζ")
                 break
@@ -882,6 +889,10 @@ def solve(
             "factorizations": system.factorizations,
             "gram_dtype": system.gram_dtype.name,
             "anderson_rejections": anderson.rejections if anderson is not None else 0,
-            "blas_threads": {"setup": setup_threads, "iterations": threads},
+            "blas_threads": {
+                "setup": setup_threads,
+                "iterations": threads.count,
+                "timings": threads.timings,
+            },
         },
     )
