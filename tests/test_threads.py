@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -69,3 +71,78 @@ def test_solvers_run_their_iterations_on_one_thread_for_small_products():
             threads = result.stats["blas_threads"]
             assert (threads["iterations"] if solver == "admm" else threads) == 1
             assert _blas_threads() == before  # restored after the solve
+
+
+class _TimedProducts:
+    """Products whose duration depends on the BLAS thread count in force: ``seconds[count]``
+    (a stand-in for a machine where one count is faster), recording the counts it ran on."""
+
+    def __init__(self, seconds: dict[int, float]) -> None:
+        self.seconds = seconds
+        self.counts: list[int] = []
+
+    def __call__(self) -> None:
+        count = _blas_threads()
+        self.counts.append(count)
+        time.sleep(self.seconds[count])
+
+
+@pytest.fixture
+def two_idle_cores(monkeypatch):
+    monkeypatch.setattr(_threads, "_cores", lambda: 2)
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with threadpool_limits(limits=2, user_api="blas"):
+        yield
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"), [({1: 0.01, 2: 0.002}, 2), ({1: 0.002, 2: 0.01}, 1)]
+)
+def test_loop_threads_keeps_the_faster_count(two_idle_cores, seconds, expected):
+    products = _TimedProducts(seconds)
+    with _threads.LoopThreads(products, 5e7) as threads:
+        assert threads.count == expected and _blas_threads() == expected
+        assert threads.timings == 1
+    assert sorted(set(products.counts)) == [1, 2]  # both counts were timed
+    assert _blas_threads() == 2  # restored
+
+
+def test_loop_threads_does_not_time_small_or_pinned_loops(monkeypatch, two_idle_cores):
+    products = _TimedProducts({1: 0.0, 2: 0.0})
+    with _threads.LoopThreads(products, 1e6) as threads:  # below PROBE_FLOPS
+        assert threads.count == 1 and _blas_threads() == 1
+    with threadpool_limits(limits=1, user_api="blas"):
+        with _threads.LoopThreads(products, 5e7) as threads:  # one thread already in force
+            assert threads.count == 1
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (2.5, 2.5, 2.5))
+    with _threads.LoopThreads(products, 5e7) as threads:  # both cores busy
+        assert threads.count == 1
+    assert products.counts == [] and threads.timings == 0
+
+
+def test_loop_threads_times_again_after_two_slow_iterations(two_idle_cores):
+    products = _TimedProducts({1: 0.01, 2: 0.002})
+    fast, slow = 0.005, 0.06
+    with _threads.LoopThreads(products, 5e7) as threads:
+        assert threads.count == 2
+        for _ in range(3):  # fast iterations set the reference
+            threads.tick()
+            time.sleep(fast)
+        for pause in (slow, fast, slow, fast):  # isolated slow iterations: no new timing
+            threads.tick()
+            time.sleep(pause)
+        threads.tick()
+        assert threads.timings == 1
+        products.seconds = {1: 0.002, 2: 0.02}  # another process took the second core
+        threads.tick()
+        time.sleep(slow)  # one slow iteration: no new timing yet
+        threads.tick()
+        assert threads.timings == 1
+        time.sleep(slow)
+        threads.tick()  # the second in a row: timed again, one thread is now faster
+        assert threads.timings == 2 and threads.count == 1 and _blas_threads() == 1
+        for _ in range(3):  # on one thread slow iterations never trigger another timing
+            time.sleep(slow)
+            threads.tick()
+        assert threads.timings == 2
+    assert _blas_threads() == 2

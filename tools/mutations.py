@@ -604,6 +604,38 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_admm.py::test_dct_diagonalises_the_neumann_laplacian",),
         "the matrix form of the 2-D DCT applying C_W instead of C_Wᵀ along the rows",
     ),
+    Mutation(
+        "loop-threads-keeps-slower",
+        "bregmod/solvers/_threads.py",
+        "return min(best, key=best.get)",
+        "return max(best, key=best.get)",
+        ("tests/test_threads.py",),
+        "LoopThreads keeping the thread count whose timed products were slower",
+    ),
+    Mutation(
+        "loop-threads-never-again",
+        "bregmod/solvers/_threads.py",
+        "if self._slow >= 2:",
+        "if self._slow >= 2 and self.timings == 0:",
+        ("tests/test_threads.py",),
+        "LoopThreads never timing the products again after a slowdown",
+    ),
+    Mutation(
+        "loop-threads-slow-streak-kept",
+        "bregmod/solvers/_threads.py",
+        "self._slow = self._slow + 1 if elapsed > SLOWDOWN * self._fastest else 0",
+        "self._slow = self._slow + 1 if elapsed > SLOWDOWN * self._fastest else self._slow",
+        ("tests/test_threads.py",),
+        "isolated slow iterations adding up to a new timing (the streak not reset by a fast one)",
+    ),
+    Mutation(
+        "woodbury-symmetric-diagonal",
+        "bregmod/solvers/admm.py",
+        "np.fill_diagonal(full, np.diagonal(upper))",
+        "np.fill_diagonal(full, 2 * np.diagonal(upper))",
+        ("tests/test_admm.py::test_woodbury_u_step_solves_the_system",),
+        "C⁻¹ symmetrised from its upper triangle with the diagonal counted twice",
+    ),
 )
 
 
