@@ -296,31 +296,84 @@ def test_dct_diagonalises_the_neumann_laplacian(form, monkeypatch):
         assert transform.forward(x.astype(dtype)).dtype == dtype
 
 
-@pytest.mark.parametrize("rows", [1, 2, 5])  # one matrix–vector product per row below 4 rows
+@pytest.mark.parametrize("rows", [1, 2, 7])  # one matrix–vector product per row below 4 rows
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-3)])
 def test_woodbury_u_step_solves_the_system(dtype, rtol, rows):
-    """(ρ_y ÂᵀÂ + diag d) û = Âᵀ s + d ⊙ t̂ and Â û, against a dense solve (m < n), and the
-    further rows multiplied by Âᵀ and by Â along the way."""
+    """(ρ_y ÂᵀÂ + diag d) û = Âᵀ s + d ⊙ t̂ and Â û, against a dense solve per row (m < n), with
+    each row's own penalties (ρ_y, ρ_p) (row 1 another ρ_y, row 2 another ρ_p, the others one
+    shared pair), and the further rows multiplied by Âᵀ and by Â along the way."""
     rng = np.random.default_rng(1)
     shape, m = (4, 5), 7
     transform = CosineTransform(shape)
     A = rng.standard_normal((m, 20))
     d0 = transform.laplacian_eigenvalues() + 0.1
     system = admm._WoodburySystem(A, transform, d0, dtype)
-    system.set_penalties(0.7, 3.0)
+    rho_y = np.where(np.arange(rows) == 1, 2.0, 0.7)
+    rho_p = np.where(np.arange(rows) == 2, 0.5, 3.0)
+    system.set_penalties(rho_y, rho_p)
+    assert system.factorizations == len(system.groups) == min(rows, 3)
     s, t_hat = rng.standard_normal((rows, m)), rng.standard_normal((rows, 20))
     extra, forward = rng.standard_normal((rows, m)), rng.standard_normal((2 * rows, 20))
     u_hat, Au, At_extra, A_forward = system.solve(
         s.astype(dtype), t_hat.astype(dtype), extra.astype(dtype), forward.astype(dtype)
     )
     A_hat = transform.forward(A)
-    d = 3.0 * d0
-    expected = np.linalg.solve(0.7 * A_hat.T @ A_hat + np.diag(d), (s @ A_hat + d * t_hat).T).T
+    expected = np.stack([
+        np.linalg.solve(ry * A_hat.T @ A_hat + np.diag(rp * d0), s[b] @ A_hat + rp * d0 * t_hat[b])
+        for b, (ry, rp) in enumerate(zip(rho_y, rho_p, strict=True))
+    ])
     assert u_hat.dtype == Au.dtype == dtype
     np.testing.assert_allclose(u_hat, expected, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(Au, expected @ A_hat.T, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(At_extra, extra @ A_hat, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(A_forward, forward @ A_hat.T, rtol=rtol, atol=rtol)
+
+
+def test_woodbury_inverses_are_kept_per_penalty_pair_in_use():
+    """A pair already inverted is reused (no new factorisation); one no row holds is dropped."""
+    rng = np.random.default_rng(2)
+    transform = CosineTransform((3, 4))
+    d0 = transform.laplacian_eigenvalues() + 0.1
+    system = admm._WoodburySystem(rng.standard_normal((5, 12)), transform, d0, np.float64)
+    system.set_penalties(np.array([1.0, 1.0, 2.0]), np.array([3.0, 3.0, 3.0]))
+    system.set_penalties(np.array([2.0, 1.0, 2.0]), np.array([3.0, 3.0, 3.0]))
+    assert system.factorizations == 2 and set(system.inverses) == {(1.0, 3.0), (2.0, 3.0)}
+    system.set_penalties(np.array([2.0, 2.0]), np.array([3.0, 3.0]))
+    assert system.factorizations == 2 and set(system.inverses) == {(2.0, 3.0)}
+    system.set_penalties(np.array([1.0, 2.0]), np.array([3.0, 3.0]))
+    assert system.factorizations == 3
+
+
+@pytest.mark.parametrize("safeguard", [1e6, 0.1])  # 0.1: candidates get rejected
+def test_anderson_accelerates_each_row_as_alone(safeguard, monkeypatch):
+    """Rows of a batch, with their own weights, a reset of one row (a change of its penalties)
+    and their own safeguard rejections, get the iterates a one-row Anderson gives each alone."""
+    monkeypatch.setattr(admm, "_SAFEGUARD_D", safeguard)
+    rng = np.random.default_rng(4)
+    size, memory, rows = 12, 3, 3
+    maps = []
+    for _ in range(rows):  # affine contractions g(ζ) = M ζ + c
+        Q = np.linalg.qr(rng.standard_normal((size, size)))[0]
+        maps.append((Q @ np.diag(rng.uniform(-0.95, 0.95, size)) @ Q.T, rng.standard_normal(size)))
+    weights = rng.uniform(0.5, 2.0, (rows, size))
+
+    def g(zeta, which):
+        return np.stack([maps[b][0] @ z + maps[b][1] for b, z in zip(which, zeta, strict=True)])
+
+    batch = admm._Anderson(memory, rows, size, weights.copy())
+    alone = [admm._Anderson(memory, 1, size, weights[b : b + 1].copy()) for b in range(rows)]
+    zeta = rng.standard_normal((rows, size))
+    zeta_alone = [zeta[b : b + 1].copy() for b in range(rows)]
+    for step in range(15):
+        if step == 6:
+            batch.reset(np.array([False, True, False]))
+            alone[1].reset(np.array([True]))
+        zeta = batch.step(zeta, g(zeta, range(rows)))
+        for b in range(rows):
+            zeta_alone[b] = alone[b].step(zeta_alone[b], g(zeta_alone[b], [b]))
+            np.testing.assert_allclose(zeta[b], zeta_alone[b][0], rtol=1e-9, atol=1e-12)
+    assert batch.rejections == sum(a.rejections for a in alone)
+    assert (batch.rejections > 0) == (safeguard < 1.0)
 
 
 def test_non_finite_state_ends_with_status_diverged(monkeypatch):
@@ -351,7 +404,7 @@ def test_float32_gram_in_a_float64_u_step():
     d0 = transform.laplacian_eigenvalues() + 0.1
     system = admm._WoodburySystem(A, transform, d0, np.float64, np.float32)
     assert system.approximate and system.G0.dtype == np.float64
-    system.set_penalties(0.7, 3.0)
+    system.set_penalties(np.array([0.7]), np.array([3.0]))
     s, t_hat, forward = rng.standard_normal((1, 7)), *rng.standard_normal((2, 1, 20))
     u_hat, Au, _, A_forward = system.solve(s, t_hat, s[:0], forward)
     A_hat = transform.forward(A)

@@ -44,22 +44,31 @@ formed once by SYRK, m²n flops, in float32 for large float64 runs at tol ≥ 1e
 (e = ρ_y(y − μ_y − β − A u) is the data block's u-step multiplier): one product with Â and one
 with Âᵀ per iteration — the two that an iteration cannot avoid — and A u for free.
 A batch (leading axis of the data) shares A, so both products are BLAS-3 (below 4 rows, one
-matrix–vector product per row, which OpenBLAS runs faster). The vector work of the loop runs
-the unchecked kernels of the proxes and norms (the solver's input is validated once, at entry).
+matrix–vector product per row, which OpenBLAS runs faster); each problem keeps its own penalties
+(below), so C⁻¹ is kept per distinct pair (ρ_y, ρ_p) in use and applied to the rows that hold it
+(2mn flops per row for the products with Â, 2m² for C⁻¹). The vector work of the loop runs the
+unchecked kernels of the proxes and norms (the solver's input is validated once, at entry).
 
 Acceleration and penalties
 --------------------------
-Type-II Anderson acceleration (memory ``memory``, Tikhonov-regularised least squares, one set of
-coefficients per problem of a batch) extrapolates ζ ↦ ζ⁺ in the ρ-weighted norm; a candidate is
-rejected (the plain step taken, the memory cleared) when its fixed-point residual exceeds
-D‖r₀‖(j + 1)^{−(1+ε)} (Zhang, O'Donoghue & Boyd 2020), j the number of accepted candidates.
+Type-II Anderson acceleration (memory ``memory``, Tikhonov-regularised least squares) extrapolates
+ζ ↦ ζ⁺ in the ρ-weighted norm; a candidate is rejected (the plain step taken, the memory cleared)
+when its fixed-point residual exceeds D‖r₀‖(j + 1)^{−(1+ε)} (Zhang, O'Donoghue & Boyd 2020), j
+the number of accepted candidates. Each problem of a batch has its own coefficients, weights,
+memory and safeguard: a rejection or a penalty change clears that problem's memory only.
 
-Penalties (shared by a batch) start at ρ_y = 0.1 and ρ_p = ρ_y ‖A‖_F²/(4 min(m, n)) (the mean
-nonzero eigenvalue of AᵀA against ‖∇‖² ≤ 8, doubled). With ``adaptive=True``:
+Penalties start at ρ_y = 0.1 and ρ_p = ρ_y ‖A‖_F²/(4 min(m, n)) (the mean nonzero eigenvalue of
+AᵀA against ‖∇‖² ≤ 8, doubled). With ``adaptive=True`` they change per problem, from that
+problem's own residuals, so that a problem of a batch follows the schedule it follows alone (on
+the 64 × 64 benchmark at tol 1e-6, shared penalties — raised when the worst problem's
+residuals allowed, lowered when the largest ones did — made the 64 problems of a batch need 629
+iterations each on average; per-problem penalties 389, against 384 for each solved alone: the
+batch evaluates the gap, and with it the dual residual that the catch-up waits for, every
+``_GAP_EVERY`` iterations until all its problems are near tol, see Stopping):
 
 * rescue balancing (Boyd et al. 2011, §3.4.1) at iterations 20, 40, 80, …: a block whose
-  relative primal and dual (ρ_b‖E_bᵀΔz_b‖) residuals differ by more than 100× (geometric mean
-  over the batch) gets ρ_b ← ρ_b √(ratio), at most 10× per change;
+  relative primal and dual (ρ_b‖E_bᵀΔz_b‖) residuals differ by more than 100× gets
+  ρ_b ← ρ_b √(ratio), at most 10× per change (so exactly 10× up or down);
 * a late increase: once the KKT residuals fall below 10⁻⁴ (the active structure — zero TV
   groups, the activation's active set — is found), both penalties grow 30×, once;
 * a catch-up: large penalties converge the primal side fast and the multipliers slowly, so the
@@ -68,7 +77,10 @@ nonzero eigenvalue of AᵀA against ‖∇‖² ≤ 8, doubled). With ``adaptive
 Measured on the ReLU/TV benchmark (benchmarks/bench_inversion.py): balancing towards equal
 residuals slows this problem down (the fast penalties leave the dual residual 2–5× above the
 primal one), while small penalties find the structure fast and large ones converge fast on it.
-Every change costs one m × m inversion and clears the Anderson memory.
+Every change clears the problem's Anderson memory and costs one m × m inversion unless another
+problem of the batch holds the new pair already (the factors are discrete — 10^{±1}, 30^{±1} —
+so a batch holds few distinct pairs: 2 at a time and 3 factorisations in all for the 64
+problems of the 64 × 64 benchmark at tol 1e-6).
 
 Stopping
 --------
@@ -271,6 +283,10 @@ class _WoodburySystem:
     solves with the Cholesky factor (one thread: 0.03 against 0.13 ms at m = 512; at m = 2048
     0.9 ms, or 0.36 ms in float32, against 2.6 ms), so the inversion (0.27 s at m = 2048) pays
     for itself within about 150 iterations, and runs in practice once to three times.
+
+    The problems of a batch have their own penalties (ρ_y, ρ_p)_b: C⁻¹ is kept per distinct
+    pair in use (a problem whose penalties change to a pair another one holds shares its
+    inverse) and applied to the group of rows holding it; d is then one row per problem.
     """
 
     def __init__(
@@ -292,10 +308,23 @@ class _WoodburySystem:
         self.dtype = np.dtype(dtype)
         self.approximate = self.gram_dtype != self.dtype
         self.factorizations = 0
+        self.inverses: dict[tuple[float, float], np.ndarray] = {}
 
-    def set_penalties(self, rho_y: float, rho_p: float) -> None:
-        """Invert C = I/ρ_y + G₀/ρ_p for new penalties (through its Cholesky factor)."""
-        C = self.G0 / rho_p  # Fortran order, as LAPACK takes it
+    def set_penalties(self, rho_y: np.ndarray, rho_p: np.ndarray) -> None:
+        """Per-problem penalties (B,): group the rows by their pair (ρ_y, ρ_p), invert C for
+        the pairs not yet inverted, and drop the inverses no row holds any more."""
+        inverses = {}
+        self.groups = []
+        for pair, rows in _row_groups(np.stack([rho_y, rho_p], axis=1)):
+            inverses[pair] = self.inverses[pair] if pair in self.inverses else self._invert(*pair)
+            self.groups.append((rows, inverses[pair]))
+        self.inverses = inverses
+        self.rho_y = rho_y[:, None].astype(self.dtype)
+        self.d = self.d0 * rho_p[:, None].astype(self.dtype)
+
+    def _invert(self, rho_y: float, rho_p: float) -> np.ndarray:
+        """C⁻¹ = (I/ρ_y + G₀/ρ_p)⁻¹ (through its Cholesky factor)."""
+        C = self.G0 / rho_p  # Fortran order, as LAPACK takes it; strict lower triangle zero
         C[np.diag_indices_from(C)] += 1.0 / rho_y
         factor, info = lapack.dpotrf(C, lower=0, overwrite_a=1)
         if info != 0:
@@ -304,10 +333,8 @@ class _WoodburySystem:
                 f"(ρ_y = {rho_y:.3g}, ρ_p = {rho_p:.3g}): the penalties are too extreme"
             )
         inverse = lapack.dpotri(factor, lower=0, overwrite_c=1)[0]
-        self.inverse = _symmetric(inverse).astype(self.dtype, copy=False)
-        self.rho_y = rho_y
-        self.d = self.d0 * self.dtype.type(rho_p)
         self.factorizations += 1
+        return _symmetric(inverse).astype(self.dtype, copy=False)
 
     def solve(self, s: np.ndarray, t_hat: np.ndarray, extra: np.ndarray, forward: np.ndarray):
         """(û, Â û, Âᵀ extra, Â forward) for rows s (B, m), t̂ (B, n) of a batch.
@@ -316,33 +343,53 @@ class _WoodburySystem:
         in the same products (:func:`_rows_times`).
         """
         batch = t_hat.shape[0]
-        target = s / self.dtype.type(self.rho_y)
+        target = s / self.rho_y
         images = _rows_times(
             np.concatenate([t_hat, forward]) if forward.size else t_hat, self.A_hat.T
         )
-        e = _rows_times(target - images[:batch], self.inverse)  # C⁻¹ is symmetric
+        residual = target - images[:batch]
+        e = np.empty_like(residual)
+        for rows, inverse in self.groups:  # C⁻¹ of each row's penalties (symmetric)
+            e[rows] = _rows_times(residual[rows], inverse)
         products = _rows_times(np.concatenate([e, extra]) if extra.size else e, self.A_hat)
         u_hat = products[:batch] / self.d
         u_hat += t_hat
-        Au = target - e / self.dtype.type(self.rho_y)
+        Au = target - e / self.rho_y
         return u_hat, Au, products[batch:], images[batch:]
 
 
+def _row_groups(values: np.ndarray) -> list[tuple[tuple, slice | np.ndarray]]:
+    """The groups of equal rows of ``values`` (B, k): (the row as a tuple of floats, the indices
+    of its rows, or ``slice(None)`` when all rows are equal)."""
+    keys, index = np.unique(values, axis=0, return_inverse=True)
+    if len(keys) == 1:
+        return [(tuple(keys[0].tolist()), slice(None))]
+    index = index.ravel()
+    return [(tuple(key), np.flatnonzero(index == g)) for g, key in enumerate(keys.tolist())]
+
+
 def _symmetric(upper: np.ndarray) -> np.ndarray:
-    """The symmetric matrix whose upper triangle ``upper`` holds (the lower is ignored)."""
-    upper = np.triu(upper)
-    return upper + np.triu(upper, 1).T
+    """The symmetric matrix whose upper triangle ``upper`` holds; its strict lower triangle must
+    be zero (as in :class:`_WoodburySystem`: SYRK, potrf and potri write the upper triangle
+    only). One pass, U + Uᵀ with the diagonal restored: 33 ms at m = 2048, against 80–250 ms
+    for masking the lower triangle with ``np.triu`` first."""
+    full = upper + upper.T
+    np.fill_diagonal(full, np.diagonal(upper))
+    return full
 
 
 class _Anderson:
     """Type-II Anderson acceleration of ζ ↦ g(ζ), one coefficient vector per batch row.
 
     The memory holds the last ``memory`` differences ΔF, ΔG of the weighted residuals
-    f = weights ⊙ (g(ζ) − ζ) and of g, shared in time by all rows (stored (B, memory, D) in
-    float32: they are differences of converging iterates, so their rounding error vanishes with
-    them and only the coefficients, never the fixed point, feel it), with the Gram matrix ΔFᵀΔF
-    and ΔFᵀf updated incrementally (ΔFᵀf_new = ΔFᵀf_old + ΔFᵀδ, δ the newest difference): two
-    passes over the memory per step. A rejected candidate in any row clears all the memory.
+    f = weights ⊙ (g(ζ) − ζ) and of g (stored (B, memory, D) in float32: they are differences of
+    converging iterates, so their rounding error vanishes with them and only the coefficients,
+    never the fixed point, feel it), with the Gram matrix ΔFᵀΔF and ΔFᵀf updated incrementally
+    (ΔFᵀf_new = ΔFᵀf_old + ΔFᵀδ, δ the newest difference): two passes over the memory per step.
+    Every row has its own memory (``count`` differences in its first slots, written in turn),
+    weights (its penalties) and safeguard: a rejected candidate, or a change of the row's
+    penalties, clears that row's memory only, so that a problem of a batch is accelerated as it
+    is alone.
     """
 
     def __init__(self, memory: int, batch: int, size: int, weights: np.ndarray) -> None:
@@ -352,70 +399,81 @@ class _Anderson:
         self.dG = np.zeros((batch, memory, size), dtype=np.float32)
         self.gram = np.zeros((batch, memory, memory))
         self.rhs = np.zeros((batch, memory))
-        self.count = self.next = 0
+        self.count = np.zeros(batch, dtype=np.intp)
+        self.next = np.zeros(batch, dtype=np.intp)
+        self.has_prev = np.zeros(batch, dtype=bool)
+        self.candidate = np.zeros(batch, dtype=bool)
         self.f_prev = self.g_prev = None
-        self.candidate = False
         self.accepted = np.zeros(batch)
         self.reference = None
         self.rejections = 0
 
     def restrict(self, keep: np.ndarray) -> None:
         """Keep only the rows ``keep`` of the batch (the others converged)."""
-        self.dF, self.dG = self.dF[keep], self.dG[keep]
-        self.gram, self.rhs, self.accepted = self.gram[keep], self.rhs[keep], self.accepted[keep]
-        if self.reference is not None:
-            self.reference = self.reference[keep]
-        if self.f_prev is not None:
-            self.f_prev, self.g_prev = self.f_prev[keep], self.g_prev[keep]
+        for name in ("weights", "dF", "dG", "gram", "rhs", "count", "next", "has_prev",
+                     "candidate", "f_prev", "g_prev", "accepted", "reference"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name)[keep])
 
-    def reset(self) -> None:
-        """Clear the memory (after a rejection or a change of the map)."""
-        self.count = self.next = 0
-        self.f_prev = None
-        self.candidate = False
+    def reset(self, rows: np.ndarray) -> None:
+        """Clear the memory of the rows ``rows`` (boolean mask), after a rejection or a change
+        of their map."""
+        self.count[rows] = self.next[rows] = 0
+        self.has_prev[rows] = self.candidate[rows] = False
 
     def step(self, zeta: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """The next state from ζ and g(ζ): the extrapolation, or g(ζ) without history."""
+        """The next state from ζ and g(ζ): per row the extrapolation, or g(ζ) without history."""
         f = (g - zeta) * self.weights
         norm = batch_norm(f)
         if self.reference is None:
             self.reference = np.maximum(norm, np.finfo(np.float64).tiny)
-        if self.candidate:
-            bound = _SAFEGUARD_D * self.reference * (self.accepted + 1.0) ** -(1.0 + _SAFEGUARD_EPS)
-            rejected = norm > bound
-            if rejected.any():
-                # The plain step from the last point instead; all rows restart their memory.
-                self.rejections += int(rejected.sum())
-                out = np.where(rejected[:, None], self.g_prev, g)
-                self.reset()
-                return out
-            self.accepted += 1
-        if self.f_prev is not None:
-            slot, k = self.next, self.count
-            delta = f - self.f_prev
-            column = np.matmul(self.dF, delta.astype(np.float32)[:, :, None])[..., 0]
+        bound = _SAFEGUARD_D * self.reference * (self.accepted + 1.0) ** -(1.0 + _SAFEGUARD_EPS)
+        rejected = self.candidate & (norm > bound)
+        self.accepted += self.candidate & ~rejected
+        if rejected.any():
+            # These rows take the plain step from their last point and restart their memory.
+            self.rejections += int(rejected.sum())
+            plain = self.g_prev[rejected]
+            self.reset(rejected)
+        index = np.flatnonzero(self.has_prev)
+        if index.size:
+            rows = slice(None) if index.size == len(f) else index
+            k, slot = self.count[index], self.next[index]
+            delta = f[rows] - self.f_prev[rows]
+            column = np.matmul(self.dF[rows], delta.astype(np.float32)[:, :, None])[..., 0]
             column = column.astype(np.float64)
-            self.rhs[:, :k] += column[:, :k]  # ⟨ΔF_i, f⟩ = ⟨ΔF_i, f_prev⟩ + ⟨ΔF_i, δ⟩
-            self.dF[:, slot] = delta
-            self.dG[:, slot] = g - self.g_prev
-            column[:, slot] = batch_norm(delta) ** 2
-            self.gram[:, slot, :] = column
-            self.gram[:, :, slot] = column
-            self.rhs[:, slot] = np.einsum("bd,bd->b", delta, f, dtype=np.float64)
-            self.count = min(k + 1, self.memory)
-            self.next = (slot + 1) % self.memory
-        else:
-            self.rhs[:] = 0.0
+            # ⟨ΔF_i, f⟩ = ⟨ΔF_i, f_prev⟩ + ⟨ΔF_i, δ⟩ for the row's differences i < k
+            self.rhs[rows] += np.where(np.arange(self.memory) < k[:, None], column, 0.0)
+            self.dF[index, slot] = delta
+            self.dG[index, slot] = g[rows] - self.g_prev[rows]
+            column[np.arange(index.size), slot] = batch_norm(delta) ** 2
+            self.gram[index, slot, :] = column
+            self.gram[index, :, slot] = column
+            self.rhs[index, slot] = np.einsum("bd,bd->b", delta, f[rows], dtype=np.float64)
+            self.count[index] = np.minimum(k + 1, self.memory)
+            self.next[index] = (slot + 1) % self.memory
+        self.rhs[~self.has_prev] = 0.0
         self.f_prev, self.g_prev = f, g
-        k = self.count
-        self.candidate = k > 0
-        if k == 0:
-            return g
-        gram = self.gram[:, :k, :k].copy()
-        scale = np.maximum(np.einsum("bii->b", gram) / k, np.finfo(np.float64).tiny)
-        gram[:, np.arange(k), np.arange(k)] += (_AA_REGULARIZATION * scale)[:, None]
-        gamma = np.linalg.solve(gram, self.rhs[:, :k, None]).astype(np.float32)
-        return g - np.matmul(gamma.transpose(0, 2, 1), self.dG[:, :k])[:, 0]
+        self.has_prev = ~rejected
+        self.candidate = self.count > 0
+        out = g
+        if self.candidate.any():
+            k = int(self.count.max())
+            gram, rhs = self.gram[:, :k, :k].copy(), self.rhs[:, :k]
+            # Slots a row has not filled since its last reset: coefficient 0 (identity block).
+            empty = np.arange(k) >= self.count[:, None]
+            if empty.any():
+                gram[empty[:, :, None] | empty[:, None, :]] = 0.0
+                rhs = np.where(empty, 0.0, rhs)
+            scale = np.einsum("bii->b", gram) / np.maximum(self.count, 1)
+            scale = np.maximum(scale, np.finfo(np.float64).tiny)
+            gram[:, np.arange(k), np.arange(k)] += _AA_REGULARIZATION * scale[:, None] + empty
+            gamma = np.linalg.solve(gram, rhs[:, :, None]).astype(np.float32)
+            out = g - np.matmul(gamma.transpose(0, 2, 1), self.dG[:, :k])[:, 0]
+        if rejected.any():
+            out = out.copy() if out is g else out
+            out[rejected] = plain
+        return out
 
 
 # --------------------------------------------------------------------------- the splitting
@@ -449,13 +507,19 @@ class _Splitting:
         self.y, self.v = self.blocks[0], self.blocks[-1]
         self.reg = slice(m, int(ends[-1]))
         self.size = int(ends[-1])
-        self.rho_y = self.rho_p = 1.0
+        # per-problem penalties (B,), set by the solver
+        self.rho_y, self.rho_p = np.ones(energy.data.shape[0]), np.ones(energy.data.shape[0])
+
+    def column(self, values: np.ndarray) -> np.ndarray:
+        """Per-problem values (B,) as a column (B, 1) in the iterate dtype, to scale rows by."""
+        return values[:, None].astype(self.dtype)
 
     def weights(self) -> np.ndarray:
-        """√ρ per entry of the state (the norm in which ADMM is nonexpansive)."""
-        rho = np.full(self.size, self.rho_p)
-        rho[self.y] = self.rho_y
-        rho[self.v] = self.kappa * self.rho_p
+        """√ρ per entry of the state, one row per problem (the norm in which ADMM is
+        nonexpansive)."""
+        rho = np.repeat(self.rho_p[:, None], self.size, axis=1)
+        rho[:, self.y] = self.rho_y[:, None]
+        rho[:, self.v] = (self.kappa * self.rho_p)[:, None]
         return np.sqrt(rho).astype(self.dtype)
 
     def images(self, u: np.ndarray, Au: np.ndarray) -> np.ndarray:
@@ -466,24 +530,24 @@ class _Splitting:
     def prox(self, zeta: np.ndarray) -> np.ndarray:
         """z = prox_{F/ρ}(ζ), blockwise."""
         z = np.empty_like(zeta)
-        z[:, self.y] = self.energy.prox_data(zeta[:, self.y], 1.0 / self.rho_y)
+        z[:, self.y] = self.energy.prox_data(zeta[:, self.y], 1.0 / self.rho_y[:, None])
         for (weight, _, g), block in zip(self.composites, self.blocks[1:-1], strict=True):
-            shrunk = g._shrink(self._groups(g, zeta[:, block]), weight / self.rho_p)
+            shrunk = g._shrink(self._groups(g, zeta[:, block]), weight / self.rho_p[:, None])
             z[:, block] = shrunk.reshape(zeta.shape[0], -1)
         if self.simple is None:
             z[:, self.v] = zeta[:, self.v]
         else:
-            batch = zeta.shape[0]
-            V = zeta[:, self.v].reshape(batch, *self.input_shape)
-            prox = self.simple.prox(V, 1.0 / (self.kappa * self.rho_p))
-            z[:, self.v] = np.asarray(prox, dtype=self.dtype).reshape(batch, -1)
+            for (rho_p,), rows in _row_groups(self.rho_p[:, None]):  # a scalar step per group
+                V = zeta[rows, self.v].reshape(-1, *self.input_shape)
+                prox = self.simple.prox(V, 1.0 / (self.kappa * rho_p))
+                z[rows, self.v] = np.asarray(prox, dtype=self.dtype).reshape(V.shape[0], -1)
         return z
 
     def reg_adjoint(self, P: np.ndarray) -> np.ndarray:
         """ρ_p Σ_k L_kᵀ P_k + ρ_v P_v: the regulariser blocks of Eᵀ diag(ρ) P."""
-        out = (self.kappa * self.rho_p) * P[:, self.v]
+        out = self.column(self.kappa * self.rho_p) * P[:, self.v]
         for (_, L, _), block in zip(self.composites, self.blocks[1:-1], strict=True):
-            out += self.rho_p * L._apply_adjoint(P[:, block])
+            out += self.column(self.rho_p) * L._apply_adjoint(P[:, block])
         return out
 
     @staticmethod
@@ -505,11 +569,13 @@ class _Splitting:
         return value
 
     def restrict(self, keep: np.ndarray) -> None:
-        """Keep only the problems (rows) ``keep`` of the batch: the model with their data."""
+        """Keep only the problems (rows) ``keep`` of the batch: the model with their data, and
+        their penalties."""
         e = self.energy
         self.energy = OneLayerEnergy(
             e.A, e.beta, e.activation, e.data[keep], e.reg, e.input_shape, e.dtype
         )
+        self.rho_y, self.rho_p = self.rho_y[keep], self.rho_p[keep]
 
     def gap(self, duality, u, Eu, z, mu, q, At_lambda, A_point) -> np.ndarray:
         """Relative duality-gap bound per problem at the point the run would return: u (no
@@ -519,7 +585,7 @@ class _Splitting:
         Σ_k ρ_p μ_k."""
         tv_dual = tv_image = None
         if self.composites:
-            tv_dual = self.rho_p * sum(mu[:, block] for block in self.blocks[1:-1])
+            tv_dual = self.column(self.rho_p) * sum(mu[:, block] for block in self.blocks[1:-1])
         if self.simple is None:
             point, x = u, Eu[:, self.y] if A_point is None else A_point + self.beta
             if self.composites:
@@ -541,101 +607,130 @@ class _Splitting:
 
 
 class _Frozen:
-    """The problems of a batch that left the active set: their returned inputs, bounds and
-    final objectives, in the batch's original order."""
+    """The problems of a batch that left the active set: their returned inputs, bounds, final
+    objectives and per-problem statistics (ρ_y, ρ_p, number of penalty changes, iterations), in
+    the batch's original order."""
 
     def __init__(self, batch: int) -> None:
         self.active = np.arange(batch)
         self.u: dict[int, np.ndarray] = {}
         self.bound: dict[int, float] = {}
+        self.statistics: dict[int, np.ndarray] = {}
         self.objective = 0.0
 
-    def freeze(self, done, u_out, bound, split: _Splitting, Eu, z) -> None:
-        """Store the rows ``done`` (of the active ones) and drop them from the active set."""
+    def freeze(self, done, u_out, bound, split: _Splitting, Eu, z, statistics) -> None:
+        """Store the rows ``done`` (of the active ones) and drop them from the active set
+        (``statistics`` (B, 4) from :meth:`item_statistics`)."""
         values = split.objective_rows(Eu, z)
         for i in np.flatnonzero(done):
             self.u[int(self.active[i])] = u_out[i].copy()
             self.bound[int(self.active[i])] = float(bound[i])
+            self.statistics[int(self.active[i])] = statistics[i]
             self.objective += float(values[i])
         self.active = self.active[~done]
 
     def complete(self, u_out: np.ndarray, bound: np.ndarray):
         """(u (B, n), bound (B,)) of the whole batch from the frozen and the active rows."""
-        if not self.u:
-            return u_out, bound
-        batch = len(self.u) + self.active.size
-        full_u = np.empty((batch, u_out.shape[1]), dtype=u_out.dtype)
-        full_bound = np.empty(batch)
-        full_u[self.active], full_bound[self.active] = u_out, bound
-        for i, row in self.u.items():
-            full_u[i], full_bound[i] = row, self.bound[i]
-        return full_u, full_bound
+        return self._full(u_out, self.u), self._full(bound, self.bound)
+
+    @staticmethod
+    def item_statistics(split: _Splitting, policy: _PenaltyPolicy, k: int) -> np.ndarray:
+        """(ρ_y, ρ_p, number of penalty changes, iterations) of the active problems (B, 4)."""
+        iterations = np.full(len(split.rho_y), k)
+        return np.stack([split.rho_y, split.rho_p, policy.updates, iterations], axis=1)
+
+    def complete_statistics(self, statistics: np.ndarray) -> np.ndarray:
+        """The per-problem statistics (B, 4) of the whole batch."""
+        return self._full(statistics, self.statistics)
+
+    def _full(self, active: np.ndarray, stored: dict) -> np.ndarray:
+        """Rows of the whole batch: ``active`` (of the active problems) and ``stored``."""
+        if not stored:
+            return active
+        full = np.empty((len(stored) + self.active.size, *active.shape[1:]), dtype=active.dtype)
+        full[self.active] = active
+        for i, row in stored.items():
+            full[i] = row
+        return full
 
 
 class _PenaltyPolicy:
-    """When and by how much the penalties (ρ_y, ρ_p) change (see the module docstring).
+    """When and by how much the penalties (ρ_y, ρ_p) of each problem change (see the module
+    docstring). Every decision is made per problem from its own residuals, as it would be alone:
 
     * Rescue balancing: at iterations 20, 40, 80, … (before the late increase), a block whose
-      relative primal/dual residual ratio (geometric mean over the batch) is off by more than
-      ``_BALANCE`` gets ρ_b ← ρ_b √ratio (at most ``_MAX_FACTOR``-fold).
+      relative primal/dual residual ratio is off by more than ``_BALANCE`` gets
+      ρ_b ← ρ_b √ratio (at most ``_MAX_FACTOR``-fold, so in effect exactly ``_MAX_FACTOR``-fold
+      up or down, since an imbalance of more than ``_BALANCE`` = ``_MAX_FACTOR``² is needed).
     * Late increase: once the KKT residuals fall below ``_LATE_THRESHOLD`` (the active
       structure is found), both penalties grow by ``_LATE_FACTOR``, once.
     * Catch-up: the increase is undone once the primal residual is ≤ tol while the dual one is
       more than ``_CATCH_UP_RATIO`` times larger (large penalties converge the primal side fast
       and the multipliers slowly).
 
-    ``pending`` holds the factors (ρ_y, ρ_p) to apply at the next iteration.
+    ``factors`` (B, 2) holds the factors (ρ_y, ρ_p) to apply at the next iteration to the
+    problems marked ``pending`` (at most one change per problem and iteration).
     """
 
-    def __init__(self, adaptive: bool, tol: float) -> None:
+    def __init__(self, adaptive: bool, tol: float, batch: int) -> None:
         self.adaptive = adaptive
-        self.late_done = not adaptive or tol >= _LATE_THRESHOLD
+        self.late_done = np.full(batch, not adaptive or tol >= _LATE_THRESHOLD)
         self.next_check = _FIRST_CHECK
-        self.updates = 0
-        self.raised = False
+        self.updates = np.zeros(batch, dtype=int)
+        self.raised = np.zeros(batch, dtype=bool)
         self.tol = tol
-        self.pending: tuple[float, float] | None = None
+        self.pending = np.zeros(batch, dtype=bool)
+        self.factors = np.ones((batch, 2))
 
-    def balance_due(self, k: int) -> bool:
-        """Whether iteration k is a balance check."""
+    def restrict(self, keep: np.ndarray) -> None:
+        """Keep only the problems ``keep`` (the others converged)."""
+        for name in ("late_done", "updates", "raised", "pending", "factors"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def balance_due(self, k: int) -> np.ndarray:
+        """The problems (B,) for which iteration k is a balance check."""
         return (
             self.adaptive
-            and not self.late_done
-            and k == self.next_check
-            and self.updates < MAX_PENALTY_UPDATES
+            & ~self.late_done
+            & (k == self.next_check)
+            & (self.updates < MAX_PENALTY_UPDATES)
         )
 
-    def balance(self, ratio_y: np.ndarray, ratio_reg: np.ndarray) -> None:
-        """Decide the rescue factors from the per-problem primal/dual ratios of both blocks."""
+    def balance(self, due: np.ndarray, ratio_y: np.ndarray, ratio_reg: np.ndarray) -> None:
+        """Decide the rescue factors of the problems ``due`` from their primal/dual ratios of
+        both blocks (B,)."""
         self.next_check *= 2
-        ratios = np.array(
-            [np.exp(np.mean(np.log(np.clip(r, 1e-300, 1e300)))) for r in (ratio_y, ratio_reg)]
-        )
+        ratios = np.stack([ratio_y, ratio_reg], axis=1)
         off = (ratios > _BALANCE) | (ratios < 1.0 / _BALANCE)
-        if off.any() and self.pending is None:
-            factors = np.clip(np.sqrt(ratios), 1.0 / _MAX_FACTOR, _MAX_FACTOR)
-            self._change(tuple(float(x) for x in np.where(off, factors, 1.0)))
+        factors = np.clip(np.sqrt(ratios), 1.0 / _MAX_FACTOR, _MAX_FACTOR)
+        self._change(due & off.any(axis=1), np.where(off, factors, 1.0))
 
-    def late_increase(self, residual: float) -> None:
-        """Grow both penalties by ``_LATE_FACTOR`` once ``residual`` < ``_LATE_THRESHOLD``."""
-        if not self.late_done and residual < _LATE_THRESHOLD and self.pending is None:
-            self.late_done = self.raised = True
-            self._change((_LATE_FACTOR, _LATE_FACTOR))
+    def late_increase(self, residual: np.ndarray) -> None:
+        """Grow both penalties by ``_LATE_FACTOR`` once ``residual`` (B,) < ``_LATE_THRESHOLD``."""
+        rows = self._change(~self.late_done & (residual < _LATE_THRESHOLD), _LATE_FACTOR)
+        self.late_done |= rows
+        self.raised |= rows
 
-    def catch_up(self, primal: float, dual: float) -> None:
+    def catch_up(self, primal: np.ndarray, dual: np.ndarray) -> None:
         """Undo the late increase once the primal residual is ≤ tol but the dual one lags."""
-        if (
-            self.raised
-            and self.pending is None
-            and primal <= self.tol
-            and dual > _CATCH_UP_RATIO * primal
-        ):
-            self.raised = False
-            self._change((1.0 / _LATE_FACTOR, 1.0 / _LATE_FACTOR))
+        lagging = self.raised & (primal <= self.tol) & (dual > _CATCH_UP_RATIO * primal)
+        self.raised &= ~self._change(lagging, 1.0 / _LATE_FACTOR)
 
-    def _change(self, factors: tuple[float, float]) -> None:
-        self.pending = factors
-        self.updates += 1
+    def take(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, factors (B, 2)) of the pending changes, which are then cleared."""
+        rows, factors = self.pending, self.factors
+        self.pending = np.zeros_like(rows)
+        self.factors = np.ones_like(factors)
+        return rows, factors
+
+    def _change(self, rows: np.ndarray, factors) -> np.ndarray:
+        """Schedule ``factors`` for the problems ``rows`` without a pending change; returns
+        those that got one."""
+        rows = rows & ~self.pending
+        self.factors[rows] = np.broadcast_to(factors, self.factors.shape)[rows]
+        self.pending |= rows
+        self.updates += rows
+        return rows
 
 
 # --------------------------------------------------------------------------- the solver
@@ -684,9 +779,15 @@ def solve(
     -------
     Result
         ``stats`` holds ``guarantee`` and ``bound`` (what the stop certifies, and the value
-        reached), the final penalties, the number of penalty updates and Cholesky
+        reached; a batch's worst), the final penalties ``rho_data`` and ``rho_reg``, the number
+        of penalty changes ``penalty_updates`` and the iterations ``item_iterations`` each
+        problem ran (floats and ints for one problem; for a batch arrays (B,), per problem in
+        the batch's order: a problem certified early leaves the active set), their sum
+        ``row_iterations`` (the work done, in problem-iterations), the number of Cholesky
         factorisations, the Anderson rejections, κ, θ, the memory and ``blas_threads`` (the
-        setup's and the iterations' thread counts, and how often the products were timed).
+        setup's and the iterations' thread counts, and how often the products were timed). The
+        history's ``rho_data`` and ``rho_reg`` are the largest over the problems still
+        iterating.
 
     Raises
     ------
@@ -725,10 +826,9 @@ def solve(
         gram32 = float(m) * m * n >= _GRAM32_FLOPS and setup.tol >= _GRAM32_TOL
         system = _WoodburySystem(A, transform, d0, dt, np.float32 if gram32 else dt)
         split = _Splitting(setup.energy(), simple, composites, kappa, dt)
-        split.rho_y = rho_data if rho_data is not None else _RHO_DATA
-        split.rho_p = (
-            rho_reg if rho_reg is not None else split.rho_y * system.frobenius_sq / (4 * min(m, n))
-        )
+        rho_y = rho_data if rho_data is not None else _RHO_DATA
+        rho_p = rho_reg if rho_reg is not None else rho_y * system.frobenius_sq / (4 * min(m, n))
+        split.rho_y, split.rho_p = np.full(batch, rho_y), np.full(batch, rho_p)
         system.set_penalties(split.rho_y, split.rho_p)
 
     # The iteration's products (2mn flops per problem): threads chosen by timing them.
@@ -742,7 +842,7 @@ def solve(
         Eu = split.images(u, u_hat @ system.A_hat.T)
         zeta = Eu.copy()
         anderson = _Anderson(memory, batch, split.size, split.weights()) if memory else None
-        policy = _PenaltyPolicy(adaptive, setup.tol)
+        policy = _PenaltyPolicy(adaptive, setup.tol, batch)
         duality, no_gap = DualityGap.of(split.energy, simple, composites)
         monitor = Monitor(setup, progress=progress, criterion="gap" if duality else "residuals")
         z_prev = None
@@ -758,20 +858,20 @@ def solve(
             row_iterations += batch
             z = split.prox(zeta)
             mu = zeta - z
-            if policy.pending is not None:
-                factor_y, factor_p = policy.pending
-                mu[:, split.y] /= factor_y
-                mu[:, split.reg] /= factor_p
-                zeta = z + mu
-                split.rho_y, split.rho_p = split.rho_y * factor_y, split.rho_p * factor_p
+            if policy.pending.any():  # the problems whose penalties change (λ = ρ μ is kept)
+                rows, factors = policy.take()
+                mu[rows, split.y] /= split.column(factors[rows, 0])
+                mu[rows, split.reg] /= split.column(factors[rows, 1])
+                zeta = np.where(rows[:, None], z + mu, zeta)
+                split.rho_y, split.rho_p = split.rho_y * factors[:, 0], split.rho_p * factors[:, 1]
                 system.set_penalties(split.rho_y, split.rho_p)
                 if anderson is not None:
                     anderson.weights = split.weights()
-                    anderson.reset()
-                policy.pending = None
+                    anderson.reset(rows)
             primal_y, primal_reg = split.primal_residuals(Eu, z)
             primal = np.maximum(primal_y, primal_reg)
-            balance = policy.balance_due(k) and z_prev is not None
+            due = policy.balance_due(k)
+            balance = due.any() and z_prev is not None
             # The dual residual costs another row in the product with Âᵀ. Under the KKT rule the
             # run can stop only where it is fresh (a stale value > 10·tol never lets the monitor
             # stop); under the gap rule it only steers the penalties.
@@ -786,7 +886,7 @@ def solve(
             )
 
             # u-step right-hand side: ρ_y Âᵀ s + d ⊙ t̂ with s = ρ_y(y − μ_y − β).
-            s = split.rho_y * (z[:, split.y] - mu[:, split.y] - split.beta)
+            s = split.column(split.rho_y) * (z[:, split.y] - mu[:, split.y] - split.beta)
             rows = [split.reg_adjoint(z - mu)]
             extra = []
             if fresh:  # Eᵀλ = Âᵀλ_y + T(ρ_p ΣL_kᵀμ_k + ρ_v μ_v), λ_y = ρ_y μ_y = σ(z_y) − f
@@ -813,8 +913,8 @@ def solve(
                     batch_norm(At_lambda),
                     batch_norm(rows[1]),
                 )
-                policy.late_increase(max(primal.max(), dual.max()))
-                policy.catch_up(primal.max(), dual.max())
+                policy.late_increase(np.maximum(primal, dual))
+                policy.catch_up(primal, dual)
             if balance:
                 dual_y = relative_residual(
                     split.rho_y * batch_norm(products[batch:]), batch_norm(At_lambda)
@@ -823,7 +923,9 @@ def solve(
                     batch_norm(split.reg_adjoint(z - z_prev)), batch_norm(rows[1])
                 )
                 policy.balance(
-                    primal_y / np.maximum(dual_y, 1e-300), primal_reg / np.maximum(dual_reg, 1e-300)
+                    due,
+                    primal_y / np.maximum(dual_y, 1e-300),
+                    primal_reg / np.maximum(dual_reg, 1e-300),
                 )
             if gap_due:
                 # products are in the DCT domain: Âᵀλ_y = T Aᵀλ_y
@@ -843,17 +945,21 @@ def solve(
                 primal_residual=primal,
                 dual_residual=dual,
                 objective=split.objective(Eu, z) + frozen.objective,
-                rho_data=split.rho_y,
-                rho_reg=split.rho_p,
+                rho_data=split.rho_y.max(),
+                rho_reg=split.rho_p.max(),
                 gap=bound if duality is not None else None,
             ):
                 break
             if gap_due and (done := bound <= setup.tol).any():
                 # Certified problems of a batch leave the active set: their returned input and
                 # bound are kept, their iterates no longer computed.
-                frozen.freeze(done, u if simple is None else z[:, split.v], bound, split, Eu, z)
+                u_out = u if simple is None else z[:, split.v]
+                statistics = frozen.item_statistics(split, policy, k)
+                frozen.freeze(done, u_out, bound, split, Eu, z, statistics)
                 keep = ~done
                 split.restrict(keep)
+                system.set_penalties(split.rho_y, split.rho_p)
+                policy.restrict(keep)
                 duality = duality.restrict(keep, split.energy)
                 if anderson is not None:
                     anderson.restrict(keep)
@@ -873,6 +979,13 @@ def solve(
             zeta = anderson.step(zeta, plain) if anderson is not None else plain
 
     u_out, bound = frozen.complete(u if simple is None else z[:, split.v], bound)
+    rho_y, rho_p, updates, items = frozen.complete_statistics(
+        frozen.item_statistics(split, policy, monitor.iterations)
+    ).T
+    updates, items = updates.astype(int), items.astype(int)
+    if not setup.batched:
+        rho_y, rho_p = float(rho_y[0]), float(rho_p[0])
+        updates, items = int(updates[0]), int(items[0])
     return finish(
         setup,
         monitor,
@@ -880,12 +993,13 @@ def solve(
         stats={
             **guarantee(monitor, duality, no_gap, bound, evaluated_at),
             "row_iterations": row_iterations,
-            "rho_data": split.rho_y,
-            "rho_reg": split.rho_p,
+            "item_iterations": items,
+            "rho_data": rho_y,
+            "rho_reg": rho_p,
             "kappa": kappa,
             "relaxation": relaxation,
             "memory": memory,
-            "penalty_updates": policy.updates,
+            "penalty_updates": updates,
             "factorizations": system.factorizations,
             "gram_dtype": system.gram_dtype.name,
             "anderson_rejections": anderson.rejections if anderson is not None else 0,
