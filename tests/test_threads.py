@@ -146,3 +146,13 @@ def test_loop_threads_times_again_after_two_slow_iterations(two_idle_cores):
             threads.tick()
         assert threads.timings == 2
     assert _blas_threads() == 2
+
+
+def test_loop_threads_times_a_half_idle_core(monkeypatch, two_idle_cores):
+    """A load average of 1.3 on 2 cores (the solve's own process and a little more): the
+    untimed rule counts one idle core, LoopThreads times two threads as well."""
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (1.3, 1.3, 1.3))
+    assert _threads.thread_count(1e9) == 1
+    products = _TimedProducts({1: 0.01, 2: 0.002})
+    with _threads.LoopThreads(products, 5e7) as threads:
+        assert threads.timings == 1 and threads.count == 2

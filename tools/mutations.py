@@ -629,6 +629,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "isolated slow iterations adding up to a new timing (the streak not reset by a fast one)",
     ),
     Mutation(
+        "loop-threads-no-margin",
+        "bregmod/solvers/_threads.py",
+        "_idle_threads(_PROBE_MARGIN) if self.flops",
+        "_idle_threads() if self.flops",
+        ("tests/test_threads.py",),
+        "LoopThreads not timing a core the load average leaves half idle",
+    ),
+    Mutation(
         "woodbury-symmetric-diagonal",
         "bregmod/solvers/admm.py",
         "np.fill_diagonal(full, np.diagonal(upper))",
