@@ -148,11 +148,18 @@ def test_loop_threads_times_again_after_two_slow_iterations(two_idle_cores):
     assert _blas_threads() == 2
 
 
-def test_loop_threads_times_a_half_idle_core(monkeypatch, two_idle_cores):
-    """A load average of 1.3 on 2 cores (the solve's own process and a little more): the
+def test_loop_threads_times_a_partly_busy_core(monkeypatch, two_idle_cores):
+    """A load average of 1.6 on 2 cores (the solve's own process and a little more): the
     untimed rule counts one idle core, LoopThreads times two threads as well."""
-    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (1.3, 1.3, 1.3))
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (1.6, 1.6, 1.6))
     assert _threads.thread_count(1e9) == 1
     products = _TimedProducts({1: 0.01, 2: 0.002})
     with _threads.LoopThreads(products, 5e7) as threads:
         assert threads.timings == 1 and threads.count == 2
+
+
+def test_loop_threads_stops_timing_a_busy_core_after_its_warm_up(two_idle_cores):
+    products = _TimedProducts({1: 0.002, 2: 0.05})
+    with _threads.LoopThreads(products, 5e7) as threads:
+        assert threads.count == 1
+    assert products.counts == [1, 1, 1, 2]  # one thread: warm-up + 2 timed; two: warm-up only

@@ -637,6 +637,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "LoopThreads not timing a core the load average leaves half idle",
     ),
     Mutation(
+        "loop-threads-no-abort",
+        "bregmod/solvers/_threads.py",
+        "if count > 1 and warm_up > _PROBE_ABORT * best[1]:",
+        "if count > 1 and warm_up > 1e9 * best[1]:",
+        ("tests/test_threads.py",),
+        "LoopThreads timing a busy core in full after a slow warm-up",
+    ),
+    Mutation(
         "woodbury-symmetric-diagonal",
         "bregmod/solvers/admm.py",
         "np.fill_diagonal(full, np.diagonal(upper))",

@@ -48,10 +48,13 @@ PROBE_FLOPS = 1e7
 SLOWDOWN = 3.0
 #: Timed repetitions of the products per thread count (after one untimed warm-up).
 _PROBE_REPEATS = 2
-#: :class:`LoopThreads` times a core that the 1-minute load average leaves half idle too (the
-#: timing decides): on an idle 2-core machine the average read 1.2–1.3 during a benchmark
-#: (its own process and what ran just before), which the untimed rule counts as one idle core.
-_PROBE_MARGIN = 0.5
+#: :class:`LoopThreads` times a core even when the 1-minute load average says it is busy, unless
+#: it is busy by a whole core more (the timing decides): on an idle 2-core machine the average
+#: read 1.2–1.6 during a benchmark (its own process and what ran just before), which the untimed
+#: rule counts as one idle core. A count whose untimed warm-up already takes more than
+#: _PROBE_ABORT times the best time of one thread is not timed further (bounds the cost of
+#: timing on a busy core: one slow pair of products).
+_PROBE_MARGIN, _PROBE_ABORT = 1.0, 3.0
 
 _controller = None
 
@@ -171,12 +174,17 @@ class LoopThreads:
 
     def _fastest_count(self) -> int:
         """1 or the idle-core count, whichever runs :attr:`products` faster (best of
-        ``_PROBE_REPEATS`` after a warm-up)."""
+        ``_PROBE_REPEATS`` after a warm-up; a warm-up ``_PROBE_ABORT`` times slower than one
+        thread's best ends the timing)."""
         self.timings += 1
         best = {}
         for count in (1, self._candidate):
             with _blas().limit(limits=count):
+                start = time.perf_counter()
                 self.products()
+                warm_up = time.perf_counter() - start
+                if count > 1 and warm_up > _PROBE_ABORT * best[1]:
+                    break
                 times = []
                 for _ in range(_PROBE_REPEATS):
                     start = time.perf_counter()
