@@ -271,8 +271,9 @@ def tables(results: list[dict], batches: list[dict]) -> str:
             ratio = f"{c['seconds'] / r['seconds']:.2g}×" if c else "—"
             threads = r["threads"]
             chosen = r["solver_threads"]
-            if isinstance(chosen, dict):
-                chosen = "/".join(str(v) for v in chosen.values())
+            if isinstance(chosen, dict):  # admm: setup and iteration threads, timings
+                timed = " timed" if chosen.get("timings") else ""
+                chosen = f"{chosen['setup']} setup, {chosen['iterations']}{timed} iterations"
             if chosen is not None and threads == "default":
                 threads += f" (solver chose {chosen})"
             lines.append(
