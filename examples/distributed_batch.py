@@ -97,10 +97,16 @@ def figure(path: Path, spec, distributed, runs, differences, times) -> None:
                     f"{times['in_process']:.1f} s)", fontsize=10)
 
     items = np.arange(1, len(differences) + 1)
-    diff.semilogy(items, differences, "o", color="black")
+    identical = differences == 0.0  # no place on a log scale: drawn at its floor, open
+    diff.semilogy(items[~identical], differences[~identical], "o", color="black",
+                  label="differ")
+    if identical.any():
+        diff.semilogy(items[identical], np.full(identical.sum(), 2e-13), "v", color="gray",
+                      markerfacecolor="none", label="bit-identical (0, drawn at the floor)")
+        diff.legend(loc="upper right", fontsize=8)
     diff.set_xticks(items[::max(1, len(items) // 8)])
     diff.set_xlabel("item")
-    diff.set_ylim(1e-9, 1e-2)
+    diff.set_ylim(1e-13, 1e-2)
     diff.set_ylabel("relative difference of u (log scale)")
     diff.set_title("‖u_dask − u_local‖ / ‖u_local‖ per item\n"
                    "(u_local: one batch in-process)", fontsize=10)

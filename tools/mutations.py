@@ -567,8 +567,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "admm-anderson-reset-all",
         "bregmod/solvers/admm.py",
-        "anderson.reset(rows)",
-        "anderson.reset(np.ones_like(rows))",
+        "anderson.reset(changed)",
+        "anderson.reset(np.ones_like(changed))",
         ("tests/test_gap.py::test_batch_items_follow_their_own_penalty_schedules",),
         "one batch item's penalty change clearing the Anderson memory of every item",
     ),

@@ -16,7 +16,9 @@ A solver loop whose products are too small for that rule but not tiny (at least
 :data:`PROBE_FLOPS` per iteration) uses :class:`LoopThreads`, which *times* the loop's own
 products on one thread and on that idle-core count and keeps the faster: on an idle 2-core
 machine two threads ran the pair of products with a 2048 × 16384 W (128 × 128 images) 1.5×
-(float64) to 1.8× (float32) faster than one, while at 512 × 4096 they were as often slower.
+(float64) to 1.8× (float32) faster than one; at 512 × 4096 (64 × 64 images, below
+:data:`PROBE_FLOPS`, untimed) they were 2× faster on an idle machine (0.27 against 0.58 ms per
+pair) and 3× slower under a light load from other processes (3.2 against 1.1 ms).
 The 1-minute load average lags, so a run on more than one thread watches its iteration times:
 an iteration more than :data:`SLOWDOWN` times slower than the fastest since the last timing,
 twice in a row (another process took a core), times the products again.
@@ -41,7 +43,9 @@ __all__ = [
 #: A BLAS call with fewer floating-point operations than this runs on one thread.
 MULTITHREAD_FLOPS = 1e8
 #: A loop with fewer floating-point operations per iteration in its products runs on one
-#: thread without timing them (at 32 × 32 a pair of products takes 0.03 ms).
+#: thread without timing them (32 × 32 and 64 × 64 images: 0.3 and 4.2 MFLOP, where two
+#: threads gain little when idle and lose much when not; a try at 2·10⁶ under load re-timed 5
+#: times in one 64 × 64 solve and made it 30 % slower).
 PROBE_FLOPS = 1e7
 #: :class:`LoopThreads` times the products again after two iterations in a row this many times
 #: slower than the fastest one since its last timing.
@@ -119,9 +123,11 @@ class LoopThreads:
     products : callable
         Runs the products of one iteration (its result is discarded).
     flops : float
-        Their floating-point operations: below :data:`MULTITHREAD_FLOPS` and
-        :data:`PROBE_FLOPS` the loop runs on one thread untimed; from :data:`MULTITHREAD_FLOPS`
-        on, :func:`thread_count` decides as for any large call.
+        Their floating-point operations: below :data:`PROBE_FLOPS` the loop runs on one thread
+        untimed; from :data:`PROBE_FLOPS` to :data:`MULTITHREAD_FLOPS` the products are timed
+        (on one thread and on the cores the load average leaves idle, ``_PROBE_MARGIN``);
+        from :data:`MULTITHREAD_FLOPS` on, :func:`thread_count` decides as for any large call.
+        Only a loop on more than one thread is timed again after a slowdown.
 
     Attributes
     ----------

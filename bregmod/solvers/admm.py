@@ -859,15 +859,15 @@ def solve(
             z = split.prox(zeta)
             mu = zeta - z
             if policy.pending.any():  # the problems whose penalties change (λ = ρ μ is kept)
-                rows, factors = policy.take()
-                mu[rows, split.y] /= split.column(factors[rows, 0])
-                mu[rows, split.reg] /= split.column(factors[rows, 1])
-                zeta = np.where(rows[:, None], z + mu, zeta)
+                changed, factors = policy.take()
+                mu[changed, split.y] /= split.column(factors[changed, 0])
+                mu[changed, split.reg] /= split.column(factors[changed, 1])
+                zeta = np.where(changed[:, None], z + mu, zeta)
                 split.rho_y, split.rho_p = split.rho_y * factors[:, 0], split.rho_p * factors[:, 1]
                 system.set_penalties(split.rho_y, split.rho_p)
                 if anderson is not None:
                     anderson.weights = split.weights()
-                    anderson.reset(rows)
+                    anderson.reset(changed)
             primal_y, primal_reg = split.primal_residuals(Eu, z)
             primal = np.maximum(primal_y, primal_reg)
             due = policy.balance_due(k)
