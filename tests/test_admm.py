@@ -438,3 +438,92 @@ def test_float32_gram_keeps_the_certificate(reg_name, monkeypatch):
     u, x = points[-1]
     np.testing.assert_allclose(u[0], result.u0.ravel(), rtol=1e-15)
     np.testing.assert_allclose(x, u @ problem.network.W.T + problem.network.b, rtol=1e-12)
+
+
+def _converging_rows(rng, steps=40, shape=(2, 30)):
+    """Rows X_k = X* + 0.6^k R_k converging geometrically, as an iteration's do."""
+    limit = rng.standard_normal(shape)
+    return [limit + 0.6**k * rng.standard_normal(shape) for k in range(steps)]
+
+
+def test_incremental_product_follows_the_exact_products(monkeypatch):
+    """X_k M by float32 increments errs by about ε₃₂ times the increments since the last exact
+    product, far below a float32 product of X_k itself once the rows settle; the product is
+    exact at the first call, when the rows' number changes, when the increments since the last
+    exact one exceed the refresh fraction of ‖X‖, and after _REFRESH_EVERY increments."""
+    rng = np.random.default_rng(5)
+    M = rng.standard_normal((30, 20))
+    product = admm._IncrementalProduct(M, M.astype(np.float32))
+    eps32, norm_M = float(np.finfo(np.float32).eps), float(np.linalg.norm(M))
+    increments = np.zeros(2)
+    late_errors, float32_errors = [], []
+    for k, X in enumerate(_converging_rows(rng)):
+        exact = X @ M
+        error = np.linalg.norm(product(X) - exact, axis=1)
+        if k == 0:
+            assert error.max() < 1e-13  # first call: exact
+        if product.steps == 0:  # this call was exact (refreshed)
+            increments[:] = 0.0
+            assert error.max() < 1e-13
+        else:
+            increments += np.linalg.norm(X - previous, axis=1)
+            assert (error <= 4 * eps32 * increments * norm_M + 1e-13).all()
+            assert (increments <= admm._REFRESH_FRACTION * np.linalg.norm(X, axis=1)).all()
+        if k >= 30:
+            late_errors.append(error.max())
+            direct = X.astype(np.float32) @ M.astype(np.float32)
+            float32_errors.append(np.linalg.norm(direct - exact, axis=1).max())
+        previous = X
+    assert product.steps > 10  # the late calls were increments, not exact products
+    assert max(late_errors) < 0.1 * min(float32_errors)
+    # fewer rows: exact again
+    np.testing.assert_allclose(product(X[:1]), X[:1] @ M, rtol=1e-13, atol=1e-13)
+    # at most _REFRESH_EVERY increments between exact products
+    monkeypatch.setattr(admm, "_REFRESH_EVERY", 3)
+    product = admm._IncrementalProduct(M, M.astype(np.float32))
+    steps = [(product(X), product.steps)[1] for X in _converging_rows(rng, steps=12)[6:]]
+    assert steps == [0, 1, 2, 3, 0, 1]
+    # without a float32 matrix every product is exact
+    exact_only = admm._IncrementalProduct(M, None)
+    for X in _converging_rows(rng, steps=5):
+        np.testing.assert_allclose(exact_only(X), X @ M, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("reg_name", ["TV", "L1", "TV+NonNegative"])
+def test_incremental_products_keep_the_certificate(reg_name, monkeypatch):
+    """A float64 run whose products are float32 increments (forced here) reaches tol; a duality
+    gap it stops on is evaluated from float64 products (x = A u + β or A v + β, Aᵀλ = Aᵀ(q − f))
+    and bounds the objective error against CVXPY; under the KKT rule (TV + NonNegative, no gap)
+    the dual residual's Aᵀλ is an exact product."""
+    monkeypatch.setattr(admm, "_INCREMENTAL_ENTRIES", 0)
+    evaluate, points = DualityGap.evaluate, []
+
+    def recorded(self, u, x, q, At_lambda, *args):
+        points.append((u, x, q, At_lambda))
+        return evaluate(self, u, x, q, At_lambda, *args)
+
+    monkeypatch.setattr(DualityGap, "evaluate", recorded)
+    built = []
+    system_class = admm._WoodburySystem
+
+    def recording_system(*args, **kwargs):
+        built.append(system_class(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(admm, "_WoodburySystem", recording_system)
+    problem = _problem(ReLU(), REGULARIZERS[reg_name]())
+    reference = float(_exact(problem).objective)
+    result = problem.solve(solver="admm", tol=1e-6)
+    assert result.stats["incremental_products"] and result.status == "optimal"
+    error = (float(result.objective) - reference) / abs(reference)
+    W, b = problem.network.W, problem.network.b
+    if reg_name == "TV+NonNegative":
+        assert result.stats["guarantee"] == "KKT residual" and not points
+        assert built[0]._dual.M32 is None and built[0]._multiplier.M32 is not None
+        assert abs(error) <= 1e-5
+        return
+    assert -1e-9 <= error <= result.stats["bound"] <= 1e-6
+    u, x, q, At_lambda = points[-1]
+    np.testing.assert_allclose(u[0], result.u0.ravel(), rtol=1e-15)
+    np.testing.assert_allclose(x, u @ W.T + b, rtol=1e-12)
+    np.testing.assert_allclose(At_lambda, (q - problem.data) @ W, rtol=1e-12, atol=1e-13)

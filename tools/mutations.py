@@ -509,6 +509,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "admm with the float32 Gram certifying at the u-step's approximate A u, not at Â û",
     ),
     Mutation(
+        "admm-incremental-sign",
+        "bregmod/solvers/admm.py",
+        "self.image = self.image + _rows_times(delta.astype(np.float32), self.M32)",
+        "self.image = self.image - _rows_times(delta.astype(np.float32), self.M32)",
+        ("tests/test_admm.py::test_incremental_product_follows_the_exact_products",),
+        "admm's float32-increment product subtracting the increment's product",
+    ),
+    Mutation(
+        "admm-incremental-kkt-dual",
+        "bregmod/solvers/admm.py",
+        "exact_dual=duality is None,",
+        "exact_dual=False,",
+        ("tests/test_admm.py::test_incremental_products_keep_the_certificate",),
+        "admm under the KKT rule stopping on a dual residual from float32-increment products",
+    ),
+    Mutation(
         "admm-gemv-rows",
         "bregmod/solvers/admm.py",
         "np.matmul(x, M, out=row)",
