@@ -456,7 +456,7 @@ def test_incremental_product_follows_the_exact_products(monkeypatch):
     product = admm._IncrementalProduct(M, M.astype(np.float32))
     eps32, norm_M = float(np.finfo(np.float32).eps), float(np.linalg.norm(M))
     increments = np.zeros(2)
-    late_errors, float32_errors = [], []
+    late_errors, float32_errors, previous = [], [], None
     for k, X in enumerate(_converging_rows(rng)):
         exact = X @ M
         error = np.linalg.norm(product(X) - exact, axis=1)
