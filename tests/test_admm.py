@@ -294,6 +294,7 @@ def test_dct_diagonalises_the_neumann_laplacian(form, monkeypatch):
     np.testing.assert_allclose(transform.forward(np.ones((1, 35)))[0, 0], np.sqrt(35.0))
     for dtype in (np.float32, np.float64):
         assert transform.forward(x.astype(dtype)).dtype == dtype
+    np.testing.assert_array_equal(transform.forward(x, workers=2), transform.forward(x))
 
 
 @pytest.mark.parametrize("rows", [1, 2, 7])  # one matrix–vector product per row below 4 rows

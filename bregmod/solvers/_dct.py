@@ -44,15 +44,18 @@ class CosineTransform:
             )
         return self._matrices[dtype]
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """T applied to every row of X (B, n)."""
+    def forward(self, X: np.ndarray, workers: int | None = None) -> np.ndarray:
+        """T applied to every row of X (B, n); ``workers`` threads for the FFT (``scipy.fft``'s
+        default, one, when None)."""
         if self.shape is None:
             return X
         images = X.reshape(X.shape[0], *self.shape)
         matrices = self._dct_matrices(X.dtype)
         if matrices is not None:
             return np.matmul(np.matmul(matrices[0], images), matrices[1].T).reshape(X.shape)
-        return scipy.fft.dctn(images, type=2, axes=(1, 2), norm="ortho").reshape(X.shape)
+        return scipy.fft.dctn(
+            images, type=2, axes=(1, 2), norm="ortho", workers=workers
+        ).reshape(X.shape)
 
     def inverse(self, X: np.ndarray) -> np.ndarray:
         """Tᵀ = T⁻¹ applied to every row of X (B, n)."""

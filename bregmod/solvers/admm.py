@@ -309,9 +309,10 @@ class _WoodburySystem:
         gram_dtype=None,
         incremental: bool = False,
         exact_dual: bool = False,
+        workers: int | None = None,
     ) -> None:
         m, n = A.shape
-        self.A_hat = np.ascontiguousarray(transform.forward(A.astype(dtype, copy=False)))
+        self.A_hat = np.ascontiguousarray(transform.forward(A.astype(dtype, copy=False), workers))
         A_hat32 = self.A_hat.astype(np.float32) if incremental else None
         self.iteration_matrix = self.A_hat if A_hat32 is None else A_hat32
         self._image = _IncrementalProduct(self.A_hat.T, None if A_hat32 is None else A_hat32.T)
@@ -899,6 +900,7 @@ def solve(
             incremental=dt == np.float64 and m * n >= _INCREMENTAL_ENTRIES,
             # under the KKT rule the dual residual, which the run stops on, is computed exactly
             exact_dual=duality is None,
+            workers=setup_threads,  # for the DCT of A's rows
         )
         rho_y = rho_data if rho_data is not None else _RHO_DATA
         rho_p = rho_reg if rho_reg is not None else rho_y * system.frobenius_sq / (4 * min(m, n))
