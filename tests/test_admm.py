@@ -463,26 +463,32 @@ def test_incremental_product_follows_the_exact_products(monkeypatch):
         error = np.linalg.norm(product(X) - exact, axis=1)
         if k == 0:
             assert error.max() < 1e-13  # first call: exact
-        if product.steps == 0:  # this call was exact (refreshed)
-            increments[:] = 0.0
-            assert error.max() < 1e-13
         else:
             increments += np.linalg.norm(X - previous, axis=1)
-            assert (error <= 4 * eps32 * increments * norm_M + 1e-13).all()
-            assert (increments <= admm._REFRESH_FRACTION * np.linalg.norm(X, axis=1)).all()
+        refreshed = product.steps == 0  # rows whose product was exact at this call
+        increments[refreshed] = 0.0
+        assert (error[refreshed] < 1e-13).all()
+        assert (error <= 4 * eps32 * increments * norm_M + 1e-13).all()
+        assert (increments <= admm._REFRESH_FRACTION * np.linalg.norm(X, axis=1)).all()
         if k >= 30:
             late_errors.append(error.max())
             direct = X.astype(np.float32) @ M.astype(np.float32)
             float32_errors.append(np.linalg.norm(direct - exact, axis=1).max())
         previous = X
-    assert product.steps > 10  # the late calls were increments, not exact products
+    assert product.steps[0] > 10  # the late calls were increments, not exact products
     assert max(late_errors) < 0.1 * min(float32_errors)
+    # a row that jumps is recomputed exactly, the other one stays on its increments
+    jumped = X + np.array([[0.0], [1.0]]) * rng.standard_normal(X.shape)
+    image = product(jumped)
+    assert product.steps[0] > 10 and product.steps[1] == 0
+    assert np.abs(image[1] - jumped[1] @ M).max() < 1e-13
+    assert 0 < np.abs(image[0] - jumped[0] @ M).max() < 4 * eps32 * increments[0] * norm_M + 1e-13
     # fewer rows: exact again
     np.testing.assert_allclose(product(X[:1]), X[:1] @ M, rtol=1e-13, atol=1e-13)
     # at most _REFRESH_EVERY increments between exact products
     monkeypatch.setattr(admm, "_REFRESH_EVERY", 3)
     product = admm._IncrementalProduct(M, M.astype(np.float32))
-    steps = [(product(X), product.steps)[1] for X in _converging_rows(rng, steps=12)[6:]]
+    steps = [(product(X), int(product.steps[0]))[1] for X in _converging_rows(rng, steps=26)[20:]]
     assert steps == [0, 1, 2, 3, 0, 1]
     # without a float32 matrix every product is exact
     exact_only = admm._IncrementalProduct(M, None)

@@ -511,10 +511,18 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "admm-incremental-sign",
         "bregmod/solvers/admm.py",
-        "self.image = self.image + _rows_times(delta.astype(np.float32), self.M32)",
-        "self.image = self.image - _rows_times(delta.astype(np.float32), self.M32)",
+        "image = self.image + _rows_times(delta.astype(np.float32), self.M32)",
+        "image = self.image - _rows_times(delta.astype(np.float32), self.M32)",
         ("tests/test_admm.py::test_incremental_product_follows_the_exact_products",),
         "admm's float32-increment product subtracting the increment's product",
+    ),
+    Mutation(
+        "admm-incremental-batch-rows",
+        "bregmod/solvers/admm.py",
+        "image[exact] = _rows_times(X[exact], self.M)",
+        "image[exact] = self.image[exact]",
+        ("tests/test_admm.py::test_incremental_product_follows_the_exact_products",),
+        "admm's float32-increment product not recomputing a batch row whose increments drifted",
     ),
     Mutation(
         "admm-incremental-kkt-dual",

@@ -388,39 +388,51 @@ class _WoodburySystem:
 
 
 class _IncrementalProduct:
-    r"""Rows X ↦ X M for one kind of row of the iteration (the u-step's t̂ or e, the dual
-    multipliers, the primal points of the gap), from the previous call's by a float32 increment:
+    r"""Rows X ↦ X M for one kind of row of the iteration (the u-step's t̂, C⁻¹'s argument and
+    e, the dual multipliers, the primal points of the gap), from the previous call's by a
+    float32 increment:
 
         X_k M = X_{k−1} M + (X_k − X_{k−1}) M₃₂    (M₃₂ = M in float32, the increment's product
                                                   in float32),
 
-    and exactly, with M, at the first call, when the number of rows changes, once the increments
-    since the last exact product sum in norm to more than ``_REFRESH_FRACTION`` ‖X_k‖ (per row),
-    or after ``_REFRESH_EVERY`` increments. The error is the float32 rounding of those
-    increments, about ε₃₂ Σ_j ‖ΔX_j‖‖M‖ ≤ 0.1 ε₃₂ ‖X_k‖‖M‖ and vanishing with the increments as
-    the iterates converge; a float32 product of X_k itself errs by ε₃₂ ‖X_k‖‖M‖ at every
-    iteration, which made the 64 × 64 benchmark need 1623 iterations instead of 415 to certify
-    tol 1e-6 (with the increments: 405–442). With M₃₂ None every product is exact.
+    and exactly, with M, at the first call, when the number of rows changes, and for a row
+    once its increments since its last exact product sum in norm to more than
+    ``_REFRESH_FRACTION`` times its norm, or after ``_REFRESH_EVERY`` increments. A row's error
+    is the float32 rounding of those increments, about ε₃₂ Σ_j ‖ΔX_j‖‖M‖ ≤ 0.1 ε₃₂ ‖X_k‖‖M‖,
+    and since the sum restarts at every exact product it vanishes with the increments as the
+    iterates converge; a float32 product of X_k itself errs by ε₃₂ ‖X_k‖‖M‖ at every iteration,
+    which made the 64 × 64 benchmark need 1623 iterations instead of 415 to certify tol 1e-6
+    (with the increments: 402–437). With M₃₂ None every product is exact.
     """
 
     def __init__(self, M: np.ndarray, M32: np.ndarray | None) -> None:
         self.M, self.M32 = M, M32
-        self.rows = self.image = self.drift = None
-        self.steps = 0
+        self.rows = self.image = self.drift = self.steps = None
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         if self.M32 is None:
             return _rows_times(X, self.M)
-        if self.rows is not None and self.rows.shape == X.shape and self.steps < _REFRESH_EVERY:
-            delta = X - self.rows
-            drift = self.drift + batch_norm(delta)
-            if (drift <= _REFRESH_FRACTION * batch_norm(X)).all():
-                self.image = self.image + _rows_times(delta.astype(np.float32), self.M32)
-                self.rows, self.drift, self.steps = X.copy(), drift, self.steps + 1
-                return self.image
-        self.image = _rows_times(X, self.M)
-        self.rows, self.drift, self.steps = X.copy(), np.zeros(len(X)), 0
-        return self.image
+        if self.rows is None or self.rows.shape != X.shape:
+            self.rows, self.image = X.copy(), _rows_times(X, self.M)
+            self.drift, self.steps = np.zeros(len(X)), np.zeros(len(X), dtype=np.intp)
+            return self.image
+        delta = X - self.rows
+        self.drift += batch_norm(delta)
+        self.steps += 1
+        exact = (self.drift > _REFRESH_FRACTION * batch_norm(X)) | (self.steps > _REFRESH_EVERY)
+        if not exact.any():
+            image = self.image + _rows_times(delta.astype(np.float32), self.M32)
+        elif exact.all():
+            image = _rows_times(X, self.M)
+        else:  # rows of a batch: each refreshed on its own schedule
+            image = np.empty_like(self.image)
+            image[~exact] = self.image[~exact] + _rows_times(
+                delta[~exact].astype(np.float32), self.M32
+            )
+            image[exact] = _rows_times(X[exact], self.M)
+        self.drift[exact], self.steps[exact] = 0.0, 0
+        self.rows, self.image = X.copy(), image
+        return image
 
 
 def _row_groups(values: np.ndarray) -> list[tuple[tuple, slice | np.ndarray]]:
