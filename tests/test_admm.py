@@ -534,3 +534,20 @@ def test_incremental_products_keep_the_certificate(reg_name, monkeypatch):
     np.testing.assert_allclose(u[0], result.u0.ravel(), rtol=1e-15)
     np.testing.assert_allclose(x, u @ W.T + b, rtol=1e-12)
     np.testing.assert_allclose(At_lambda, (q - problem.data) @ W, rtol=1e-12, atol=1e-13)
+
+
+def test_incremental_products_in_a_batch(monkeypatch):
+    """A batch with float32-increment products (forced): every problem is certified to tol
+    against its own CVXPY optimum and matches its run alone."""
+    monkeypatch.setattr(admm, "_INCREMENTAL_ENTRIES", 0)
+    problem = _problem(ReLU(), REGULARIZERS["TV"](), batch=4)
+    result = problem.solve(solver="admm", tol=1e-6)
+    assert result.stats["incremental_products"] and result.status == "optimal"
+    for b in range(4):
+        alone = _problem(ReLU(), REGULARIZERS["TV"](), batch=4)
+        alone = Inversion(alone.network, alone.data[b], alone.reg, fidelity="bregman")
+        reference = float(_exact(alone).objective)
+        value = float(result.objective[b])
+        assert -1e-9 <= (value - reference) / abs(reference) <= 1e-6
+        single = alone.solve(solver="admm", tol=1e-6)
+        assert abs(float(single.objective) - value) <= 2e-6 * abs(reference)
