@@ -171,6 +171,8 @@ def run_size(size: int, args) -> dict:
             label = np.dtype(dtype).name
             if gram not in (None, label):
                 label += f", {gram} Gram"
+            if result.stats.get("incremental_products"):
+                label += ", float32 increments"
             row = dict(
                 solver=f"bregmod {solver} ({label})", tol=tol, threads=setting,
                 seconds=seconds, iterations=result.iterations, status=result.status,

@@ -570,8 +570,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "admm-inverse-wrong-group",
         "bregmod/solvers/admm.py",
-        "self.groups.append((rows, inverses[pair]))",
-        "self.groups.append((rows, next(iter(inverses.values()))))",
+        "self.groups.append((rows, _IncrementalProduct(*inverses[pair])))",
+        "self.groups.append((rows, _IncrementalProduct(*next(iter(inverses.values())))))",
         ("tests/test_admm.py::test_woodbury_u_step_solves_the_system",),
         "every group of batch rows solved with the C⁻¹ of the first penalty pair",
     ),

@@ -49,6 +49,16 @@ matrix–vector product per row, which OpenBLAS runs faster); each problem keeps
 (2mn flops per row for the products with Â, 2m² for C⁻¹). The vector work of the loop runs the
 unchecked kernels of the proxes and norms (the solver's input is validated once, at entry).
 
+In a float64 run with m·n ≥ ``_INCREMENTAL_ENTRIES`` the products with Â, Âᵀ and C⁻¹ are
+float32 increments of the previous iteration's (:class:`_IncrementalProduct`: X_k M = X_{k−1} M
++ (X_k − X_{k−1}) M₃₂, recomputed exactly in float64 once the increments add up to 0.1‖X_k‖ or
+after 100 of them): the float32 matrices stream half the bytes (at 64 × 64, 8 MB against
+17 MB, which the 32 MB L3 cache holds while the loop runs; a float64 matrix–vector product took
+0.7 ms there, a float32 one 0.15–0.22 ms), and the error, float32 rounding of the increments,
+vanishes as the iterates converge. A duality gap the run may stop on is evaluated again from
+float64 products with A (A u or A v, and Aᵀλ_y), so the certificate is exact; under the KKT
+rule the dual residual's product is exact at every evaluation (``stats["incremental_products"]``).
+
 Acceleration and penalties
 --------------------------
 Type-II Anderson acceleration (memory ``memory``, Tikhonov-regularised least squares) extrapolates
