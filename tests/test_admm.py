@@ -483,6 +483,17 @@ def test_incremental_product_follows_the_exact_products(monkeypatch):
     assert product.steps[0] > 10 and product.steps[1] == 0
     assert np.abs(image[1] - jumped[1] @ M).max() < 1e-13
     assert 0 < np.abs(image[0] - jumped[0] @ M).max() < 4 * eps32 * increments[0] * norm_M + 1e-13
+    # a batch that keeps some rows keeps their increments
+    kept = admm._IncrementalProduct(M, M.astype(np.float32))
+    rows = _converging_rows(rng, steps=25, shape=(3, 30))
+    for X in rows[:-1]:
+        kept(X)
+    keep = np.array([True, False, True])
+    before = kept.steps.copy()
+    kept.restrict(keep)
+    image = kept(rows[-1][keep])
+    np.testing.assert_array_equal(kept.steps, before[keep] + 1)
+    assert np.abs(image - rows[-1][keep] @ M).max() < 1e-5 * norm_M
     # fewer rows: exact again
     np.testing.assert_allclose(product(X[:1]), X[:1] @ M, rtol=1e-13, atol=1e-13)
     # at most _REFRESH_EVERY increments between exact products

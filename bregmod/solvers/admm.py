@@ -361,6 +361,12 @@ class _WoodburySystem:
         self.rho_y = rho_y[:, None].astype(self.dtype)
         self.d = self.d0 * rho_p[:, None].astype(self.dtype)
 
+    def restrict(self, keep: np.ndarray, rho_y: np.ndarray, rho_p: np.ndarray) -> None:
+        """Keep the problems ``keep`` of the batch, whose penalties are then (ρ_y, ρ_p)."""
+        for product in (self._image, self._forward, self._multiplier, self._dual):
+            product.restrict(keep)
+        self.set_penalties(rho_y, rho_p)
+
     def _invert(self, rho_y: float, rho_p: float) -> tuple[np.ndarray, np.ndarray | None]:
         """C⁻¹ = (I/ρ_y + G₀/ρ_p)⁻¹ (through its Cholesky factor), and its float32 copy for
         float32 increments (None without them)."""
@@ -418,6 +424,12 @@ class _IncrementalProduct:
     def __init__(self, M: np.ndarray, M32: np.ndarray | None) -> None:
         self.M, self.M32 = M, M32
         self.rows = self.image = self.drift = self.steps = None
+
+    def restrict(self, keep: np.ndarray) -> None:
+        """Keep the rows ``keep`` (the problems of a batch still iterating) and their state."""
+        if self.rows is not None:
+            self.rows, self.image = self.rows[keep], self.image[keep]
+            self.drift, self.steps = self.drift[keep], self.steps[keep]
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         if self.M32 is None:
@@ -994,7 +1006,7 @@ def solve(
             gap_at_v = gap_due and simple is not None  # the gap at v ∈ dom s needs A v
             if gap_at_v:
                 rows.append(z[:, split.v])
-            transformed = transform.forward(np.concatenate(rows))
+            transformed = transform.forward(np.concatenate(rows), threads.count)
             t_hat = transformed[:batch] / system.d
             u_hat_next, Au, At_lambda, Av = system.solve(
                 s, t_hat, lam, transformed[-batch:] if gap_at_v else t_hat[:0]
@@ -1022,7 +1034,7 @@ def solve(
                 )
             if gap_due:
                 # products are in the DCT domain: Âᵀλ_y = T Aᵀλ_y
-                At_lambda = transform.inverse(At_lambda)
+                At_lambda = transform.inverse(At_lambda, threads.count)
                 bound = split.gap(duality, u, Eu, z, mu, q, At_lambda, Av if gap_at_v else None)
                 # With the float32 Gram the u-step's A u carries G₀'s rounding, and the float32
                 # increments carry theirs into A u, A v and Aᵀλ: a bound the run may stop on or
@@ -1061,7 +1073,7 @@ def solve(
                 frozen.freeze(done, u_out, bound, split, Eu, z, statistics)
                 keep = ~done
                 split.restrict(keep)
-                system.set_penalties(split.rho_y, split.rho_p)
+                system.restrict(keep, split.rho_y, split.rho_p)
                 policy.restrict(keep)
                 duality = duality.restrict(keep, split.energy)
                 if anderson is not None:
@@ -1069,7 +1081,7 @@ def solve(
                 u_hat_next, Au, z, mu, zeta, dual, bound = (
                     a[keep] for a in (u_hat_next, Au, z, mu, zeta, dual, bound)
                 )
-            u_next = transform.inverse(u_hat_next)
+            u_next = transform.inverse(u_hat_next, threads.count)
             if not all_finite(u_next, Au):
                 monitor.non_finite(k, "u-step solution")
                 break
