@@ -156,6 +156,12 @@ def test_loop_threads_times_a_partly_busy_core(monkeypatch, two_idle_cores):
     products = _TimedProducts({1: 0.01, 2: 0.002})
     with _threads.LoopThreads(products, 5e7) as threads:
         assert threads.timings == 1 and threads.count == 2
+    # a large loop (a batch) that the untimed rule would put on one thread is timed too
+    with _threads.LoopThreads(products, 1e9) as threads:
+        assert threads.timings == 1 and threads.count == 2
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    with _threads.LoopThreads(products, 1e9) as threads:  # idle: two threads, untimed
+        assert threads.timings == 0 and threads.count == 2
 
 
 def test_loop_threads_stops_timing_a_busy_core_after_its_warm_up(two_idle_cores):

@@ -522,7 +522,8 @@ class _Anderson:
 
     def step(self, zeta: np.ndarray, g: np.ndarray) -> np.ndarray:
         """The next state from ζ and g(ζ): per row the extrapolation, or g(ζ) without history."""
-        f = (g - zeta) * self.weights
+        f = np.subtract(g, zeta)
+        f *= self.weights
         norm = batch_norm(f)
         if self.reference is None:
             self.reference = np.maximum(norm, np.finfo(np.float64).tiny)
@@ -539,11 +540,12 @@ class _Anderson:
             rows = slice(None) if index.size == len(f) else index
             k, slot = self.count[index], self.next[index]
             delta = f[rows] - self.f_prev[rows]
-            column = np.matmul(self.dF[rows], delta.astype(np.float32)[:, :, None])[..., 0]
+            delta32 = delta.astype(np.float32)
+            column = np.matmul(self.dF[rows], delta32[:, :, None])[..., 0]
             column = column.astype(np.float64)
             # ⟨ΔF_i, f⟩ = ⟨ΔF_i, f_prev⟩ + ⟨ΔF_i, δ⟩ for the row's differences i < k
             self.rhs[rows] += np.where(np.arange(self.memory) < k[:, None], column, 0.0)
-            self.dF[index, slot] = delta
+            self.dF[index, slot] = delta32
             self.dG[index, slot] = g[rows] - self.g_prev[rows]
             column[np.arange(index.size), slot] = batch_norm(delta) ** 2
             self.gram[index, slot, :] = column
