@@ -493,7 +493,7 @@ def test_a_worker_killed_mid_epoch_changes_nothing(trained, client):
 
     thread = threading.Thread(target=run)
     thread.start()
-    time.sleep(1.0)  # a few batch steps into the first epoch
+    time.sleep(0.3)  # a few batch steps into the first epoch (the run takes about 1 s)
     deadline = time.monotonic() + 60
     while not client.processing().get(victim) and time.monotonic() < deadline:
         time.sleep(0.002)
