@@ -51,7 +51,15 @@ import numpy as np
 from bregmod.errors import SolverWarning
 from bregmod.solvers.registry import worst_status
 
-__all__ = ["CONNECT_TIMEOUT", "DEFAULT_RETRIES", "chunk_slices", "cluster", "solve_batch"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DEFAULT_RETRIES",
+    "chunk_slices",
+    "cluster",
+    "merge_history",
+    "solve_batch",
+    "warm_chunk",
+]
 
 #: Times a chunk whose task raised is resubmitted (a lost worker's tasks are rescheduled by
 #: Dask without counting against this).
@@ -62,7 +70,7 @@ CONNECT_TIMEOUT = 10.0
 #: lost worker is spread over the others and a slow chunk does not hold up the end of the run.
 CHUNKS_PER_THREAD = 2
 _MERGED_HISTORY = {"objective": np.sum, "primal_residual": np.max, "dual_residual": np.max,
-                   "gap": np.max}
+                   "gap": np.max, "rho_data": np.max, "rho_reg": np.max}
 
 
 def _dask():
@@ -103,7 +111,7 @@ def _warm_rows(value, size: int, items: slice):
     return arr if arr.size == size else arr[items]
 
 
-def _warm_chunk(problem, warm_start, items: slice):
+def warm_chunk(problem, warm_start, items: slice):
     """The part of ``warm_start`` (None, u₀, (u, z) or a Result) that belongs to ``items``."""
     lifted = problem.lifted
     if warm_start is None:
@@ -135,10 +143,11 @@ def _same(a, b) -> bool:
         return False
 
 
-def _merge_history(results: list) -> dict[str, list]:
-    """The batch history of the chunks: objectives summed and residuals maximised over the
-    chunks at every iteration, a chunk that stopped holding its last value (the point it
-    returned). Other (solver-specific) series stay in the chunks' own statistics."""
+def merge_history(results: list) -> dict[str, list]:
+    """The batch history of the chunks: objectives summed and residuals, gaps and penalties
+    maximised over the chunks at every iteration, a chunk that stopped holding its last value
+    (the point it returned). Other (solver-specific) series stay in the chunks' own
+    statistics."""
     keys = [key for key in _MERGED_HISTORY if all(r.history.get(key) for r in results)]
     length = max((len(r.history[key]) for r in results for key in keys), default=0)
     merged = {}
@@ -188,7 +197,7 @@ def _merge(problem, results: list, slices: list[slice], wall_time: float, info: 
         status=status,
         solver=solvers[0] if len(solvers) == 1 else "+".join(solvers),
         iterations=max(r.iterations for r in results),
-        history=_merge_history(results),
+        history=merge_history(results),
         stats=stats,
         wall_time=wall_time,
         global_optimum_claimed=None if all(r.global_optimum_claimed for r in results) else False,
@@ -275,7 +284,7 @@ def solve_batch(
         futures = {
             client.submit(
                 _solve_chunk, template, problem.data[items],
-                _warm_chunk(problem, warm_start, items), arguments,
+                warm_chunk(problem, warm_start, items), arguments,
                 retries=int(retries), pure=False, key=f"bregmod-chunk-{i}-{run}",
             ): i
             for i, items in enumerate(slices)

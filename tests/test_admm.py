@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from bregmod.activations import ReLU, Sigmoid, SoftThreshold, Tanh
 from bregmod.errors import SolverError
@@ -562,3 +563,43 @@ def test_incremental_products_in_a_batch(monkeypatch):
         assert -1e-9 <= (value - reference) / abs(reference) <= 1e-6
         single = alone.solve(solver="admm", tol=1e-6)
         assert abs(float(single.objective) - value) <= 2e-6 * abs(reference)
+
+
+def test_a_large_batch_runs_as_two_halves_on_threads(monkeypatch):
+    """With two idle cores a large batch is solved as two halves on two threads (forced here
+    for a small one): the merged Result has every problem's input, statistics and certificate
+    in the batch's order, and agrees with the batch solved in one piece."""
+    monkeypatch.setattr(admm, "_SPLIT_ENTRIES", 0)
+    problem = _problem(ReLU(), REGULARIZERS["TV"](), batch=5, seed=3)
+    monkeypatch.setattr(admm, "idle_threads", lambda margin=0.0: 1)
+    whole = problem.solve(solver="admm", tol=1e-8)
+    monkeypatch.setattr(admm, "idle_threads", lambda margin=0.0: 2)
+    split = problem.solve(solver="admm", tol=1e-8)
+    assert [len(h) for h in split.stats["blas_threads"]["halves"]] == [3, 3]
+    assert "halves" not in whole.stats["blas_threads"]
+    assert split.status == "optimal" and split.global_optimum_claimed
+    assert split.stats["guarantee"] == "duality gap" and split.stats["bound"] <= 1e-8
+    assert split.u0.shape == whole.u0.shape == (5, *SHAPE)
+    for key in ("item_iterations", "rho_data", "rho_reg", "penalty_updates"):
+        assert np.shape(split.stats[key]) == (5,)
+    assert split.stats["row_iterations"] == split.stats["item_iterations"].sum()
+    assert split.iterations == split.stats["item_iterations"].max()
+    assert len(split.history["objective"]) == split.iterations
+    np.testing.assert_allclose(split.objective, whole.objective, rtol=2e-8)
+    for k in range(5):  # each problem's own certificate, against its solve alone
+        alone = Inversion(problem.network, problem.data[k], problem.reg, fidelity="bregman")
+        np.testing.assert_allclose(
+            split.objective[k], alone.solve(solver="admm", tol=1e-8).objective, rtol=2e-8
+        )
+    # a bad warm start is refused from inside a half, with the same error
+    with pytest.raises(ValueError, match="NaN|finite"):
+        problem.solve(solver="admm", warm_start=np.full((5, N_IN), np.nan))
+
+
+def test_a_pinned_batch_is_not_split(monkeypatch):
+    """Under one BLAS thread (the user's pin) the batch is solved in one piece."""
+    monkeypatch.setattr(admm, "_SPLIT_ENTRIES", 0)
+    problem = _problem(ReLU(), REGULARIZERS["TV"](), batch=4, seed=3)
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = problem.solve(solver="admm", tol=1e-6)
+    assert "halves" not in result.stats["blas_threads"] and result.status == "optimal"

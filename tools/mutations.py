@@ -509,6 +509,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "admm with the float32 Gram certifying at the u-step's approximate A u, not at Â û",
     ),
     Mutation(
+        "admm-halves-when-pinned",
+        "bregmod/solvers/admm.py",
+        "if entries >= _SPLIT_ENTRIES and batch >= 2 and idle_threads(1.0) >= 2:",
+        "if entries >= _SPLIT_ENTRIES and batch >= 2 and idle_threads(1.0) >= 1:",
+        ("tests/test_admm.py::test_a_pinned_batch_is_not_split",),
+        "admm splitting a batch onto two threads although BLAS is pinned to one thread",
+    ),
+    Mutation(
+        "admm-halves-merge-order",
+        "bregmod/solvers/admm.py",
+        "np.concatenate([np.asarray(r.u, dtype=np.float64) for r in results]),",
+        "np.concatenate([np.asarray(r.u, dtype=np.float64) for r in results[::-1]]),",
+        ("tests/test_admm.py::test_a_large_batch_runs_as_two_halves_on_threads",),
+        "admm's two halves of a batch merged in the wrong order",
+    ),
+    Mutation(
         "admm-incremental-sign",
         "bregmod/solvers/admm.py",
         "image = self.image + _rows_times(delta.astype(np.float32), self.M32)",
@@ -658,8 +674,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "loop-threads-no-margin",
         "bregmod/solvers/_threads.py",
-        "_idle_threads(_PROBE_MARGIN) if self.flops",
-        "_idle_threads() if self.flops",
+        "idle_threads(_PROBE_MARGIN) if self.flops",
+        "idle_threads() if self.flops",
         ("tests/test_threads.py",),
         "LoopThreads not timing a core the load average leaves half idle",
     ),

@@ -37,6 +37,7 @@ __all__ = [
     "SLOWDOWN",
     "LoopThreads",
     "blas_threads",
+    "idle_threads",
     "thread_count",
 ]
 
@@ -80,7 +81,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _idle_threads(margin: float = 0.0) -> int:
+def idle_threads(margin: float = 0.0) -> int:
     """Cores this process may use that the load leaves idle, within the limit in force (≥ 1);
     ``margin`` counts a core as idle when the load leaves at least 1 − margin of it."""
     current = max((lib["num_threads"] for lib in _blas().info()), default=1)
@@ -97,7 +98,7 @@ def _idle_threads(margin: float = 0.0) -> int:
 
 def thread_count(flops: float) -> int:
     """The BLAS thread count for calls of ``flops`` operations (module docstring)."""
-    return 1 if flops < MULTITHREAD_FLOPS else _idle_threads()
+    return 1 if flops < MULTITHREAD_FLOPS else idle_threads()
 
 
 @contextlib.contextmanager
@@ -156,7 +157,7 @@ class LoopThreads:
         if self.flops >= MULTITHREAD_FLOPS and thread_count(self.flops) > 1:
             self._set(thread_count(self.flops))
         else:  # small, mid-sized, or large with the untimed rule saying one thread
-            self._candidate = _idle_threads(_PROBE_MARGIN) if self.flops >= PROBE_FLOPS else 1
+            self._candidate = idle_threads(_PROBE_MARGIN) if self.flops >= PROBE_FLOPS else 1
             self._set(self._fastest_count() if self._candidate > 1 else 1)
         return self
 
