@@ -8,9 +8,17 @@ README.md). The solvers therefore run their loops inside :func:`blas_threads`:
 
 * below :data:`MULTITHREAD_FLOPS` floating-point operations per BLAS call: one thread;
 * above it (batched products, the m × m Gram matrix of ``admm``'s setup): as many threads as
-  the cores this process may use that the 1-minute load average leaves idle (at least one),
-  never more than the limit already in force, so that ``OPENBLAS_NUM_THREADS=1`` or an
-  enclosing ``threadpool_limits(1)`` is respected.
+  the cores this process may use that other work leaves idle (at least one), never more than
+  the limit already in force, so that ``OPENBLAS_NUM_THREADS=1`` or an enclosing
+  ``threadpool_limits(1)`` is respected.
+
+Other work is read when the threads are chosen (:func:`busy_elsewhere`): the threads that are
+runnable on the machine now (Linux's ``/proc/loadavg``) less the caller and this process's
+threads that Python did not start (BLAS workers, which spin for 50–500 ms after a call),
+the least of three readings. The 1-minute load average, used before (and still where
+``/proc`` cannot be read), counts the solve's own recent work: a benchmark's 128 × 128 solve,
+run after others on an otherwise idle 2-core machine, read a load of 1.1–1.6, formed its
+Gram matrix on one thread and took 4.97 s against 4.50 s on two (float32, tol 1e-4).
 
 A solver loop whose products are too small for that rule but not tiny (at least
 :data:`PROBE_FLOPS` per iteration) uses :class:`LoopThreads`, which *times* the loop's own
@@ -19,15 +27,19 @@ machine two threads ran the pair of products with a 2048 × 16384 W (128 × 128 
 (float64) to 1.8× (float32) faster than one; at 512 × 4096 (64 × 64 images, below
 :data:`PROBE_FLOPS`, untimed) they were 2× faster on an idle machine (0.27 against 0.58 ms per
 pair) and 3× slower under a light load from other processes (3.2 against 1.1 ms).
-The 1-minute load average lags, so a run on more than one thread watches its iteration times:
-an iteration more than :data:`SLOWDOWN` times slower than the fastest since the last timing,
-twice in a row (another process took a core), times the products again.
+Other work may start after the choice, so a run on more than one thread watches its iteration
+times: an iteration more than :data:`SLOWDOWN` times slower than the fastest since the last
+timing, twice in a row (another process took a core), times the products again. A timing is
+noisy (right after ``admm``'s setup, two threads took 9.3–16.6 ms per pair at 128 × 128 where
+one took 10–16 ms), so a loop that its first timing put on one thread is timed once more
+after ``_SECOND_TIMING`` iterations.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -37,6 +49,7 @@ __all__ = [
     "SLOWDOWN",
     "LoopThreads",
     "blas_threads",
+    "busy_elsewhere",
     "idle_threads",
     "thread_count",
 ]
@@ -53,13 +66,23 @@ PROBE_FLOPS = 1e7
 SLOWDOWN = 3.0
 #: Timed repetitions of the products per thread count (after one untimed warm-up).
 _PROBE_REPEATS = 2
-#: :class:`LoopThreads` times a core even when the 1-minute load average says it is busy, unless
-#: it is busy by a whole core more (the timing decides): on an idle 2-core machine the average
-#: read 1.2–1.6 during a benchmark (its own process and what ran just before), which the untimed
-#: rule counts as one idle core. A count whose untimed warm-up already takes more than
-#: _PROBE_ABORT times the best time of one thread is not timed further (bounds the cost of
-#: timing on a busy core: one slow pair of products).
+#: :class:`LoopThreads` times a core even when other work seems to keep it busy, unless it is
+#: busy by a whole core more (the timing decides): a core shared with another process may still
+#: run the products faster (and with the load average, read before :func:`busy_elsewhere`, an
+#: idle 2-core machine read 1.2–1.6 during a benchmark). A count whose untimed warm-up already
+#: takes more than _PROBE_ABORT times the best time of one thread is not timed further (bounds
+#: the cost of timing on a busy core: one slow pair of products).
 _PROBE_MARGIN, _PROBE_ABORT = 1.0, 3.0
+#: A loop that its first timing put on one thread (while more were candidates) is timed once
+#: more at this iteration: a loop on more threads is timed again when it slows down, one on a
+#: single thread would otherwise never be (at 128 × 128, float32, idle 2-core machine, one run
+#: of six chose one thread and took 6.3 s against 4.7–4.9 s for those on two).
+_SECOND_TIMING = 20
+#: Where :func:`busy_elsewhere` reads the machine's runnable threads and this process's threads.
+_LOADAVG, _TASKS = "/proc/loadavg", "/proc/self/task"
+#: Readings of the runnable threads, of which :func:`busy_elsewhere` keeps the least (a thread
+#: that runs for a moment, e.g. another process's start-up, is not a busy core).
+_READINGS = 3
 
 _controller = None
 
@@ -81,18 +104,46 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _runnable_elsewhere() -> int:
+    """One reading: the machine's runnable threads (fourth field of ``/proc/loadavg``) less the
+    caller and this process's runnable threads that Python did not start."""
+    with open(_LOADAVG) as file:
+        machine = int(file.read().split()[3].split("/")[0])
+    python = {thread.native_id for thread in threading.enumerate()}
+    own = 0
+    for tid in os.listdir(_TASKS):
+        if int(tid) in python:
+            continue
+        try:
+            with open(os.path.join(_TASKS, tid, "stat")) as file:
+                stat = file.read()
+        except OSError:  # the thread has ended
+            continue
+        own += stat[stat.rindex(")") + 2] == "R"  # the state follows the name "(…)"
+    return machine - own - 1
+
+
+def busy_elsewhere() -> float:
+    """Cores that work other than this solve keeps busy now (module docstring): the least of
+    ``_READINGS`` readings of :func:`_runnable_elsewhere`, or, where ``/proc`` cannot be read,
+    the 1-minute load average less the one unit this process accounts for while it runs."""
+    try:
+        return float(max(0, min(_runnable_elsewhere() for _ in range(_READINGS))))
+    except (OSError, ValueError, IndexError):
+        try:
+            return max(0.0, os.getloadavg()[0] - 1.0)
+        except OSError:
+            return 0.0
+
+
 def idle_threads(margin: float = 0.0) -> int:
-    """Cores this process may use that the load leaves idle, within the limit in force (≥ 1);
-    ``margin`` counts a core as idle when the load leaves at least 1 − margin of it."""
+    """Cores this process may use that other work leaves idle, within the limit in force
+    (≥ 1); ``margin`` counts a core as idle when other work leaves at least 1 − margin of it."""
     current = max((lib["num_threads"] for lib in _blas().info()), default=1)
     if current <= 1:
         return 1
     cores = _cores()
-    try:
-        # This process accounts for about one unit of the load while it runs.
-        idle = int(cores + 1.0 + margin - os.getloadavg()[0])
-    except OSError:
-        idle = cores
+    idle = int(cores + margin - busy_elsewhere())
     return max(1, min(current, cores, idle))
 
 
@@ -126,13 +177,14 @@ class LoopThreads:
     flops : float
         Their floating-point operations: below :data:`PROBE_FLOPS` the loop runs on one thread
         untimed; from :data:`PROBE_FLOPS` to :data:`MULTITHREAD_FLOPS` the products are timed
-        (on one thread and on the cores the load average leaves idle, ``_PROBE_MARGIN``);
+        (on one thread and on the cores other work leaves idle, ``_PROBE_MARGIN``);
         from :data:`MULTITHREAD_FLOPS` on, :func:`thread_count` decides as for any large call
         where it gives more than one thread, and the products are timed as for mid-sized ones
-        where it gives one (the 1-minute load average lags: a batch of 64 problems at 64 × 64,
-        run right after other work, got one thread from a load of 1.2–1.6 on an otherwise idle
-        2-core machine, and took 7.3 s against 6.2–6.3 s on two). Only a loop on more than one
-        thread is timed again after a slowdown.
+        where it gives one (a batch of 64 problems at 64 × 64, run right after other work, got
+        one thread from a load average of 1.2–1.6 on an otherwise idle 2-core machine, and took
+        7.3 s against 6.2–6.3 s on two). Only a loop on more than one thread is timed again after
+        a slowdown; one that its timing put on one thread is timed once more, after
+        ``_SECOND_TIMING`` iterations.
 
     Attributes
     ----------
@@ -152,6 +204,7 @@ class LoopThreads:
         self._fastest = float("inf")
         self._slow = 0
         self._last = None
+        self._ticks = 0
 
     def __enter__(self) -> LoopThreads:
         if self.flops >= MULTITHREAD_FLOPS and thread_count(self.flops) > 1:
@@ -165,9 +218,14 @@ class LoopThreads:
         self._limit.unregister()
 
     def tick(self) -> None:
-        """Mark the end of an iteration; time the products again after a slowdown."""
+        """Mark the end of an iteration; time the products again after a slowdown, or once
+        after ``_SECOND_TIMING`` iterations where a timing chose one thread."""
         now = time.perf_counter()
-        if self._last is not None and self.count > 1:
+        self._ticks += 1
+        if self._ticks == _SECOND_TIMING and self.count == 1 and self.timings == 1:
+            self._set(self._fastest_count())
+            now = time.perf_counter()
+        elif self._last is not None and self.count > 1:
             elapsed = now - self._last
             self._slow = self._slow + 1 if elapsed > SLOWDOWN * self._fastest else 0
             self._fastest = min(self._fastest, elapsed)

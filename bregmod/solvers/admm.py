@@ -50,7 +50,7 @@ matrix–vector product per row, which OpenBLAS runs faster); each problem keeps
 unchecked kernels of the proxes and norms (the solver's input is validated once, at entry).
 
 A batch whose state has at least ``_SPLIT_ENTRIES`` entries runs, when two cores are idle (the
-load-average rule of :mod:`bregmod.solvers._threads`, which also respects a pinned BLAS), as two
+idle-core rule of :mod:`bregmod.solvers._threads`, which also respects a pinned BLAS), as two
 halves on two threads with BLAS pinned to one thread each (:func:`_solve_halves`): its
 iteration is vector work over the rows, which numpy runs outside the GIL. The Result is merged
 as if the batch ran in one piece (per-problem statistics in the batch's order); a problem may
