@@ -958,11 +958,12 @@ def _solve_whole(
     # fixes the constant mode without worsening the conditioning of d₀.
     kappa = 1.0 if simple is not None or not composites else float(np.min(laplacian[1:]))
     d0 = laplacian + kappa
+    split = _Splitting(setup.energy(), simple, composites, kappa, dt)
+    with blas_threads(2.0 * m * n):  # its anchor duals' products: matrix–vector products
+        duality, no_gap = DualityGap.of(split.energy, simple, composites)
     # BLAS threads suited to each phase (bregmod.solvers._threads): the SYRK of G₀ (m²n
     # flops) may use idle cores; the iteration's products (2mn per problem) below.
     with blas_threads(float(m) * m * n) as setup_threads:
-        split = _Splitting(setup.energy(), simple, composites, kappa, dt)
-        duality, no_gap = DualityGap.of(split.energy, simple, composites)
         gram32 = float(m) * m * n >= _GRAM32_FLOPS and setup.tol >= _GRAM32_TOL
         system = _WoodburySystem(
             A,
