@@ -101,6 +101,8 @@ def test_busy_elsewhere_keeps_the_least_reading_and_falls_back_on_the_load(monke
     assert _threads.busy_elsewhere() == 1.5  # this process's own unit of load left out
     monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.3, 0.3, 0.3))
     assert _threads.busy_elsewhere() == 0.0
+    monkeypatch.delattr(_threads.os, "getloadavg")  # neither /proc nor a load average
+    assert _threads.busy_elsewhere() == 0.0
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="reads Linux's /proc")

@@ -132,7 +132,7 @@ def busy_elsewhere() -> float:
     except (OSError, ValueError, IndexError):
         try:
             return max(0.0, os.getloadavg()[0] - 1.0)
-        except OSError:
+        except (OSError, AttributeError):  # no load average (Windows): count no core as busy
             return 0.0
 
 
