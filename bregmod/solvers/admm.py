@@ -49,9 +49,9 @@ matrix–vector product per row, which OpenBLAS runs faster); each problem keeps
 (2mn flops per row for the products with Â, 2m² for C⁻¹). The vector work of the loop runs the
 unchecked kernels of the proxes and norms (the solver's input is validated once, at entry).
 
-A batch whose state has at least ``_SPLIT_ENTRIES`` entries runs, when two cores are idle (the
-idle-core rule of :mod:`bregmod.solvers._threads`, which also respects a pinned BLAS), as two
-halves on two threads with BLAS pinned to one thread each (:func:`_solve_halves`): its
+A batch whose state has at least ``_SPLIT_ENTRIES`` entries runs, unless more than one of two
+cores is busy with other work (the idle-core rule of :mod:`bregmod.solvers._threads` with a
+margin of one core; it also respects a pinned BLAS), as two halves on two threads with BLAS pinned to one thread each (:func:`_solve_halves`): its
 iteration is vector work over the rows, which numpy runs outside the GIL. The Result is merged
 as if the batch ran in one piece (per-problem statistics in the batch's order); a problem may
 stop a few iterations apart from a one-piece run, as the gap's evaluation schedule is shared by
@@ -218,10 +218,12 @@ _INCREMENTAL_ENTRIES = 2**20
 #: every _REFRESH_EVERY products.
 _REFRESH_FRACTION, _REFRESH_EVERY = 0.1, 100
 #: A batch whose state has at least _SPLIT_ENTRIES entries in all (B·(m + K·2n + n)) runs as
-#: two halves on two Python threads, BLAS pinned to one thread each, when two cores are idle
-#: (:func:`_solve_halves`): the iteration of a large batch is vector work over its rows, which
-#: numpy runs outside the GIL; a batch of 64 at 64 × 64 (8.2e5 entries) took 4.5 s as two halves
-#: against 6.2 s as one batch on two BLAS threads (tol 1e-4).
+#: two halves on two Python threads, BLAS pinned to one thread each, unless more than one core
+#: is busy with other work (:func:`_solve_halves`): the iteration of a large batch is vector
+#: work over its rows, which numpy runs outside the GIL; a batch of 64 at 64 × 64 (8.2e5
+#: entries) took 4.5 s as two halves against 6.2 s as one batch on two BLAS threads (tol 1e-4),
+#: and with one of the two cores kept busy by another process 6.8 s against 7.6–10.2 s in one
+#: piece (three threads then share the two cores).
 _SPLIT_ENTRIES = 2**19
 #: Products of fewer rows than this with Â or Âᵀ run one matrix–vector product per row:
 #: OpenBLAS's matrix–matrix product of 2–3 rows took 2–4× the time of as many matrix–vector
