@@ -51,8 +51,9 @@ unchecked kernels of the proxes and norms (the solver's input is validated once,
 
 A batch whose state has at least ``_SPLIT_ENTRIES`` entries runs, unless more than one of two
 cores is busy with other work (the idle-core rule of :mod:`bregmod.solvers._threads` with a
-margin of one core; it also respects a pinned BLAS), as two halves on two threads with BLAS pinned to one thread each (:func:`_solve_halves`): its
-iteration is vector work over the rows, which numpy runs outside the GIL. The Result is merged
+margin of one core; it also respects a pinned BLAS), as two halves on two threads with BLAS
+pinned to one thread each (:func:`_solve_halves`): its iteration is vector work over the rows,
+which numpy runs outside the GIL. The Result is merged
 as if the batch ran in one piece (per-problem statistics in the batch's order); a problem may
 stop a few iterations apart from a one-piece run, as the gap's evaluation schedule is shared by
 the problems of a run.
