@@ -603,3 +603,25 @@ def test_a_pinned_batch_is_not_split(monkeypatch):
     with threadpool_limits(limits=1, user_api="blas"):
         result = problem.solve(solver="admm", tol=1e-6)
     assert "halves" not in result.stats["blas_threads"] and result.status == "optimal"
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tol", "max_iter"),
+    [(np.float32, 1e-6, 3), (np.float32, 1e-6, 100), (np.float32, 1e-4, 3), (np.float64, 1e-6, 60)],
+)
+def test_a_float32_run_stopped_near_a_tol_below_1e_5_suggests_float64(dtype, tol, max_iter):
+    """A float32 run that ends at max_iter with its gap within 100·tol of a tol below
+    FLOAT32_TOL says that float32 rounding may be the limit (its gap stalls near 2e-6 on the
+    inversion benchmark) and names float64; a run stopped far from tol (max_iter too small), a
+    float64 run, or a float32 run at a tol it reaches, does not."""
+    problem = _problem(ReLU(), REGULARIZERS["TV"]())
+    with pytest.warns(SolverWarning, match="max_iter"):
+        result = problem.solve(solver="admm", tol=tol, dtype=dtype, max_iter=max_iter)
+    assert result.status == "max_iter"
+    message = result.stats["message"]
+    assert "reached before the relative duality gap" in message
+    gap = result.history["gap"][-1]
+    near = dtype == np.float32 and tol < 1e-5 and gap <= 100 * tol
+    assert ("use dtype=numpy.float64" in message) == near
+    if (dtype, max_iter) == (np.float32, 100):
+        assert near  # this case exercises the hint (gap between tol and 100·tol)

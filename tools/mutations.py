@@ -712,6 +712,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "LoopThreads never timing again a loop its first timing put on one thread",
     ),
     Mutation(
+        "float32-hint-far-from-tol",
+        "bregmod/solvers/_common.py",
+        "near = self._single and self.tol < FLOAT32_TOL and reached <= _FLOAT32_NEAR * self.tol",
+        "near = self._single and self.tol < FLOAT32_TOL",
+        ("tests/test_admm.py::test_a_float32_run_stopped_near_a_tol_below_1e_5_suggests_float64",),
+        "the float32 max_iter message naming float64 when max_iter stopped the run far from tol",
+    ),
+    Mutation(
         "loop-threads-no-abort",
         "bregmod/solvers/_threads.py",
         "if count > 1 and warm_up > _PROBE_ABORT * best[1]:",

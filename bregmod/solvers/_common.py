@@ -62,6 +62,7 @@ from bregmod.model.onelayer import OneLayerEnergy
 
 __all__ = [
     "DIVERGENCE_FACTOR",
+    "FLOAT32_TOL",
     "Monitor",
     "ProxPart",
     "Setup",
@@ -79,6 +80,16 @@ DIVERGENCE_FACTOR = 1e8
 _STATUS_OPTIMAL = "optimal"
 _STATUS_MAX_ITER = "max_iter"
 _STATUS_DIVERGED = "diverged"
+#: Below this tol a float32 run that ends at max_iter within _FLOAT32_NEAR·tol of it says that
+#: float32 may be the limit: on the inversion benchmark (perceptron + TV) float32 admm certified
+#: tol 1e-5 after 477 (32 × 32) and 349 (64 × 64) iterations, but at tol 1e-6 its duality gap
+#: crept from 2.5e-6 (iteration 1000) to 1.8e-6 (iteration 5000) at 32 × 32 without reaching
+#: tol (2.1e-6 after 3000 iterations at 64 × 64); smaller problems reach 1e-6 in float32.
+FLOAT32_TOL, _FLOAT32_NEAR = 1e-5, 100.0
+_FLOAT32_HINT = (
+    "; float32 rounding may keep it above this tol (on the inversion benchmark it stalls near "
+    "2e-6): use dtype=numpy.float64 for a tol below 1e-5"
+)
 _STATUS_INTERRUPTED = "interrupted"
 #: Set by a caller (``bregmod run``'s Ctrl-C handler) to stop every running first-order solver
 #: at its next recorded iteration with status ``"interrupted"`` and its current iterate.
@@ -368,6 +379,7 @@ class Monitor:
         self._reference: dict[str, float] = {}
         self._bar = None
         self._solver = setup.solver
+        self._single = np.dtype(setup.dtype) == np.float32
         self._lines = progress == "lines"
         self._last_line = time.perf_counter()
         if progress and not self._lines:
@@ -483,15 +495,21 @@ class Monitor:
                 f"relative residuals ≤ tol = {self.tol:g} after {iteration} iterations",
             )
         if iteration >= self.max_iter:
+            by_gap = self.criterion == "gap" and self.history.get("gap")
+            reached = self.history["gap"][-1] if by_gap else max(
+                values[key] for key in measured if key in values
+            )
+            near = self._single and self.tol < FLOAT32_TOL and reached <= _FLOAT32_NEAR * self.tol
             return self._stop(
                 _STATUS_MAX_ITER,
                 f"max_iter = {self.max_iter} reached before the relative "
                 + (
-                    f"duality gap ({self.history['gap'][-1]:.2e})"
-                    if self.criterion == "gap" and self.history.get("gap")
+                    f"duality gap ({reached:.2e})"
+                    if by_gap
                     else f"residuals ({self._residuals(values)})"
                 )
-                + f" fell below tol = {self.tol:g}",
+                + f" fell below tol = {self.tol:g}"
+                + (_FLOAT32_HINT if near else ""),
             )
         return False
 
