@@ -51,15 +51,7 @@ import numpy as np
 from bregmod.errors import SolverWarning
 from bregmod.solvers.registry import worst_status
 
-__all__ = [
-    "CONNECT_TIMEOUT",
-    "DEFAULT_RETRIES",
-    "chunk_slices",
-    "cluster",
-    "merge_history",
-    "solve_batch",
-    "warm_chunk",
-]
+__all__ = ["CONNECT_TIMEOUT", "DEFAULT_RETRIES", "chunk_slices", "cluster", "solve_batch"]
 
 #: Times a chunk whose task raised is resubmitted (a lost worker's tasks are rescheduled by
 #: Dask without counting against this).
@@ -111,8 +103,10 @@ def _warm_rows(value, size: int, items: slice):
     return arr if arr.size == size else arr[items]
 
 
-def warm_chunk(problem, warm_start, items: slice):
-    """The part of ``warm_start`` (None, u₀, (u, z) or a Result) that belongs to ``items``."""
+def _warm_chunk(problem, warm_start, items: slice):
+    """The part of ``warm_start`` (None, u₀, (u, z) or a Result) that belongs to ``items``
+    (package-internal, shared with ``admm``'s two halves of a batch; the caller validated the
+    warm start)."""
     lifted = problem.lifted
     if warm_start is None:
         return None
@@ -143,11 +137,11 @@ def _same(a, b) -> bool:
         return False
 
 
-def merge_history(results: list) -> dict[str, list]:
+def _merge_history(results: list) -> dict[str, list]:
     """The batch history of the chunks: objectives summed and residuals, gaps and penalties
     maximised over the chunks at every iteration, a chunk that stopped holding its last value
     (the point it returned). Other (solver-specific) series stay in the chunks' own
-    statistics."""
+    statistics. Package-internal, shared with ``admm``'s two halves of a batch."""
     keys = [key for key in _MERGED_HISTORY if all(r.history.get(key) for r in results)]
     length = max((len(r.history[key]) for r in results for key in keys), default=0)
     merged = {}
@@ -197,7 +191,7 @@ def _merge(problem, results: list, slices: list[slice], wall_time: float, info: 
         status=status,
         solver=solvers[0] if len(solvers) == 1 else "+".join(solvers),
         iterations=max(r.iterations for r in results),
-        history=merge_history(results),
+        history=_merge_history(results),
         stats=stats,
         wall_time=wall_time,
         global_optimum_claimed=None if all(r.global_optimum_claimed for r in results) else False,
@@ -284,7 +278,7 @@ def solve_batch(
         futures = {
             client.submit(
                 _solve_chunk, template, problem.data[items],
-                warm_chunk(problem, warm_start, items), arguments,
+                _warm_chunk(problem, warm_start, items), arguments,
                 retries=int(retries), pure=False, key=f"bregmod-chunk-{i}-{run}",
             ): i
             for i, items in enumerate(slices)

@@ -30,7 +30,7 @@ pair) and 3× slower under a light load from other processes (3.2 against 1.1 ms
 Other work may start after the choice, so a run on more than one thread watches its iteration
 times: an iteration more than :data:`SLOWDOWN` times slower than the fastest since the last
 timing, twice in a row (another process took a core), times the products again. A timing is
-noisy (right after ``admm``'s setup, two threads took 9.3–16.6 ms per pair at 128 × 128 where
+noisy (right after ``admm``'s setup, two threads took 7.4–16.6 ms per pair at 128 × 128 where
 one took 10–16 ms), so a loop that its first timing put on one thread is timed once more
 after ``_SECOND_TIMING`` iterations.
 """
@@ -76,7 +76,7 @@ _PROBE_MARGIN, _PROBE_ABORT = 1.0, 3.0
 #: A loop that its first timing put on one thread (while more were candidates) is timed once
 #: more at this iteration: a loop on more threads is timed again when it slows down, one on a
 #: single thread would otherwise never be (at 128 × 128, float32, idle 2-core machine, one run
-#: of six chose one thread and took 6.3 s against 4.7–4.9 s for those on two).
+#: of six chose one thread and took 6.3 s against 4.7–5.0 s for those on two).
 _SECOND_TIMING = 20
 #: Where :func:`busy_elsewhere` reads the machine's runnable threads and this process's threads.
 _LOADAVG, _TASKS = "/proc/loadavg", "/proc/self/task"

@@ -53,10 +53,9 @@ A batch whose state has at least ``_SPLIT_ENTRIES`` entries runs, unless more th
 cores is busy with other work (the idle-core rule of :mod:`bregmod.solvers._threads` with a
 margin of one core; it also respects a pinned BLAS), as two halves on two threads with BLAS
 pinned to one thread each (:func:`_solve_halves`): its iteration is vector work over the rows,
-which numpy runs outside the GIL. The Result is merged
-as if the batch ran in one piece (per-problem statistics in the batch's order); a problem may
-stop a few iterations apart from a one-piece run, as the gap's evaluation schedule is shared by
-the problems of a run.
+which numpy runs outside the GIL. The Result is merged as if the batch ran in one piece
+(per-problem statistics in the batch's order); a problem may stop a few iterations apart from a
+one-piece run, as the gap's evaluation schedule is shared by the problems of a run.
 
 In a float64 run with m·n ≥ ``_INCREMENTAL_ENTRIES`` the products with Â, Âᵀ and C⁻¹ are
 float32 increments of the previous iteration's (:class:`_IncrementalProduct`: X_k M = X_{k−1} M
@@ -1175,11 +1174,11 @@ def _solve_halves(problem, warm_start, options: dict):
     """Solve the two halves of a batch on two threads (BLAS on one thread each) and merge them
     into one Result, as if solved together: u and the per-problem statistics in the batch's
     order, the sums of the work counts, the worst status and bound, and the history of
-    :func:`bregmod.distributed.merge_history` (objectives summed, residuals and gaps
+    ``bregmod.distributed._merge_history`` (objectives summed, residuals, gaps and penalties
     maximised, a half that stopped holding its last value). Each problem follows its own
     schedule either way; only the gap's evaluation schedule, which a batch shares until all
     its problems are near tol, may make a problem stop a few iterations apart."""
-    from bregmod.distributed import chunk_slices, merge_history, warm_chunk
+    from bregmod.distributed import _merge_history, _warm_chunk, chunk_slices
     from bregmod.solvers.registry import worst_status
 
     start = time.perf_counter()
@@ -1189,7 +1188,7 @@ def _solve_halves(problem, warm_start, options: dict):
             pool.submit(
                 _solve_whole,
                 problem.with_data(problem.data[items]),
-                warm_start=warm_chunk(problem, warm_start, items),
+                warm_start=_warm_chunk(problem, warm_start, items),
                 **options,
             )
             for items in halves
@@ -1215,7 +1214,7 @@ def _solve_halves(problem, warm_start, options: dict):
         status=worst_status([r.status for r in results]),
         solver="admm",
         iterations=max(r.iterations for r in results),
-        history=merge_history(results),
+        history=_merge_history(results),
         stats=stats,
         wall_time=time.perf_counter() - start,
     )
