@@ -24,19 +24,20 @@ the certified interval of a long bregmod ``admm`` run, F − G (G its duality ga
 accuracy shown is never flattering. "≤ tol" says whether the call delivered what it was asked.
 The solver's own certificate is shown too (``stats["guarantee"]`` and ``stats["bound"]``).
 
-The peer: CVXPY + Clarabel as a user calls it through bregmod, ``problem.solve(solver="cvxpy",
-tol=t)`` (Clarabel's gap and feasibility tolerances set to t), at every t of ``CLARABEL_TOLS``,
-each with its accuracy reached. A bregmod row asked for tol is compared with the fastest of these
-calls (same thread setting) whose accuracy reached is ≤ tol: what a user who wants that accuracy
-from Clarabel would have to run (Clarabel at t = 1e-6 may return 3e-6), never Clarabel at 1e-10
-when a looser t already delivers.
+The peers: CVXPY + Clarabel (interior point) and CVXPY + SCS (first order) as a user calls them
+through bregmod, ``problem.solve(solver="cvxpy", cvxpy_solver=…, tol=t)`` (Clarabel's gap and
+feasibility tolerances, SCS's eps_abs and eps_rel set to t), at every t of ``PEERS``, each with
+its accuracy reached. A bregmod row asked for tol is compared with the fastest Clarabel call
+(same thread setting) whose accuracy reached is ≤ tol — what a user who wants that accuracy from
+Clarabel has to run (Clarabel at t = 1e-6 may return 3e-6), never Clarabel at 1e-10 when a looser
+t already delivers — and with the fastest such call of either solver.
 
 Also measured: one product with W and one with Wᵀ (the work an iteration cannot avoid) with the
 default thread count and with one thread, and a batch of ``--batch`` problems at 64 × 64 (the
 phantom shifted by k pixels for the k-th, the same W) against solving ``--singles`` of them one
 by one.
 
-Run ``python benchmarks/bench_inversion.py --sizes 32 64 --write-readme`` (about 10 minutes on an
+Run ``python benchmarks/bench_inversion.py --sizes 32 64 --write-readme`` (about 12 minutes on an
 idle 2-core machine). ``--write-readme`` replaces the "Inversion benchmark" section of
 benchmarks/README.md with the tables, the machine, the load and the thread settings.
 """
@@ -67,8 +68,9 @@ from bregmod.regularizers import TotalVariation
 README = Path(__file__).with_name("README.md")
 SECTION = "## Inversion benchmark"
 THREADS = ("default", "pinned")
-#: Tolerances of the CVXPY + Clarabel calls; the last one's pinned run is the reference F*.
-CLARABEL_TOLS = (1e-4, 1e-6, 1e-8, 1e-10)
+#: The CVXPY solvers timed and their tolerances; Clarabel's last (pinned) is the reference F*.
+PEERS = {"CLARABEL": (1e-4, 1e-6, 1e-8, 1e-10), "SCS": (1e-4, 1e-6)}
+REFERENCE = ("CLARABEL", PEERS["CLARABEL"][-1])
 
 
 # --------------------------------------------------------------------------- problems
@@ -134,10 +136,20 @@ def accuracy(objective, reference: float) -> float:
     return float((np.sum(objective) - reference) / abs(reference))
 
 
-def peer(clarabel: list[dict], tol: float) -> dict | None:
-    """The fastest Clarabel call whose accuracy reached is ≤ tol (None if none is)."""
-    reached = [c for c in clarabel if abs(c["accuracy"]) <= tol]
+def fastest(peers: list[dict], tol: float, solver: str | None = None) -> dict | None:
+    """The fastest peer call (of ``solver``, or of any) whose accuracy reached is ≤ tol."""
+    reached = [
+        c for c in peers if abs(c["accuracy"]) <= tol and solver in (None, c["solver"])
+    ]
     return min(reached, key=lambda c: c["seconds"]) if reached else None
+
+
+def ratio(peer: dict | None, seconds: float) -> str:
+    """"N× (solver tol t: time)" of a bregmod row against a peer call."""
+    if peer is None:
+        return "—"
+    name = "Clarabel" if peer["solver"] == "CLARABEL" else peer["solver"]
+    return f"{peer['seconds'] / seconds:.2g}× ({name} {peer['tol']:g}: {_t(peer['seconds'])})"
 
 
 # --------------------------------------------------------------------------- one size
@@ -145,23 +157,32 @@ def run_size(size: int, args) -> dict:
     problem = make_problem(size)
     m, n = problem.A.shape
     print(f"\n### {size} × {size}, m = {m}, n = {n}", flush=True)
-    out = dict(size=size, m=m, n=n, rows=[], clarabel={s: [] for s in THREADS})
+    out = dict(size=size, m=m, n=n, rows=[], peers={s: [] for s in THREADS})
     out["products"] = {s: product_pair(problem, s) for s in THREADS}
     if size < 128 or args.clarabel_128:
-        for tol in CLARABEL_TOLS:
-            for setting in THREADS:
-                seconds, result = timed(
-                    lambda t=tol: problem.solve(solver="cvxpy", cvxpy_solver="CLARABEL", tol=t),
-                    1 if size >= 64 else args.repeat,
-                    setting,
-                )
-                out["clarabel"][setting].append(dict(tol=tol, seconds=seconds, result=result))
-                print(f"Clarabel {setting} tol {tol:g}: {seconds:.2f} s, {result.status}",
-                      flush=True)
-        reference = float(np.sum(out["clarabel"]["pinned"][-1]["result"].objective))
-        out["ref_name"] = f"CVXPY + Clarabel, tol {CLARABEL_TOLS[-1]:g}"
+        for name, tols in PEERS.items():
+            for tol in tols:
+                for setting in THREADS:
+                    seconds, result = timed(
+                        lambda n=name, t=tol: problem.solve(
+                            solver="cvxpy", cvxpy_solver=n, tol=t
+                        ),
+                        1 if size >= 64 else args.repeat,
+                        setting,
+                    )
+                    out["peers"][setting].append(
+                        dict(solver=name, tol=tol, seconds=seconds, result=result)
+                    )
+                    print(f"{name} {setting} tol {tol:g}: {seconds:.2f} s, {result.status}",
+                          flush=True)
+        reference = next(
+            float(np.sum(c["result"].objective))
+            for c in out["peers"]["pinned"]
+            if (c["solver"], c["tol"]) == REFERENCE
+        )
+        out["ref_name"] = f"CVXPY + Clarabel, tol {REFERENCE[1]:g}"
         for setting in THREADS:
-            for c in out["clarabel"][setting]:
+            for c in out["peers"][setting]:
                 c["accuracy"] = accuracy(c["result"].objective, reference)
     else:
         long = problem.solve(solver="admm", tol=args.reference_tol, max_iter=20_000)
@@ -276,24 +297,23 @@ def tables(results: list[dict], batches: list[dict]) -> str:
         )
         lines.append(
             "| solver | tol | threads | whole call | iterations | status | guarantee: bound "
-            "| accuracy reached | ≤ tol | fastest Clarabel call reaching tol (same threads) "
-            "/ time |"
+            "| accuracy reached | ≤ tol | fastest Clarabel call reaching tol / time "
+            "| fastest CVXPY call reaching tol / time |"
         )
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for setting in THREADS:
-            for c in res["clarabel"][setting]:
+            for c in res["peers"][setting]:
+                name = "Clarabel" if c["solver"] == "CLARABEL" else c["solver"]
                 lines.append(
-                    f"| CVXPY + Clarabel | {c['tol']:g} | {setting} | {_t(c['seconds'])} | "
+                    f"| CVXPY + {name} | {c['tol']:g} | {setting} | {_t(c['seconds'])} | "
                     f"{c['result'].iterations} | {c['result'].status} | — | "
                     f"{_e(c['accuracy'])} | "
-                    f"{'yes' if abs(c['accuracy']) <= c['tol'] else '**no**'} | — |"
+                    f"{'yes' if abs(c['accuracy']) <= c['tol'] else '**no**'} | | |"
                 )
         for r in res["rows"]:
-            c = peer(res["clarabel"][r["threads"]], r["tol"])
-            ratio = (
-                f"{c['seconds'] / r['seconds']:.2g}× (tol {c['tol']:g}: {_t(c['seconds'])})"
-                if c else "—"
-            )
+            peers = res["peers"][r["threads"]]
+            clarabel = ratio(fastest(peers, r["tol"], "CLARABEL"), r["seconds"])
+            any_peer = ratio(fastest(peers, r["tol"]), r["seconds"])
             threads = r["threads"]
             chosen = r["solver_threads"]
             if isinstance(chosen, dict):  # admm: setup and iteration threads, timings
@@ -305,7 +325,7 @@ def tables(results: list[dict], batches: list[dict]) -> str:
                 f"| {r['solver']} | {r['tol']:g} | {threads} | {_t(r['seconds'])} | "
                 f"{r['iterations']} | {r['status']} | {r['guarantee']}: {_e(r['bound'])} | "
                 f"{_e(r['accuracy'])} | {'yes' if abs(r['accuracy']) <= r['tol'] else '**no**'} | "
-                f"{ratio} |"
+                f"{clarabel} | {any_peer} |"
             )
     for res in batches:
         lines.append(
