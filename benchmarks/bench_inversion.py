@@ -37,9 +37,11 @@ default thread count and with one thread, and a batch of ``--batch`` problems at
 phantom shifted by k pixels for the k-th, the same W) against solving ``--singles`` of them one
 by one.
 
-Run ``python benchmarks/bench_inversion.py --sizes 32 64 --write-readme`` (about 12 minutes on an
-idle 2-core machine). ``--write-readme`` replaces the "Inversion benchmark" section of
-benchmarks/README.md with the tables, the machine, the load and the thread settings.
+Run ``python benchmarks/bench_inversion.py --sizes 32 64 --write-readme`` (on the 2-core
+machine, 2026-12-03, ``--sizes 32 64 128 --batch 64 --repeat 3 --pdhg-max-size 32
+--pdhg-1e6-max-size 0`` took 9 minutes; pdhg at 64 × 64 and to 1e-6 add more).
+``--write-readme`` replaces the "Inversion benchmark" section of benchmarks/README.md with the
+tables, the machine, the load and the thread settings.
 """
 
 from __future__ import annotations

@@ -172,8 +172,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "monitor-or",
         "bregmod/solvers/_common.py",
-        "if max(values[key] for key in measured if key in values) <= self.tol:",
-        "if min(values[key] for key in measured if key in values) <= self.tol:",
+        "worst = max(values[key] for key in measured if key in values)",
+        "worst = min(values[key] for key in measured if key in values)",
         ("tests/test_solvers.py",),
         "the shared stopping policy accepting the primal OR the dual residual",
     ),

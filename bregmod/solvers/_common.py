@@ -476,6 +476,7 @@ class Monitor:
                     "iterate is returned",
                 )
         measured = ("primal_residual", "dual_residual", "gap")
+        worst = max(values[key] for key in measured if key in values)
         if STOP_REQUESTED.is_set():
             return self._stop(
                 _STATUS_INTERRUPTED,
@@ -489,16 +490,14 @@ class Monitor:
                     f"relative duality gap {values['gap']:.2e} ≤ tol = {self.tol:g} after "
                     f"{iteration} iterations: the relative objective error is at most that",
                 )
-        elif max(values[key] for key in measured if key in values) <= self.tol:
+        elif worst <= self.tol:
             return self._stop(
                 _STATUS_OPTIMAL,
                 f"relative residuals ≤ tol = {self.tol:g} after {iteration} iterations",
             )
         if iteration >= self.max_iter:
             by_gap = self.criterion == "gap" and self.history.get("gap")
-            reached = self.history["gap"][-1] if by_gap else max(
-                values[key] for key in measured if key in values
-            )
+            reached = self.history["gap"][-1] if by_gap else worst
             near = self._single and self.tol < FLOAT32_TOL and reached <= _FLOAT32_NEAR * self.tol
             return self._stop(
                 _STATUS_MAX_ITER,
